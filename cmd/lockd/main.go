@@ -1,0 +1,198 @@
+// Command lockd runs one node of a lockd cluster.
+//
+//	lockd                      # one node: clients on 127.0.0.1:6379, data in ./lockd-data
+//	lockd --id 1 --listen 127.0.0.1:6381 --cluster-listen 127.0.0.1:7381 \
+//	      --peers 1=127.0.0.1:7381,2=127.0.0.1:7382,3=127.0.0.1:7383 --data-dir /var/lib/lockd/1
+//
+// SIGTERM and SIGINT shut the node down cleanly. Exit status: 0 after a clean
+// shutdown, 1 when the node fails, 2 for bad flags.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/server"
+)
+
+var version = "0.1.0"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+type options struct {
+	id             uint64
+	listen         string
+	clusterListen  string
+	peers          string
+	dataDir        string
+	clusterID      string
+	clusterSecret  string
+	password       string
+	fsync          string
+	requestTimeout time.Duration
+	tick           time.Duration
+	snapEntries    uint64
+	maxNameLen     int
+	maxOwnerLen    int
+	maxTTL         time.Duration
+	maxClients     int
+	logLevel       string
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("lockd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Uint64Var(&o.id, "id", 1, "this node's id (1-65535), one of --peers")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:6379", "client address (RESP)")
+	fs.StringVar(&o.clusterListen, "cluster-listen", "", "cluster address for peers (default: client port + 1000)")
+	fs.StringVar(&o.peers, "peers", "", "every member as id=host:port of its cluster address, comma separated (default: this node alone)")
+	fs.StringVar(&o.dataDir, "data-dir", "./lockd-data", "directory for the raft log and snapshots")
+	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
+	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret peers present on the cluster port")
+	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
+	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
+	fs.DurationVar(&o.tick, "raft-tick", 100*time.Millisecond, "raft tick; elections start after 10 ticks without a leader")
+	fs.Uint64Var(&o.snapEntries, "snapshot-entries", 10000, "log entries between snapshots")
+	fs.IntVar(&o.maxNameLen, "max-name-len", 512, "longest lock name, in bytes")
+	fs.IntVar(&o.maxOwnerLen, "max-owner-len", 256, "longest owner, in bytes")
+	fs.DurationVar(&o.maxTTL, "max-ttl", 7*24*time.Hour, "longest lease a client may ask for")
+	fs.IntVar(&o.maxClients, "max-clients", 10000, "most client connections at once")
+	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.clusterListen == "" {
+		host, port, err := net.SplitHostPort(o.listen)
+		if err != nil {
+			return nil, fmt.Errorf("--listen: %w", err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p+1000 > 65535 {
+			return nil, fmt.Errorf("--listen %s: give --cluster-listen", o.listen)
+		}
+		o.clusterListen = net.JoinHostPort(host, strconv.Itoa(p+1000))
+	}
+	if o.fsync != "always" && o.fsync != "never" {
+		return nil, fmt.Errorf("--fsync %q: want always or never", o.fsync)
+	}
+	return o, nil
+}
+
+// parsePeers reads "1=host:port,2=host:port".
+func parsePeers(s string) (map[uint64]string, error) {
+	peers := map[uint64]string{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		idStr, addr, ok := strings.Cut(part, "=")
+		id, err := strconv.ParseUint(idStr, 10, 64)
+		if !ok || err != nil || addr == "" {
+			return nil, fmt.Errorf("--peers: %q is not id=host:port", part)
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return nil, fmt.Errorf("--peers: %q: %v", part, err)
+		}
+		if _, dup := peers[id]; dup {
+			return nil, fmt.Errorf("--peers: id %d twice", id)
+		}
+		peers[id] = addr
+	}
+	return peers, nil
+}
+
+func run(args []string, stderr io.Writer) int {
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "lockd:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		fmt.Fprintln(stderr, "lockd: --log-level:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	peers := map[uint64]string{o.id: o.clusterListen}
+	if o.peers != "" {
+		if peers, err = parsePeers(o.peers); err != nil {
+			fmt.Fprintln(stderr, "lockd:", err)
+			return 2
+		}
+		if peers[o.id] == "" {
+			fmt.Fprintf(stderr, "lockd: --id %d is not in --peers\n", o.id)
+			return 2
+		}
+	}
+
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "lockd:", err)
+		return 1
+	}
+	cln, err := net.Listen("tcp", o.clusterListen)
+	if err != nil {
+		ln.Close()
+		fmt.Fprintln(stderr, "lockd:", err)
+		return 1
+	}
+	srv, err := server.New(server.Config{
+		Listener: ln,
+		Node: replication.Config{
+			ID:              o.id,
+			Peers:           peers,
+			DataDir:         o.dataDir,
+			ClusterID:       o.clusterID,
+			Secret:          o.clusterSecret,
+			Listener:        cln,
+			NoFsync:         o.fsync == "never",
+			RequestTimeout:  o.requestTimeout,
+			TickInterval:    o.tick,
+			SnapshotEntries: o.snapEntries,
+		},
+		Password:    o.password,
+		MaxNameLen:  o.maxNameLen,
+		MaxOwnerLen: o.maxOwnerLen,
+		MaxTTL:      o.maxTTL,
+		MaxClients:  o.maxClients,
+		Version:     version,
+		Logger:      log,
+	})
+	if err != nil {
+		ln.Close()
+		cln.Close()
+		fmt.Fprintln(stderr, "lockd:", err)
+		return 1
+	}
+	log.Info("lockd ready", "node", o.id, "listen", ln.Addr().String(), "cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	srv.Close()
+	return 0
+}

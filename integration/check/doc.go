@@ -1,0 +1,44 @@
+// Package check holds the checkers of lockd's Jepsen-style verification suite: a concurrent
+// history recorder, a linearizability checker for lock operations (built on porcupine), a
+// fencing-token checker, and a fenced in-memory store for the end-to-end lease test.
+//
+// The package owns no cluster, client or nemesis; the suite drives those and hands this
+// package what it observed. Everything here is pure analysis except History and Store,
+// which are the two shared objects the suite's client goroutines touch.
+//
+// # Histories
+//
+// An Op is one LOCK, UNLOCK or OWNER as a client saw it: who sent it, its arguments, when it
+// was called and when it returned (monotonic nanoseconds from History.Now), and its outcome.
+// An op whose outcome the client cannot know (timeout, connection error, -TRYAGAIN "outcome
+// unknown") has StatusUnknown: it may or may not have taken effect, at any time after its
+// call, and it is never a failure. An op that certainly did not take effect (a -TRYAGAIN
+// "no leader" reply, which PROTOCOL.md guarantees was not applied) may be recorded as
+// StatusFailed, which the checkers ignore; recording it as Unknown is only weaker.
+//
+// The linearizability search is exponential in the worst case, mostly in the number of
+// indeterminate ops per lock that overlap each other. Failed instead of Unknown where the
+// protocol allows it, and rotating lock names during a long run (so each name's history
+// stays a few hundred ops), keep it fast; a search that runs out of time is reported as
+// undecided (ErrUndecided), never as a pass or a failure.
+//
+// # Checkers
+//
+//   - CheckLinearizable checks each lock name's sub-history against a sequential mutex
+//     with fencing tokens (see model.go). With final reads (History.FinalReads: an OWNER
+//     of every lock after all nodes were restarted) it also proves durability.
+//   - CheckFencing checks the cluster-wide token order across all names.
+//   - Store.CheckIncrements checks that no acknowledged fenced write was lost.
+//
+// Checkers return nil, or an error that matches one sentinel (ErrNotLinearizable,
+// ErrUndecided, ErrFencing, ErrLostWrite, ErrBadHistory) under errors.Is and names the
+// lock, resource and ops involved.
+//
+// # Concurrency
+//
+// History and Store are safe for concurrent use by any number of goroutines. A Pending
+// (one op in flight) belongs to the goroutine that began it and is finished at most once.
+// Checker functions take a snapshot ([]Op), never modify it, and may run concurrently
+// with each other and with recording; they start no goroutine that outlives the call
+// (porcupine's workers stop at the check's timeout).
+package check

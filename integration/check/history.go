@@ -1,0 +1,251 @@
+package check
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Kind is the command an Op sent.
+type Kind uint8
+
+// The recorded commands. The zero Kind is invalid.
+const (
+	KindLock   Kind = iota + 1 // LOCK name owner (no lease)
+	KindUnlock                 // UNLOCK name owner
+	KindOwner                  // OWNER name
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindLock:
+		return "LOCK"
+	case KindUnlock:
+		return "UNLOCK"
+	case KindOwner:
+		return "OWNER"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// Status says whether the client knows an Op's outcome.
+type Status uint8
+
+const (
+	// StatusUnknown: indeterminate (timeout, connection error, or never finished). The op
+	// may or may not have taken effect, at any time after Call. The zero value, so an op
+	// that was never finished is indeterminate.
+	StatusUnknown Status = iota
+	// StatusOK: the node replied and the result fields hold the reply.
+	StatusOK
+	// StatusFailed: the op certainly did not take effect: a reply PROTOCOL.md guarantees
+	// was not applied ("-TRYAGAIN no leader", argument errors), or the command was never
+	// sent. Checkers ignore failed ops. When in doubt, record StatusUnknown.
+	StatusFailed
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusOK:
+		return "ok"
+	case StatusFailed:
+		return "failed"
+	}
+	return "unknown"
+}
+
+// Op is one operation as a client observed it.
+//
+// Call and Return are monotonic nanoseconds (History.Now). Return is informational for
+// StatusUnknown ops: the checkers treat an indeterminate op as never returning.
+// Exactly one result field is meaningful, chosen by Kind, and only when Status is OK.
+// Ops with StatusFailed are kept for the record and ignored by every checker.
+type Op struct {
+	Client int    // client id, small and zero-based (porcupine draws one row per client)
+	Kind   Kind   // command sent
+	Name   string // lock name
+	Owner  string // owner argument of LOCK and UNLOCK; empty for OWNER
+	Call   int64  // when the command was sent
+	Return int64  // when the reply arrived (or the client gave up)
+	Status Status // OK, Unknown or Failed
+	Final  bool   // an OWNER read taken after the whole cluster was restarted (FinalReads)
+
+	Token    int64  // LOCK: the fencing token granted; 0 means the null reply (held by another)
+	Released bool   // UNLOCK: true for reply 1, false for 0
+	Holder   string // OWNER: the owner read; "" means the null reply
+}
+
+// String renders the op compactly for error messages, e.g.
+// "c3 LOCK x owner=a -> 7 [100,250]".
+func (o Op) String() string {
+	var s string
+	switch o.Kind {
+	case KindOwner:
+		s = fmt.Sprintf("c%d OWNER %s", o.Client, o.Name)
+		if o.Final {
+			s += " (final)"
+		}
+	default:
+		s = fmt.Sprintf("c%d %s %s owner=%s", o.Client, o.Kind, o.Name, o.Owner)
+	}
+	return fmt.Sprintf("%s -> %s [%d,%s]", s, o.result(), o.Call, o.returnString())
+}
+
+func (o Op) returnString() string {
+	if o.Status != StatusOK {
+		return "?"
+	}
+	return fmt.Sprint(o.Return)
+}
+
+func (o Op) result() string {
+	if o.Status != StatusOK {
+		return o.Status.String()
+	}
+	switch o.Kind {
+	case KindLock:
+		if o.Token == 0 {
+			return "null"
+		}
+		return fmt.Sprint(o.Token)
+	case KindUnlock:
+		if o.Released {
+			return "1"
+		}
+		return "0"
+	case KindOwner:
+		if o.Holder == "" {
+			return "null"
+		}
+		return o.Holder
+	}
+	return "?"
+}
+
+// History records Ops from many goroutines. The zero value is not usable; use NewHistory.
+type History struct {
+	base time.Time // its monotonic reading is the origin of all timestamps
+
+	mu   sync.Mutex
+	ops  []Op
+	done []bool // done[i]: ops[i] has been finished
+}
+
+// NewHistory returns an empty history whose clock starts now.
+func NewHistory() *History {
+	return &History{base: time.Now()}
+}
+
+// Now returns monotonic nanoseconds since NewHistory. Use it to time ops recorded by hand.
+func (h *History) Now() int64 {
+	return int64(time.Since(h.base))
+}
+
+// Pending is an op that has been called and not yet finished. It is a small value owned
+// by the goroutine that called Begin; finish it exactly once with the method matching its
+// kind, or with Unknown. An op never finished is recorded as indeterminate.
+type Pending struct {
+	h    *History
+	i    int
+	kind Kind
+}
+
+// Begin records the call of an op and stamps its call time. Call it just before sending
+// the command. owner is ignored for KindOwner.
+func (h *History) Begin(client int, kind Kind, name, owner string) Pending {
+	return h.begin(client, kind, name, owner, false)
+}
+
+func (h *History) begin(client int, kind Kind, name, owner string, final bool) Pending {
+	if kind < KindLock || kind > KindOwner {
+		panic(fmt.Sprintf("check: Begin with invalid kind %v", kind))
+	}
+	if kind == KindOwner {
+		owner = ""
+	}
+	op := Op{Client: client, Kind: kind, Name: name, Owner: owner, Final: final, Call: h.Now()}
+	h.mu.Lock()
+	i := len(h.ops)
+	h.ops = append(h.ops, op)
+	h.done = append(h.done, false)
+	h.mu.Unlock()
+	return Pending{h: h, i: i, kind: kind}
+}
+
+// Locked finishes a LOCK with its reply: the token, or 0 for the null reply.
+func (p Pending) Locked(token int64) {
+	p.finish(KindLock, func(o *Op) { o.Status, o.Token = StatusOK, token })
+}
+
+// Unlocked finishes an UNLOCK with its reply (1 → true, 0 → false).
+func (p Pending) Unlocked(released bool) {
+	p.finish(KindUnlock, func(o *Op) { o.Status, o.Released = StatusOK, released })
+}
+
+// Read finishes an OWNER with its reply: the owner, or "" for the null reply.
+func (p Pending) Read(holder string) {
+	p.finish(KindOwner, func(o *Op) { o.Status, o.Holder = StatusOK, holder })
+}
+
+// Unknown finishes an op whose outcome is indeterminate (timeout, connection error,
+// -TRYAGAIN). It may still take effect later; the checkers allow for that.
+func (p Pending) Unknown() {
+	p.finish(0, func(o *Op) { o.Status = StatusUnknown })
+}
+
+// Failed finishes an op that certainly did not take effect (see StatusFailed).
+func (p Pending) Failed() {
+	p.finish(0, func(o *Op) { o.Status = StatusFailed })
+}
+
+func (p Pending) finish(kind Kind, set func(*Op)) {
+	if p.h == nil {
+		panic("check: finish of a zero Pending")
+	}
+	if kind != 0 && kind != p.kind {
+		panic(fmt.Sprintf("check: %v op finished as %v", p.kind, kind))
+	}
+	ret := p.h.Now()
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	if p.h.done[p.i] {
+		panic("check: op finished twice")
+	}
+	p.h.done[p.i] = true
+	op := &p.h.ops[p.i]
+	op.Return = ret
+	set(op)
+}
+
+// Ops returns a copy of every op recorded so far, in call order of Begin. Ops not yet
+// finished appear with StatusUnknown.
+func (h *History) Ops() []Op {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]Op, len(h.ops))
+	copy(out, h.ops)
+	return out
+}
+
+// FinalReads records one OWNER read of each name as a final read (Op.Final), calling read
+// for each in turn. The suite calls it after it has stopped every client and nemesis and
+// restarted all nodes; CheckLinearizable with RequireFinalReads then proves that every
+// acknowledged grant and release survived. A read that fails is recorded as Unknown, the
+// remaining names are still read, and the first error is returned: a final read that
+// failed proves nothing.
+func (h *History) FinalReads(client int, names []string, read func(name string) (holder string, err error)) error {
+	var first error
+	for _, name := range names {
+		p := h.begin(client, KindOwner, name, "", true)
+		holder, err := read(name)
+		if err != nil {
+			p.Unknown()
+			if first == nil {
+				first = fmt.Errorf("check: final read of %q: %w", name, err)
+			}
+			continue
+		}
+		p.Read(holder)
+	}
+	return first
+}

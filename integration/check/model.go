@@ -1,0 +1,257 @@
+package check
+
+import (
+	"fmt"
+	"hash/maphash"
+	"math"
+	"slices"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The sequential specification of one lock, as porcupine sees it.
+//
+// State is (owner, token, max): owner "" means free; token is the holder's fencing token,
+// 0 when the lock is held through an indeterminate grant whose token nobody saw; max is a
+// lower bound of the highest token granted on this lock so far (tokens are global across
+// names, so other locks' grants raise the real counter in between; the model only knows
+// that a new grant here must beat every token seen here).
+//
+//	LOCK a -> t      free: t > max, becomes (a, t, t). held by a: t == token (re-grant);
+//	                 if token is unknown (0), t > max and it becomes (a, t, t).
+//	                 held by another: illegal.
+//	LOCK a -> null   legal only while held by another owner.
+//	UNLOCK a -> 1    legal only while held by a; becomes free (max kept).
+//	UNLOCK a -> 0    legal only while not held by a.
+//	OWNER -> o       legal only if o == owner.
+//
+// Indeterminate ops use porcupine's usual trick. Their return time is +∞ (MaxInt64), so
+// the checker may linearize them anywhere after their call, including after every other
+// op, where their effect is never observed: that placement is "it did not happen". Where
+// they are linearized earlier the step applies their effect with any output: LOCK grants
+// a free lock with an unknown token; UNLOCK frees a lock held by its owner. Indeterminate
+// OWNER reads change nothing and are dropped. So one deterministic step covers both "it
+// happened" and "it did not happen".
+//
+// Pruning: an indeterminate op that would change nothing (LOCK while held, UNLOCK while not
+// held by its owner) is refused until every determinate op of the lock is linearized (the
+// state counts them, the input carries the total). This is sound: removing a no-op step
+// from a linearization changes no later state, and an op that never returns may always
+// move to the end, where it is accepted. It keeps the search from trying every subset of
+// pointless placements, which otherwise grows as 2^(indeterminate ops).
+type lockState struct {
+	owner string
+	token int64
+	max   int64
+	done  int // determinate ops linearized so far
+}
+
+type opInput struct {
+	kind  Kind
+	owner string
+	final bool
+	total int // determinate ops of this lock
+}
+
+type opOutput struct {
+	unknown  bool
+	token    int64
+	released bool
+	holder   string
+}
+
+func step(s lockState, in opInput, out opOutput) (bool, lockState) {
+	if out.unknown {
+		next, changed := applyUnknown(s, in)
+		return changed || s.done == in.total, next
+	}
+	ok, next := applyKnown(s, in, out)
+	next.done++
+	return ok, next
+}
+
+// applyUnknown applies an indeterminate op that took effect, and says if it changed
+// anything.
+func applyUnknown(s lockState, in opInput) (lockState, bool) {
+	switch in.kind {
+	case KindLock:
+		if s.owner == "" {
+			return lockState{owner: in.owner, max: s.max, done: s.done}, true
+		}
+	case KindUnlock:
+		if s.owner != "" && s.owner == in.owner {
+			return lockState{max: s.max, done: s.done}, true
+		}
+	}
+	return s, false
+}
+
+func applyKnown(s lockState, in opInput, out opOutput) (bool, lockState) {
+	switch in.kind {
+	case KindLock:
+		t := out.token
+		switch {
+		case t == 0: // null: held by another
+			return s.owner != "" && s.owner != in.owner, s
+		case s.owner == "":
+			return t > s.max, lockState{owner: in.owner, token: t, max: t, done: s.done}
+		case s.owner != in.owner:
+			return false, s
+		case s.token == 0: // re-grant of an indeterminate grant: first sight of its token
+			return t > s.max, lockState{owner: in.owner, token: t, max: t, done: s.done}
+		default: // re-grant
+			return t == s.token, s
+		}
+	case KindUnlock:
+		held := s.owner != "" && s.owner == in.owner
+		if out.released {
+			return held, lockState{max: s.max, done: s.done}
+		}
+		return !held, s
+	case KindOwner:
+		return out.holder == s.owner, s
+	}
+	return false, s
+}
+
+var hashSeed = maphash.MakeSeed()
+
+// lockModel is the porcupine model of one lock; partition splits histories by lock name
+// (sorted), the same way toPartitions does, so partition i is the i-th name.
+func lockModel() porcupine.Model {
+	return porcupine.Model{
+		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+			byName := make(map[string][]porcupine.Operation)
+			for _, op := range history {
+				name := op.Metadata.(opMeta).op.Name
+				byName[name] = append(byName[name], op)
+			}
+			names := make([]string, 0, len(byName))
+			for n := range byName {
+				names = append(names, n)
+			}
+			slices.Sort(names)
+			out := make([][]porcupine.Operation, len(names))
+			for i, n := range names {
+				out[i] = byName[n]
+			}
+			return out
+		},
+		Init: func() any { return lockState{} },
+		Step: func(state, input, output any) (bool, any) {
+			return step(state.(lockState), input.(opInput), output.(opOutput))
+		},
+		Equal: func(a, b any) bool { return a.(lockState) == b.(lockState) },
+		Hash: func(state any) uint64 {
+			s := state.(lockState)
+			return maphash.String(hashSeed, s.owner) ^ uint64(s.token)*0x9e3779b97f4a7c15 ^ uint64(s.max)<<1 ^ uint64(s.done)<<40
+		},
+		DescribeOperation: describeOperation,
+		DescribeState: func(state any) string {
+			s := state.(lockState)
+			switch {
+			case s.owner == "":
+				return fmt.Sprintf("free (max token %d)", s.max)
+			case s.token == 0:
+				return fmt.Sprintf("held by %s, token unknown (max %d)", s.owner, s.max)
+			}
+			return fmt.Sprintf("held by %s, token %d", s.owner, s.token)
+		},
+		DescribeOperationMetadata: func(info any) string {
+			m, ok := info.(opMeta)
+			if !ok {
+				return ""
+			}
+			return fmt.Sprintf("op #%d: %s", m.index, m.op)
+		},
+	}
+}
+
+// opMeta travels with each porcupine operation so failures can name the original op.
+type opMeta struct {
+	index int // position in the slice given to CheckLinearizable
+	op    Op
+}
+
+func describeOperation(input, output any) string {
+	in, out := input.(opInput), output.(opOutput)
+	var res string
+	switch {
+	case out.unknown:
+		res = "?"
+	case in.kind == KindLock && out.token == 0, in.kind == KindOwner && out.holder == "":
+		res = "null"
+	case in.kind == KindLock:
+		res = fmt.Sprint(out.token)
+	case in.kind == KindUnlock && out.released:
+		res = "1"
+	case in.kind == KindUnlock:
+		res = "0"
+	default:
+		res = out.holder
+	}
+	switch in.kind {
+	case KindOwner:
+		if in.final {
+			return "final OWNER -> " + res
+		}
+		return "OWNER -> " + res
+	default:
+		return fmt.Sprintf("%s(%s) -> %s", in.kind, in.owner, res)
+	}
+}
+
+// toOperations converts a history for porcupine: indeterminate ops return at +∞;
+// indeterminate reads and failed ops are dropped. It rejects malformed ops.
+func toOperations(ops []Op) ([]porcupine.Operation, error) {
+	total := make(map[string]int) // determinate ops per lock
+	for i, op := range ops {
+		if err := validate(op); err != nil {
+			return nil, fmt.Errorf("%w: op #%d %s: %v", ErrBadHistory, i, op, err)
+		}
+		if op.Status == StatusOK {
+			total[op.Name]++
+		}
+	}
+	out := make([]porcupine.Operation, 0, len(ops))
+	for i, op := range ops {
+		if op.Status == StatusFailed {
+			continue
+		}
+		unknown := op.Status != StatusOK
+		if unknown && op.Kind == KindOwner {
+			continue
+		}
+		ret := op.Return
+		if unknown {
+			ret = math.MaxInt64
+		}
+		out = append(out, porcupine.Operation{
+			ClientId: op.Client,
+			Input:    opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total[op.Name]},
+			Call:     op.Call,
+			Output:   opOutput{unknown: unknown, token: op.Token, released: op.Released, holder: op.Holder},
+			Return:   ret,
+			Metadata: opMeta{index: i, op: op},
+		})
+	}
+	return out, nil
+}
+
+func validate(op Op) error {
+	switch {
+	case op.Kind < KindLock || op.Kind > KindOwner:
+		return fmt.Errorf("invalid kind")
+	case op.Name == "":
+		return fmt.Errorf("empty lock name")
+	case op.Kind != KindOwner && op.Owner == "":
+		return fmt.Errorf("empty owner")
+	case op.Status > StatusFailed:
+		return fmt.Errorf("invalid status")
+	case op.Client < 0:
+		return fmt.Errorf("negative client id")
+	case op.Status == StatusOK && op.Return < op.Call:
+		return fmt.Errorf("returns before its call")
+	}
+	return nil
+}

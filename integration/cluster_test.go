@@ -1,0 +1,345 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// others returns the node ids of c other than the given ones.
+func (c *cluster) others(not ...int) []int {
+	var ids []int
+	for i := 1; i <= len(c.nodes); i++ {
+		skip := false
+		for _, n := range not {
+			skip = skip || n == i
+		}
+		if !skip {
+			ids = append(ids, i)
+		}
+	}
+	return ids
+}
+
+func TestLockThroughFollowerIsSeenOnEveryNode(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	f := c.others(lead)[0]
+
+	tok, err := lockCmd(ctx, c.client(f), "orders-42", "worker-7", "PX", 30000)
+	if err != nil || tok <= 0 {
+		t.Fatalf("LOCK through follower %d = %d, %v; want a token", f, tok, err)
+	}
+	// Read-your-writes: the follower that answered sees it at once.
+	if o, err := ownerOf(ctx, c.client(f), "orders-42"); o != "worker-7" || err != nil {
+		t.Fatalf("OWNER on follower right after its LOCK = %q, %v", o, err)
+	}
+	for i := 1; i <= 3; i++ {
+		rdb := c.client(i)
+		poll(t, 5*time.Second, fmt.Sprintf("node %d to see the lock", i), func() bool {
+			o, _ := ownerOf(ctx, rdb, "orders-42")
+			return o == "worker-7"
+		})
+	}
+	// Another owner is refused through any node.
+	for i := 1; i <= 3; i++ {
+		if tok, err := lockCmd(ctx, c.client(i), "orders-42", "someone-else"); tok != 0 || err != nil {
+			t.Fatalf("LOCK by another owner through node %d = %d, %v; want null", i, tok, err)
+		}
+	}
+}
+
+func TestLeaderKillElectsNewLeaderAndKeepsLocks(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	rest := c.others(lead)
+
+	var last int64
+	for i := range 20 {
+		tok, err := lockCmd(ctx, c.client(rest[i%2]), fmt.Sprintf("k%d", i), "o")
+		if err != nil || tok <= last {
+			t.Fatalf("LOCK k%d = %d, %v; want a token above %d", i, tok, err, last)
+		}
+		last = tok
+	}
+	killed := time.Now()
+	c.kill(lead)
+	newLead := c.waitLeader(3*time.Second, rest)
+	t.Logf("new leader %d after %v", newLead, time.Since(killed))
+	if newLead == lead {
+		t.Fatalf("killed leader %d still reported as leader", lead)
+	}
+	for _, i := range rest {
+		for k := range 20 {
+			if o, err := ownerOf(ctx, c.client(i), fmt.Sprintf("k%d", k)); o != "o" || err != nil {
+				t.Fatalf("node %d: OWNER k%d = %q, %v after failover", i, k, o, err)
+			}
+		}
+	}
+	tok, err := lockCmd(ctx, c.client(rest[0]), "after-failover", "o")
+	if err != nil || tok <= last {
+		t.Fatalf("LOCK after failover = %d, %v; want a token above %d", tok, err, last)
+	}
+	// The old leader comes back as a follower and catches up.
+	c.start(lead)
+	poll(t, 10*time.Second, "old leader to catch up", func() bool {
+		o, _ := ownerOf(ctx, c.client(lead), "after-failover")
+		return o == "o"
+	})
+}
+
+func TestMinorityCutOffCannotGrantMajorityCan(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "1s"}})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+
+	// Cut the leader off: it is the minority now.
+	c.isolate(lead)
+	rest := c.others(lead)
+	poll(t, 5*time.Second, "the majority to elect a new leader", func() bool {
+		l := c.leader(rest)
+		return l != 0 && l != lead
+	})
+	_, err := lockCmd(ctx, c.client(lead), "contended", "minority")
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("LOCK on the cut-off node = %v; want -TRYAGAIN", err)
+	}
+	tok, err := lockCmd(ctx, c.client(rest[0]), "contended", "majority")
+	if err != nil || tok <= 0 {
+		t.Fatalf("LOCK on the majority = %d, %v", tok, err)
+	}
+	// Reads on the cut-off node still answer from its replica.
+	if _, err := ownerOf(ctx, c.client(lead), "contended"); err != nil {
+		t.Fatalf("OWNER on the cut-off node: %v", err)
+	}
+
+	c.healAll()
+	poll(t, 10*time.Second, "the healed node to converge", func() bool {
+		o, _ := ownerOf(ctx, c.client(lead), "contended")
+		return o == "majority"
+	})
+	if tok2, err := lockCmd(ctx, c.client(lead), "contended", "minority"); tok2 != 0 || err != nil {
+		t.Fatalf("LOCK by the minority's owner after healing = %d, %v; want null (held by majority)", tok2, err)
+	}
+}
+
+func TestKillAllAndRestartLosesNothing(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	c.waitLeader(10*time.Second, nil)
+	want := map[string]string{}
+	var last int64
+	for i := range 30 {
+		name := fmt.Sprintf("lock-%d", i)
+		tok, err := lockCmd(ctx, c.client(1+i%3), name, fmt.Sprintf("owner-%d", i))
+		if err != nil || tok <= 0 {
+			t.Fatalf("LOCK %s: %d, %v", name, tok, err)
+		}
+		last = max(last, tok)
+		want[name] = fmt.Sprintf("owner-%d", i)
+	}
+	for i := 0; i < 30; i += 3 {
+		name := fmt.Sprintf("lock-%d", i)
+		if n, err := c.client(2).Do(ctx, "UNLOCK", name, want[name]).Int64(); n != 1 || err != nil {
+			t.Fatalf("UNLOCK %s = %d, %v", name, n, err)
+		}
+		want[name] = ""
+	}
+	for i := 1; i <= 3; i++ {
+		c.kill(i)
+	}
+	for i := 1; i <= 3; i++ {
+		c.start(i)
+	}
+	c.waitLeader(10*time.Second, nil)
+	for i := 1; i <= 3; i++ {
+		rdb := c.client(i)
+		poll(t, 10*time.Second, fmt.Sprintf("node %d to hold every acknowledged state", i), func() bool {
+			for name, owner := range want {
+				if o, err := ownerOf(ctx, rdb, name); err != nil || o != owner {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	tok, err := lockCmd(ctx, c.client(1), "after-restart", "o")
+	if err != nil || tok <= last {
+		t.Fatalf("LOCK after restart = %d, %v; want a token above %d", tok, err, last)
+	}
+}
+
+func TestPausedLeaderIsReplacedAndStepsDown(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s"}})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	rest := c.others(lead)
+
+	// A client of the old leader sends a LOCK into the pause.
+	old := c.client(lead)
+	c.pause(lead)
+	resumed := false
+	defer func() {
+		if !resumed {
+			c.resume(lead)
+		}
+	}()
+	type res struct {
+		tok int64
+		err error
+	}
+	pending := make(chan res, 1)
+	go func() {
+		tok, err := lockCmd(ctx, old, "paused", "via-old-leader")
+		pending <- res{tok, err}
+	}()
+
+	newLead := c.waitLeader(5*time.Second, rest)
+	tok, err := lockCmd(ctx, c.client(newLead), "paused", "via-new-leader")
+	if err != nil || tok <= 0 {
+		t.Fatalf("LOCK on the new leader = %d, %v", tok, err)
+	}
+	c.resume(lead)
+	resumed = true
+
+	r := <-pending
+	if r.err == nil && r.tok != 0 {
+		t.Fatalf("the resumed old leader granted the lock (token %d) that the new leader holds", r.tok)
+	}
+	poll(t, 10*time.Second, "the old leader to step down and follow", func() bool {
+		m := c.info(lead)
+		return m != nil && m["role"] == "follower" && m["leader_id"] == fmt.Sprint(newLead)
+	})
+	if o, err := ownerOf(ctx, c.client(lead), "paused"); o != "via-new-leader" || err != nil {
+		poll(t, 5*time.Second, "old leader to apply the new leader's grant", func() bool {
+			o, _ := ownerOf(ctx, c.client(lead), "paused")
+			return o == "via-new-leader"
+		})
+	}
+}
+
+func TestLeaseSurvivesFailoverWithItsRemainingTime(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	rest := c.others(lead)
+	rdb := c.client(rest[0])
+
+	granted := time.Now()
+	if tok, err := lockCmd(ctx, rdb, "leased", "holder", "PX", 3000); err != nil || tok <= 0 {
+		t.Fatalf("LOCK PX 3000 = %d, %v", tok, err)
+	}
+	poll(t, 5*time.Second, "2s into the lease", func() bool { return time.Since(granted) >= 2*time.Second })
+	c.kill(lead)
+	c.waitLeader(5*time.Second, rest)
+	heldUntil := time.Now()
+	// No lease expires early because of the change: held until the new leader
+	// has counted down the time the lease had left.
+	for {
+		o, err := ownerOf(ctx, rdb, "leased")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o != "holder" {
+			break
+		}
+		heldUntil = time.Now()
+		if time.Since(granted) > 15*time.Second {
+			t.Fatal("lease never expired after failover")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if held := heldUntil.Sub(granted); held < 3*time.Second {
+		t.Fatalf("lease of 3000ms ended after %v: early", held)
+	}
+	t.Logf("lease of 3000ms held for %v across a failover at 2s", heldUntil.Sub(granted))
+	tok, err := lockCmd(ctx, rdb, "leased", "next")
+	if err != nil || tok <= 0 {
+		t.Fatalf("LOCK after the lease ran out = %d, %v", tok, err)
+	}
+}
+
+func TestNoQuorumWritesFailReadsAnswer(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "1s"}})
+	ctx := context.Background()
+	c.waitLeader(10*time.Second, nil)
+	if tok, err := lockCmd(ctx, c.client(1), "before", "o"); tok <= 0 || err != nil {
+		t.Fatalf("LOCK: %d, %v", tok, err)
+	}
+	poll(t, 5*time.Second, "node 3 to see the lock", func() bool {
+		o, _ := ownerOf(ctx, c.client(3), "before")
+		return o == "o"
+	})
+	c.kill(1)
+	c.kill(2)
+	start := time.Now()
+	_, err := lockCmd(ctx, c.client(3), "during", "o")
+	if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("LOCK without quorum = %v; want -TRYAGAIN", err)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("LOCK without quorum took %v", took)
+	}
+	if o, err := ownerOf(ctx, c.client(3), "before"); o != "o" || err != nil {
+		t.Fatalf("OWNER without quorum = %q, %v", o, err)
+	}
+	var n int64
+	if n, err = c.client(3).Do(ctx, "UNLOCK", "before", "o").Int64(); err == nil {
+		t.Fatalf("UNLOCK without quorum = %d; want -TRYAGAIN", n)
+	}
+	if !strings.HasPrefix(err.Error(), "TRYAGAIN") {
+		t.Fatalf("UNLOCK without quorum: %v", err)
+	}
+	c.start(1)
+	c.waitLeader(10*time.Second, []int{1, 3})
+	if tok, err := lockCmd(ctx, c.client(3), "during", "o"); tok <= 0 || err != nil {
+		t.Fatalf("LOCK with quorum back: %d, %v", tok, err)
+	}
+}
+
+func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--snapshot-entries", "100"}})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	down := c.others(lead)[0]
+	c.kill(down)
+
+	const n, workers = 10000, 50
+	rdb := c.client(lead)
+	errs := make(chan error, workers)
+	for w := range workers {
+		go func() {
+			for i := w; i < n; i += workers {
+				if _, err := lockCmd(ctx, rdb, fmt.Sprintf("bulk-%05d", i), "o"); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range workers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.start(down)
+	rd := c.client(down)
+	poll(t, 30*time.Second, "the restarted node to hold all 10,000 locks", func() bool {
+		v, err := rd.Do(ctx, "DBSIZE").Int64()
+		return err == nil && v == n
+	})
+	for _, i := range []int{0, 4999, n - 1} {
+		if o, err := ownerOf(ctx, rd, fmt.Sprintf("bulk-%05d", i)); o != "o" || err != nil {
+			t.Fatalf("bulk-%05d on the caught-up node = %q, %v", i, o, err)
+		}
+	}
+	b, _ := readFile(c.nodes[down].logPath)
+	if !strings.Contains(b, "installed snapshot") {
+		t.Fatalf("node %d caught up without a snapshot; the test did not test catch-up by snapshot", down)
+	}
+}

@@ -1,0 +1,13 @@
+// Package lock is lockd's lock table: a pure, deterministic state machine.
+//
+// Everything that decides an outcome — grant, re-grant, refusal, release,
+// renewal, expiry — happens in (*Table).Apply, from the entry alone. The
+// package does no I/O, starts no goroutines and reads no clock: time arrives
+// inside each Batch as the leader's stamp, and the table turns stamps into its
+// own logical clock (see Table). Two tables that apply the same batches hold
+// byte-identical snapshots.
+//
+// Concurrency: Apply and Restore take the table's write lock; the read methods
+// (Get, Len, Clock, NextDeadline, Snapshot) take its read lock. Any goroutine may
+// call them; lockd calls Apply only from the goroutine that owns the raft node.
+package lock

@@ -1,0 +1,139 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/lockd/lockd/respguard"
+)
+
+// Config describes one node of a cluster. Zero fields take the defaults
+// documented on them.
+type Config struct {
+	// ID is this node's id, 1..65535, unique in the cluster.
+	ID uint64
+	// Peers maps every member's id, this node's included, to its cluster
+	// address. Membership is fixed at first start.
+	Peers map[uint64]string
+	// ClientAddr is this node's client address, told to peers so that
+	// INFO can name the leader's.
+	ClientAddr string
+	// DataDir holds the raft log and snapshots.
+	DataDir string
+	// ClusterID and Secret must match on every member; a peer that presents
+	// others is refused.
+	ClusterID string
+	Secret    string
+
+	// Listener accepts peers on the cluster port. Required when there are
+	// other members. The node closes it on Close.
+	Listener net.Listener
+	// Dial opens a connection to a peer's cluster address. Default: a
+	// net.Dialer with a 1s timeout. Tests pass a fault-injecting dialer.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	// Fsync syncs the log to disk before acknowledging (default true).
+	// NoFsync turns it off; acknowledged writes may then be lost in a
+	// machine crash.
+	NoFsync bool
+	// RequestTimeout bounds Execute (default 5s; at most 20s, well inside
+	// lock.DedupWindow).
+	RequestTimeout time.Duration
+	// TickInterval is the raft tick (default 100ms). A follower starts an
+	// election after 10 ticks without hearing from a leader.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks default to 10 and 1.
+	ElectionTicks  int
+	HeartbeatTicks int
+	// SnapshotEntries is the number of applied entries between snapshots
+	// (default 10000); the log keeps SnapshotEntries/2 entries behind the
+	// snapshot for slow followers.
+	SnapshotEntries uint64
+	// LeaseTick is how often a leader with leases stamps the log even when
+	// idle (default 500ms): after a failover a lease keeps at most this much
+	// more time than it had.
+	LeaseTick time.Duration
+	// PeerQueue is the number of frames queued per peer before sending
+	// drops them (default 4096).
+	PeerQueue int
+	// WireLimits bound what a peer may send on the cluster port.
+	WireLimits respguard.Limits
+
+	Logger *slog.Logger
+}
+
+const timeoutOpenDB = 5 * time.Second
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.RequestTimeout == 0 {
+		d.RequestTimeout = 5 * time.Second
+	}
+	if d.TickInterval == 0 {
+		d.TickInterval = 100 * time.Millisecond
+	}
+	if d.ElectionTicks == 0 {
+		d.ElectionTicks = 10
+	}
+	if d.HeartbeatTicks == 0 {
+		d.HeartbeatTicks = 1
+	}
+	if d.SnapshotEntries == 0 {
+		d.SnapshotEntries = 10000
+	}
+	if d.LeaseTick == 0 {
+		d.LeaseTick = 500 * time.Millisecond
+	}
+	if d.PeerQueue == 0 {
+		d.PeerQueue = 4096
+	}
+	if d.Dial == nil {
+		dialer := &net.Dialer{Timeout: time.Second}
+		d.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			return dialer.DialContext(ctx, "tcp", addr)
+		}
+	}
+	if d.WireLimits.MaxBulk == 0 {
+		d.WireLimits.MaxBulk = 512 << 20
+	}
+	if d.WireLimits.MaxCommand == 0 {
+		d.WireLimits.MaxCommand = 513 << 20
+	}
+	if d.WireLimits.PartialTimeout == 0 {
+		d.WireLimits.PartialTimeout = time.Minute
+	}
+	d.WireLimits = d.WireLimits.WithDefaults()
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	return d
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.ID == 0 || c.ID > 0xffff:
+		return fmt.Errorf("node id %d: must be 1..65535", c.ID)
+	case c.Peers[c.ID] == "" && len(c.Peers) > 0:
+		return fmt.Errorf("node id %d is not among the peers", c.ID)
+	case c.DataDir == "":
+		return errors.New("no data directory")
+	case c.RequestTimeout < 10*time.Millisecond || c.RequestTimeout > 20*time.Second:
+		return fmt.Errorf("request timeout %v: must be 10ms..20s", c.RequestTimeout)
+	case c.TickInterval < time.Millisecond:
+		return fmt.Errorf("tick interval %v: too small", c.TickInterval)
+	case c.HeartbeatTicks >= c.ElectionTicks:
+		return errors.New("heartbeat ticks must be fewer than election ticks")
+	case len(c.Peers) > 1 && c.Listener == nil:
+		return errors.New("a cluster of several nodes needs a cluster listener")
+	}
+	for id := range c.Peers {
+		if id == 0 || id > 0xffff {
+			return fmt.Errorf("peer id %d: must be 1..65535", id)
+		}
+	}
+	return nil
+}

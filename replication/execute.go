@@ -1,0 +1,90 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/lockd/lockd/lock"
+)
+
+// Errors of Execute. Compare with errors.Is.
+var (
+	// ErrNoLeader: no leader was known for the whole request timeout; the
+	// command was never sent and did not take effect.
+	ErrNoLeader = errors.New("no leader")
+	// ErrTimeout: the command was sent to a leader but this node did not
+	// apply it in time; it may or may not take effect.
+	ErrTimeout = errors.New("request timed out; outcome unknown")
+	// ErrClosed: the node is shutting down.
+	ErrClosed = errors.New("node closed")
+)
+
+// resendAfter is how long Execute waits for a result before sending the same
+// request again to the (same or new) leader.
+const resendAfter = time.Second
+
+// Execute has the cluster apply cmd and returns its result (see lock.Result)
+// once this node has applied it, so a read on this node that follows sees it.
+// It gives cmd a cluster-unique ID; the command is sent to the leader again
+// after a leader change or resendAfter without an answer, and acts once
+// however often it arrives. Execute returns by ctx's deadline or the node's
+// request timeout, whichever is first.
+func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
+	if err := n.failed(); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
+	cmd.ID = n.newID()
+	result := n.pending.register(cmd.ID)
+	defer n.pending.cancel(cmd.ID)
+
+	sent := false
+	var sentTo uint64
+	resend := time.NewTimer(resendAfter)
+	defer resend.Stop()
+	for {
+		changed := n.leaderChanged()
+		if lead := n.leader.Load(); lead != 0 && lead != sentTo {
+			n.route(lead, cmd)
+			sent, sentTo = true, lead
+			resend.Reset(resendAfter)
+		}
+		select {
+		case v := <-result:
+			return v, nil
+		case <-changed:
+			sentTo = 0 // send again to whoever leads now
+		case <-resend.C:
+			sentTo = 0
+			resend.Reset(resendAfter)
+		case <-ctx.Done():
+			if sent {
+				return 0, ErrTimeout
+			}
+			return 0, ErrNoLeader
+		case <-n.stopc:
+			return 0, ErrClosed
+		}
+	}
+}
+
+// route hands cmd to the local proposer or forwards it to the leader.
+func (n *Node) route(lead uint64, cmd lock.Command) {
+	if lead == n.cfg.ID {
+		n.prop.submit(cmd)
+		return
+	}
+	if p := n.peers[lead]; p != nil {
+		p.enqueue(frame{cmd: cmd, fwd: true})
+	}
+}
+
+// newID returns a request ID unique across the cluster: the node ID in the
+// top 16 bits, below it a counter that starts at the microsecond clock when
+// the node starts, so IDs from before a restart are not reused while the
+// table still remembers them.
+func (n *Node) newID() uint64 {
+	return n.cfg.ID<<48 | n.nextID.Add(1)&(1<<48-1)
+}

@@ -1,0 +1,47 @@
+package replication
+
+import "sync"
+
+// pending is the table of requests this node is waiting on, keyed by request
+// ID. Execute registers and cancels; the raft goroutine resolves when it
+// applies a command with that ID.
+type pending struct {
+	mu sync.Mutex
+	m  map[uint64]chan int64
+}
+
+func (p *pending) init() { p.m = make(map[uint64]chan int64) }
+
+// register returns the channel on which id's result will arrive.
+func (p *pending) register(id uint64) <-chan int64 {
+	ch := make(chan int64, 1)
+	p.mu.Lock()
+	p.m[id] = ch
+	p.mu.Unlock()
+	return ch
+}
+
+// cancel forgets id; a later result for it has no waiter.
+func (p *pending) cancel(id uint64) {
+	p.mu.Lock()
+	delete(p.m, id)
+	p.mu.Unlock()
+}
+
+// resolve delivers id's result to its waiter, if any. It never blocks.
+func (p *pending) resolve(id uint64, v int64) {
+	p.mu.Lock()
+	ch := p.m[id]
+	delete(p.m, id)
+	p.mu.Unlock()
+	if ch != nil {
+		ch <- v
+	}
+}
+
+// len returns the number of waiting requests.
+func (p *pending) len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.m)
+}

@@ -1,0 +1,74 @@
+package replication
+
+import (
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// Status is a node's view of the cluster, for INFO and ROLE.
+type Status struct {
+	ID         uint64
+	Role       string // "leader", "follower" or "candidate"
+	Leader     uint64 // 0 when none is known
+	LeaderAddr string // the leader's client address, "" when unknown
+	Term       uint64
+	Commit     uint64
+	Applied    uint64
+	Peers      []PeerStatus
+	Pending    int
+}
+
+// PeerStatus is this node's link to one peer.
+type PeerStatus struct {
+	ID        uint64
+	Addr      string
+	Connected bool
+	Dropped   uint64 // frames dropped because the queue was full
+}
+
+// Status returns the node's current view. Any goroutine may call it.
+func (n *Node) Status() Status {
+	s := Status{
+		ID:      n.cfg.ID,
+		Role:    roleName(n.role.Load().(raft.StateType)),
+		Leader:  n.leader.Load(),
+		Term:    n.term.Load(),
+		Commit:  n.commit.Load(),
+		Applied: n.applied.Load(),
+		Pending: n.pending.len(),
+	}
+	n.addrMu.Lock()
+	s.LeaderAddr = n.clientAddrs[s.Leader]
+	n.addrMu.Unlock()
+	for id, p := range n.peers {
+		s.Peers = append(s.Peers, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load()})
+	}
+	return s
+}
+
+// SinceApply returns how long ago this node last applied an entry; readers
+// use it to show a lease's remaining time between entries.
+func (n *Node) SinceApply() time.Duration {
+	t := n.appliedT.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Duration(time.Now().UnixNano() - t)
+}
+
+func roleName(s raft.StateType) string {
+	switch s {
+	case raft.StateLeader:
+		return "leader"
+	case raft.StateCandidate, raft.StatePreCandidate:
+		return "candidate"
+	}
+	return "follower"
+}
+
+func (n *Node) setClientAddr(id uint64, addr string) {
+	n.addrMu.Lock()
+	n.clientAddrs[id] = addr
+	n.addrMu.Unlock()
+}

@@ -1,0 +1,93 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/respguard"
+)
+
+// Config describes one lockd node. Zero fields take the defaults documented
+// on them.
+type Config struct {
+	// Listener accepts clients. Required; Close closes it.
+	Listener net.Listener
+	// Node configures replication (id, peers, data directory, cluster
+	// listener, fsync, timeouts). Node.ClientAddr defaults to Listener's
+	// address.
+	Node replication.Config
+	// Password, when set, must be given with AUTH or HELLO AUTH first.
+	Password string
+	// MaxNameLen and MaxOwnerLen bound lock names and owners in bytes
+	// (defaults 512 and 256).
+	MaxNameLen  int
+	MaxOwnerLen int
+	// MaxTTL bounds PX/EX (default 7 days).
+	MaxTTL time.Duration
+	// MaxClients bounds open client connections (default 10000); past it a
+	// new connection is told "max number of clients reached" and closed.
+	MaxClients int
+	// WireLimits bound what a client may send (defaults: 1024 arguments,
+	// 64 KiB per argument, 128 KiB per command, 30s to finish a command once
+	// started).
+	WireLimits respguard.Limits
+	// Version is reported by INFO and HELLO.
+	Version string
+	Logger  *slog.Logger
+}
+
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.MaxNameLen == 0 {
+		d.MaxNameLen = 512
+	}
+	if d.MaxOwnerLen == 0 {
+		d.MaxOwnerLen = 256
+	}
+	if d.MaxTTL == 0 {
+		d.MaxTTL = 7 * 24 * time.Hour
+	}
+	if d.MaxClients == 0 {
+		d.MaxClients = 10000
+	}
+	if d.WireLimits.MaxBulk == 0 {
+		d.WireLimits.MaxBulk = 64 << 10
+	}
+	if d.WireLimits.MaxCommand == 0 {
+		d.WireLimits.MaxCommand = 128 << 10
+	}
+	d.WireLimits = d.WireLimits.WithDefaults()
+	if d.Version == "" {
+		d.Version = "0.1.0"
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Node.Logger == nil {
+		d.Node.Logger = d.Logger
+	}
+	if d.Node.ClientAddr == "" && d.Listener != nil {
+		d.Node.ClientAddr = d.Listener.Addr().String()
+	}
+	return d
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Listener == nil:
+		return errors.New("no client listener")
+	case c.MaxNameLen < 1 || c.MaxOwnerLen < 1:
+		return errors.New("name and owner limits must be positive")
+	case c.MaxTTL < time.Millisecond:
+		return fmt.Errorf("max ttl %v: too small", c.MaxTTL)
+	case c.MaxClients < 1:
+		return errors.New("max clients must be positive")
+	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
+		return errors.New("name and owner limits exceed the command size limit")
+	}
+	return nil
+}

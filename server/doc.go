@@ -1,0 +1,11 @@
+// Package server is one lockd node as users see it: the RESP front end
+// (redcon), the command table, argument parsing, and the one place that turns
+// results and errors into RESP replies (reply.go). New assembles a whole node
+// — replication, lock table, client listener — from a Config, so tests build
+// nodes exactly as cmd/lockd does.
+//
+// Goroutines: redcon runs one goroutine per client connection and calls the
+// handler on it; a handler may block in replication.Execute for at most the
+// request timeout. Reads (OWNER, LOCKINFO, DBSIZE) never block on the network.
+// Close stops accepting, closes every connection and the node.
+package server

@@ -1,0 +1,197 @@
+package server
+
+import (
+	"context"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/lockd/lockd/lock"
+)
+
+// cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]
+func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
+	cmd, err := s.lockArgs(args)
+	if err != nil {
+		r.err(err)
+		return
+	}
+	v, err := s.node.Execute(context.Background(), cmd)
+	switch {
+	case err != nil:
+		r.err(err)
+	case v == 0:
+		r.null()
+	default:
+		r.int(v)
+	}
+}
+
+// lockArgs parses LOCK's arguments into a command. Nothing is sent on error.
+func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
+	cmd := lock.Command{Op: lock.OpLock}
+	if err := s.nameOwner(&cmd, args); err != nil {
+		return cmd, err
+	}
+	var haveTTL, haveWait bool
+	for i := 3; i < len(args); i += 2 {
+		opt := strings.ToUpper(string(args[i]))
+		if i+1 >= len(args) {
+			return cmd, errSyntax
+		}
+		switch {
+		case (opt == "PX" || opt == "EX") && !haveTTL && !haveWait:
+			ttl, err := s.ttlArg("lock", opt, args[i+1])
+			if err != nil {
+				return cmd, err
+			}
+			cmd.TTL, haveTTL = ttl, true
+		case opt == "WAIT" && !haveWait:
+			if _, err := parseInt(args[i+1]); err != nil {
+				return cmd, err
+			}
+			return cmd, errNotSupported
+		default:
+			return cmd, errSyntax
+		}
+	}
+	return cmd, nil
+}
+
+// cmdUnlock: UNLOCK name owner
+func (s *Server) cmdUnlock(c *client, r reply, args [][]byte) {
+	cmd := lock.Command{Op: lock.OpUnlock}
+	if err := s.nameOwner(&cmd, args); err != nil {
+		r.err(err)
+		return
+	}
+	s.execInt(r, cmd)
+}
+
+// cmdRenew: RENEW name owner PX ms | EX s
+func (s *Server) cmdRenew(c *client, r reply, args [][]byte) {
+	cmd := lock.Command{Op: lock.OpRenew}
+	if err := s.nameOwner(&cmd, args); err != nil {
+		r.err(err)
+		return
+	}
+	opt := strings.ToUpper(string(args[3]))
+	if opt != "PX" && opt != "EX" {
+		r.err(errSyntax)
+		return
+	}
+	ttl, err := s.ttlArg("renew", opt, args[4])
+	if err != nil {
+		r.err(err)
+		return
+	}
+	cmd.TTL = ttl
+	s.execInt(r, cmd)
+}
+
+func (s *Server) execInt(r reply, cmd lock.Command) {
+	v, err := s.node.Execute(context.Background(), cmd)
+	if err != nil {
+		r.err(err)
+		return
+	}
+	r.int(v)
+}
+
+// cmdOwner: OWNER name, from the local replica.
+func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
+	if err := s.checkName(args[1]); err != nil {
+		r.err(err)
+		return
+	}
+	info, ok := s.node.Table().Get(string(args[1]))
+	if !ok {
+		r.null()
+		return
+	}
+	r.bulk(info.Owner)
+}
+
+// cmdLockInfo: LOCKINFO name → null or [owner, token, ttl_ms] (a map under
+// RESP3), from the local replica. ttl_ms counts down between log entries by
+// this node's clock; it is -1 for a lock without a lease.
+func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
+	if err := s.checkName(args[1]); err != nil {
+		r.err(err)
+		return
+	}
+	t := s.node.Table()
+	info, ok := t.Get(string(args[1]))
+	if !ok {
+		r.null()
+		return
+	}
+	ttl := int64(-1)
+	if info.Deadline != 0 {
+		_, _, now := t.Clock()
+		ttl = max(info.Deadline-now-s.node.SinceApply().Milliseconds(), 0)
+	}
+	if r.resp3 {
+		r.mapHeader(3)
+		r.bulk("owner")
+		r.bulk(info.Owner)
+		r.bulk("token")
+		r.int(int64(info.Token))
+		r.bulk("ttl_ms")
+		r.int(ttl)
+		return
+	}
+	r.array(3)
+	r.bulk(info.Owner)
+	r.int(int64(info.Token))
+	r.int(ttl)
+}
+
+// cmdDBSize: the number of held locks.
+func (s *Server) cmdDBSize(c *client, r reply, args [][]byte) {
+	r.int(int64(s.node.Table().Len()))
+}
+
+func (s *Server) nameOwner(cmd *lock.Command, args [][]byte) error {
+	if err := s.checkName(args[1]); err != nil {
+		return err
+	}
+	if len(args[2]) == 0 || len(args[2]) > s.cfg.MaxOwnerLen {
+		return errInvalidOwner
+	}
+	cmd.Name, cmd.Owner = string(args[1]), string(args[2])
+	return nil
+}
+
+func (s *Server) checkName(name []byte) error {
+	if len(name) == 0 || len(name) > s.cfg.MaxNameLen {
+		return errInvalidName
+	}
+	return nil
+}
+
+// ttlArg parses the value of PX (ms) or EX (s) into milliseconds.
+func (s *Server) ttlArg(cmd, opt string, arg []byte) (int64, error) {
+	n, err := parseInt(arg)
+	if err != nil {
+		return 0, err
+	}
+	if opt == "EX" {
+		if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+			return 0, expireError{cmd: cmd}
+		}
+		n *= 1000
+	}
+	if n <= 0 || n > s.cfg.MaxTTL.Milliseconds() {
+		return 0, expireError{cmd: cmd}
+	}
+	return n, nil
+}
+
+func parseInt(b []byte) (int64, error) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil || (len(b) > 1 && b[0] == '+') {
+		return 0, errNotInteger
+	}
+	return n, nil
+}

@@ -1,0 +1,60 @@
+package server
+
+import (
+	"errors"
+	"strconv"
+	"strings"
+
+	"github.com/lockd/lockd/replication"
+	"github.com/tidwall/redcon"
+)
+
+// respError is the one mapping from an error to the text of a RESP error
+// reply (without the leading '-').
+func respError(err error) string {
+	switch {
+	case errors.Is(err, replication.ErrNoLeader):
+		return errTryNoLeader.Error()
+	case errors.Is(err, replication.ErrTimeout):
+		return errTryTimeout.Error()
+	case errors.Is(err, replication.ErrClosed):
+		return errShuttingDown.Error()
+	}
+	s := err.Error()
+	if i := strings.IndexAny(s, " "); i > 0 && s[:i] == strings.ToUpper(s[:i]) {
+		return s // already "CODE message"
+	}
+	return "ERR " + s
+}
+
+// reply writes RESP2 or RESP3 replies on one connection.
+type reply struct {
+	c     redcon.Conn
+	resp3 bool
+}
+
+func (r reply) err(err error)      { r.c.WriteError(respError(err)) }
+func (r reply) ok()                { r.c.WriteString("OK") }
+func (r reply) status(s string)    { r.c.WriteString(s) }
+func (r reply) int(n int64)        { r.c.WriteInt64(n) }
+func (r reply) bulk(s string)      { r.c.WriteBulkString(s) }
+func (r reply) bulkBytes(b []byte) { r.c.WriteBulk(b) }
+func (r reply) array(n int)        { r.c.WriteArray(n) }
+
+// null writes RESP2's null bulk string or RESP3's null.
+func (r reply) null() {
+	if r.resp3 {
+		r.c.WriteRaw([]byte("_\r\n"))
+		return
+	}
+	r.c.WriteNull()
+}
+
+// mapHeader starts a map of n pairs: a RESP3 map, or a flat RESP2 array.
+func (r reply) mapHeader(n int) {
+	if r.resp3 {
+		r.c.WriteRaw(append(strconv.AppendInt([]byte{'%'}, int64(n), 10), '\r', '\n'))
+		return
+	}
+	r.c.WriteArray(2 * n)
+}

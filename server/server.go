@@ -1,0 +1,156 @@
+package server
+
+import (
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/respguard"
+	"github.com/tidwall/redcon"
+)
+
+// Server is one running lockd node.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	node    *replication.Node
+	ln      net.Listener
+	started time.Time
+
+	mu      sync.Mutex
+	clients map[uint64]*client
+	nextID  atomic.Uint64
+	served  chan struct{} // closed when redcon's accept loop returns
+	conns   sync.WaitGroup
+	once    sync.Once
+
+	commands atomic.Uint64 // commands processed, for INFO
+}
+
+// client is the state of one client connection. It is touched only by that
+// connection's goroutine, except under Server.mu for CLIENT LIST/KILL.
+type client struct {
+	id      uint64
+	conn    redcon.Conn
+	addr    string
+	laddr   string
+	name    string
+	libName string
+	libVer  string
+	resp3   bool
+	authed  bool
+	created time.Time
+	lastCmd string
+}
+
+// New starts a node: recovers its data, joins its cluster and serves clients
+// on cfg.Listener until Close.
+func New(c Config) (*Server, error) {
+	cfg := c.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	node, err := replication.Start(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.Node.ID),
+		node:    node,
+		ln:      respguard.Listener(cfg.Listener, cfg.WireLimits),
+		started: time.Now(),
+		clients: make(map[uint64]*client),
+		served:  make(chan struct{}),
+	}
+	go func() {
+		defer close(s.served)
+		if err := redcon.Serve(s.ln, s.handle, s.accept, s.closed); err != nil {
+			s.log.Error("client listener stopped", "err", err)
+		}
+	}()
+	return s, nil
+}
+
+// Addr is the client address.
+func (s *Server) Addr() net.Addr { return s.cfg.Listener.Addr() }
+
+// Node returns the node's replication layer.
+func (s *Server) Node() *replication.Node { return s.node }
+
+// Close stops accepting clients, stops the node (waiting requests get
+// -TRYAGAIN), closes every client connection and returns when all of them
+// are done.
+func (s *Server) Close() error {
+	s.once.Do(func() {
+		s.ln.Close()
+		s.node.Close()
+		<-s.served // redcon closes the remaining connections on its way out
+		s.conns.Wait()
+	})
+	return nil
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.clients) >= s.cfg.MaxClients {
+		conn.NetConn().SetWriteDeadline(time.Now().Add(time.Second))
+		conn.NetConn().Write([]byte("-" + errMaxClients.Error() + "\r\n"))
+		return false
+	}
+	c := &client{
+		id:      s.nextID.Add(1),
+		conn:    conn,
+		addr:    conn.RemoteAddr(),
+		laddr:   conn.NetConn().LocalAddr().String(),
+		authed:  s.cfg.Password == "",
+		created: time.Now(),
+	}
+	s.clients[c.id] = c
+	conn.SetContext(c)
+	s.conns.Add(1)
+	return true
+}
+
+func (s *Server) closed(conn redcon.Conn, err error) {
+	c, ok := conn.Context().(*client)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.clients, c.id)
+	s.mu.Unlock()
+	s.conns.Done()
+}
+
+// handle runs one command. redcon calls it on the connection's goroutine.
+func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	c := conn.Context().(*client)
+	r := reply{c: conn, resp3: c.resp3}
+	s.commands.Add(1)
+	if len(cmd.Args) == 0 {
+		r.err(errEmptyCommand)
+		return
+	}
+	name := strings.ToUpper(string(cmd.Args[0]))
+	spec, ok := commandTable[name]
+	if !ok {
+		r.err(unknownCommandError{args: cmd.Args})
+		return
+	}
+	c.lastCmd = spec.name
+	if !c.authed && !spec.noAuth {
+		r.err(errNoAuth)
+		return
+	}
+	if n := len(cmd.Args); (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+		r.err(arityError{cmd: spec.name})
+		return
+	}
+	spec.run(s, c, r, cmd.Args)
+}
