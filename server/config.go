@@ -32,9 +32,12 @@ type Config struct {
 	// new connection is told "max number of clients reached" and closed.
 	MaxClients int
 	// WireLimits bound what a client may send (defaults: 1024 arguments,
-	// 64 KiB per argument, 128 KiB per command, 30s to finish a command once
-	// started).
+	// 64 KiB per argument, 128 KiB per command, 8 KiB per inline command,
+	// 30s to finish a command once started).
 	WireLimits respguard.Limits
+	// WriteTimeout bounds each write of replies (default 30s): a client that
+	// sends commands but never reads its replies is disconnected.
+	WriteTimeout time.Duration
 	// Version is reported by INFO and HELLO.
 	Version string
 	Logger  *slog.Logger
@@ -59,6 +62,12 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.WireLimits.MaxCommand == 0 {
 		d.WireLimits.MaxCommand = 128 << 10
+	}
+	if d.WireLimits.MaxInline == 0 {
+		d.WireLimits.MaxInline = 8 << 10
+	}
+	if d.WriteTimeout == 0 {
+		d.WriteTimeout = 30 * time.Second
 	}
 	d.WireLimits = d.WireLimits.WithDefaults()
 	if d.Version == "" {

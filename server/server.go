@@ -62,7 +62,7 @@ func New(c Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node.ID),
 		node:    node,
-		ln:      respguard.Listener(cfg.Listener, cfg.WireLimits),
+		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout},
 		started: time.Now(),
 		clients: make(map[uint64]*client),
 		served:  make(chan struct{}),
@@ -153,4 +153,31 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		return
 	}
 	spec.run(s, c, r, cmd.Args)
+}
+
+// listener wraps accepted connections with the wire guard and a deadline on
+// every write.
+type listener struct {
+	net.Listener
+	limits       respguard.Limits
+	writeTimeout time.Duration
+}
+
+func (l listener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return writeDeadlineConn{Conn: respguard.Wrap(c, l.limits), timeout: l.writeTimeout}, nil
+}
+
+// writeDeadlineConn fails a write that cannot complete within timeout.
+type writeDeadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c writeDeadlineConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	return c.Conn.Write(b)
 }
