@@ -117,7 +117,7 @@ func (c *Config) validate() error {
 	switch {
 	case c.ID == 0 || c.ID > 0xffff:
 		return fmt.Errorf("node id %d: must be 1..65535", c.ID)
-	case c.Peers[c.ID] == "" && len(c.Peers) > 0:
+	case !hasPeer(c.Peers, c.ID):
 		return fmt.Errorf("node id %d is not among the peers", c.ID)
 	case c.DataDir == "":
 		return errors.New("no data directory")
@@ -136,4 +136,9 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+func hasPeer(peers map[uint64]string, id uint64) bool {
+	_, ok := peers[id]
+	return ok
 }

@@ -1,0 +1,257 @@
+package replication
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/lockd/lockd/lock"
+	"github.com/tidwall/redcon"
+)
+
+// testCluster starts n in-process nodes on loopback and returns them by id.
+func testCluster(t testing.TB, n int, tune func(*Config)) map[uint64]*Node {
+	t.Helper()
+	dir := t.TempDir()
+	lns := map[uint64]net.Listener{}
+	peers := map[uint64]string{}
+	for id := uint64(1); id <= uint64(n); id++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns[id], peers[id] = ln, ln.Addr().String()
+	}
+	nodes := map[uint64]*Node{}
+	for id := uint64(1); id <= uint64(n); id++ {
+		cfg := Config{
+			ID: id, Peers: peers, DataDir: filepath.Join(dir, fmt.Sprint(id)), Listener: lns[id],
+			ClusterID: "test", Secret: "s3cret", ClientAddr: fmt.Sprintf("client-%d", id),
+			TickInterval: 10 * time.Millisecond, RequestTimeout: 5 * time.Second,
+		}
+		if tune != nil {
+			tune(&cfg)
+		}
+		node, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes[id] = node
+		t.Cleanup(func() { node.Close() })
+	}
+	return nodes
+}
+
+// waitLeader polls until every node names the same leader.
+func waitLeader(t testing.TB, nodes map[uint64]*Node) uint64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var lead uint64
+		agree := true
+		for _, n := range nodes {
+			l := n.Status().Leader
+			if l == 0 || (lead != 0 && l != lead) {
+				agree = false
+				break
+			}
+			lead = l
+		}
+		if agree && nodes[lead].Status().Role == "leader" {
+			return lead
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no leader within 10s")
+	return 0
+}
+
+// fakePeer connects to node's cluster port as member `as`.
+func fakePeer(t testing.TB, node *Node, as uint64, secret string) (net.Conn, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", node.cfg.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	b := redcon.AppendArray(nil, 5)
+	for _, a := range []string{"HELLO", "test", strconv.FormatUint(as, 10), secret, "fake"} {
+		b = redcon.AppendBulkString(b, a)
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(conn).ReadString('\n')
+	return conn, line
+}
+
+func forward(t testing.TB, conn net.Conn, c lock.Command) {
+	t.Helper()
+	b := redcon.AppendArray(nil, 2)
+	b = redcon.AppendBulkString(b, "FORWARD")
+	b = redcon.AppendBulk(b, lock.AppendCommand(nil, &c))
+	if _, err := conn.Write(b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDuplicateForwardAppliesOnce(t *testing.T) {
+	nodes := testCluster(t, 3, nil)
+	lead := waitLeader(t, nodes)
+	var follower uint64 = 1
+	if follower == lead {
+		follower = 2
+	}
+	conn, line := fakePeer(t, nodes[lead], follower, "s3cret")
+	if line != "+OK\r\n" {
+		t.Fatalf("HELLO answered %q", line)
+	}
+	ctx := context.Background()
+	dup := lock.Command{Op: lock.OpLock, ID: follower<<48 | 77, Name: "a", Owner: "o1"}
+
+	forward(t, conn, dup)
+	var first lock.Info
+	poll(t, "the forwarded LOCK to apply", func() bool {
+		var ok bool
+		first, ok = nodes[lead].Table().Get("a")
+		return ok && first.Owner == "o1"
+	})
+	if v, err := nodes[follower].Execute(ctx, lock.Command{Op: lock.OpUnlock, Name: "a", Owner: "o1"}); v != 1 || err != nil {
+		t.Fatalf("UNLOCK = %d, %v", v, err)
+	}
+	// The same request again, as after a leader change or a retry.
+	forward(t, conn, dup)
+	forward(t, conn, dup)
+	tok, err := nodes[follower].Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// FORWARDs on one connection are proposed in order, so both duplicates
+	// were applied before "b" was granted.
+	if info, held := nodes[lead].Table().Get("a"); held {
+		t.Fatalf("duplicate LOCK took the lock again: %+v", info)
+	}
+	if want := int64(first.Token) + 1; tok != want {
+		t.Fatalf("next grant got token %d; want %d (a duplicate must not consume a token)", tok, want)
+	}
+}
+
+func TestPeerWithWrongSecretOrClusterIsRefused(t *testing.T) {
+	nodes := testCluster(t, 3, nil)
+	lead := waitLeader(t, nodes)
+	tests := []struct {
+		name   string
+		as     uint64
+		secret string
+	}{
+		{"wrong secret", 2, "nope"},
+		{"unknown node id", 9, "s3cret"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, line := fakePeer(t, nodes[lead], tc.as, tc.secret)
+			if line == "+OK\r\n" || line == "" || line[0] != '-' {
+				t.Fatalf("HELLO answered %q; want an error", line)
+			}
+		})
+	}
+}
+
+func TestFollowerExecuteReadsItsOwnWrite(t *testing.T) {
+	nodes := testCluster(t, 3, nil)
+	lead := waitLeader(t, nodes)
+	ctx := context.Background()
+	for id, n := range nodes {
+		if id == lead {
+			continue
+		}
+		name := fmt.Sprintf("ryw-%d", id)
+		tok, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: name, Owner: "me"})
+		if err != nil || tok <= 0 {
+			t.Fatalf("node %d: LOCK = %d, %v", id, tok, err)
+		}
+		if info, ok := n.Table().Get(name); !ok || info.Owner != "me" || int64(info.Token) != tok {
+			t.Fatalf("node %d: right after its LOCK, its replica has %+v, %v", id, info, ok)
+		}
+	}
+}
+
+func TestRestartRecoversSnapshotAndLog(t *testing.T) {
+	dir := t.TempDir()
+	start := func() *Node {
+		n, err := Start(Config{ID: 1, DataDir: dir, SnapshotEntries: 50, TickInterval: 10 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n := start()
+	ctx := context.Background()
+	var last int64
+	for i := range 230 {
+		tok, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: fmt.Sprintf("k%d", i), Owner: "o"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = tok
+	}
+	for i := 0; i < 230; i += 2 {
+		if v, err := n.Execute(ctx, lock.Command{Op: lock.OpUnlock, Name: fmt.Sprintf("k%d", i), Owner: "o"}); v != 1 || err != nil {
+			t.Fatalf("UNLOCK k%d = %d, %v", i, v, err)
+		}
+	}
+	before := n.Table().Snapshot()
+	n.Close()
+
+	n = start()
+	defer n.Close()
+	poll(t, "the restarted node to replay its log", func() bool { return n.Table().Len() == 115 })
+	tok, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "new", Owner: "o"})
+	if err != nil || tok != last+1 {
+		t.Fatalf("LOCK after restart = %d, %v; want %d", tok, err, last+1)
+	}
+	for i := range 230 {
+		_, held := n.Table().Get(fmt.Sprintf("k%d", i))
+		if held != (i%2 == 1) {
+			t.Fatalf("k%d held=%v after restart", i, held)
+		}
+	}
+	if len(before) == 0 {
+		t.Fatal("empty snapshot")
+	}
+}
+
+func TestExecuteWithoutLeaderFailsInTime(t *testing.T) {
+	nodes := testCluster(t, 3, func(c *Config) { c.RequestTimeout = 300 * time.Millisecond })
+	waitLeader(t, nodes)
+	nodes[1].Close()
+	nodes[2].Close()
+	start := time.Now()
+	_, err := nodes[3].Execute(context.Background(), lock.Command{Op: lock.OpLock, Name: "x", Owner: "o"})
+	if err == nil {
+		t.Fatal("LOCK without quorum succeeded")
+	}
+	if err != ErrTimeout && err != ErrNoLeader {
+		t.Fatalf("LOCK without quorum: %v; want ErrTimeout or ErrNoLeader", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("LOCK without quorum returned after %v; timeout is 300ms", took)
+	}
+}
+
+func poll(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
