@@ -184,6 +184,8 @@ func (n *Node) recover(l *loaded) error {
 		if err := n.mem.SetHardState(hs); err != nil {
 			return err
 		}
+		n.term.Store(hs.GetTerm())
+		n.commit.Store(c)
 	}
 	return nil
 }
