@@ -66,8 +66,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-const timeoutOpenDB = 5 * time.Second
-
 func (c *Config) withDefaults() Config {
 	d := *c
 	if d.RequestTimeout == 0 {

@@ -48,6 +48,7 @@ type Node struct {
 	// Owned by the raft goroutine.
 	confState *raftpb.ConfState
 	snapIndex uint64
+	stable    uint64 // last log index known to be on disk
 	results   []lock.Result
 
 	nextID atomic.Uint64
@@ -128,6 +129,7 @@ func Start(c Config) (*Node, error) {
 		n.raft = raft.RestartNode(rc)
 	}
 	n.applied.Store(n.snapIndex)
+	n.stable, _ = n.mem.LastIndex()
 
 	n.prop = newProposer(n)
 	n.peers = make(map[uint64]*peer)
@@ -215,36 +217,65 @@ func (n *Node) run() {
 }
 
 func (n *Node) handleReady(rd raft.Ready) error {
-	if !raft.IsEmptySnap(rd.Snapshot) {
-		if err := n.installSnapshot(rd.Snapshot); err != nil {
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if t := rd.HardState.GetTerm(); t != n.term.Load() {
+			n.term.Store(t)
+			n.notifyChange()
+		}
+	}
+	if rd.SoftState != nil {
+		n.setSoftState(rd.SoftState) // after the term, which the proposer stamps
+	}
+	// A leader sends before it writes: its followers write to their disks
+	// while it writes to its own (Raft thesis §10.2.1; etcd does the same).
+	// Everyone else persists first, since its messages (votes, append
+	// acknowledgements) promise what is on its disk.
+	leader := n.role.Load().(raft.StateType) == raft.StateLeader
+	if leader {
+		n.sendAll(rd.Messages)
+	}
+	// Committed entries that were already on disk before this Ready are
+	// applied before its write, so their clients need not wait for it.
+	committed := rd.CommittedEntries
+	if raft.IsEmptySnap(rd.Snapshot) {
+		i := 0
+		for i < len(committed) && committed[i].GetIndex() <= n.stable {
+			i++
+		}
+		if err := n.apply(committed[:i]); err != nil {
 			return err
 		}
+		committed = committed[i:]
+	} else if err := n.installSnapshot(rd.Snapshot); err != nil {
+		return err
 	}
 	if err := n.disk.save(rd.HardState, rd.Entries); err != nil {
 		return err
 	}
 	if !raft.IsEmptyHardState(rd.HardState) {
 		n.mem.SetHardState(rd.HardState)
-		if t := rd.HardState.GetTerm(); t != n.term.Load() {
-			n.term.Store(t)
-			n.notifyChange()
-		}
 		n.commit.Store(rd.HardState.GetCommit())
-	}
-	if rd.SoftState != nil {
-		n.setSoftState(rd.SoftState) // after the term, which the proposer stamps
 	}
 	if err := n.mem.Append(rd.Entries); err != nil {
 		return err
 	}
-	for _, m := range rd.Messages {
-		n.send(m)
+	if k := len(rd.Entries); k > 0 {
+		n.stable = rd.Entries[k-1].GetIndex()
 	}
-	if err := n.apply(rd.CommittedEntries); err != nil {
+	if !leader {
+		n.sendAll(rd.Messages)
+	}
+	if err := n.apply(committed); err != nil {
 		return err
 	}
 	n.raft.Advance()
 	return nil
+}
+
+func (n *Node) sendAll(msgs []*raftpb.Message) {
+	for _, m := range msgs {
+		n.send(m)
+	}
 }
 
 func (n *Node) setSoftState(s *raft.SoftState) {
@@ -273,7 +304,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	if err := n.disk.saveSnapshot(s); err != nil {
 		return err
 	}
-	if err := n.disk.resetLog(); err != nil {
+	if err := n.disk.resetLog(s.GetMetadata().GetIndex()); err != nil {
 		return err
 	}
 	if err := n.mem.ApplySnapshot(s); err != nil {
@@ -283,6 +314,7 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 		return fmt.Errorf("snapshot from leader: %w", err)
 	}
 	n.snapIndex = s.GetMetadata().GetIndex()
+	n.stable = n.snapIndex
 	n.confState = proto.Clone(s.GetMetadata().GetConfState()).(*raftpb.ConfState)
 	n.applied.Store(n.snapIndex)
 	n.appliedT.Store(time.Now().UnixNano())

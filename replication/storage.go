@@ -9,33 +9,24 @@ import (
 	"slices"
 	"strings"
 
-	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
 
 // disk is a node's durable raft state under one data directory:
 //
-//	raft.db        bbolt: bucket "log" (8-byte big-endian index -> Entry),
-//	               bucket "meta" ("hardstate" -> HardState)
+//	wal/*.wal      the raft log and hard state (see wal)
 //	snap/*.snap    the newest snapshots, named term-index, each with a CRC
 //
-// Entries and hard state of one Ready go to disk in one bbolt transaction,
-// synced before it returns unless the fsync policy is "never". A snapshot
-// file is synced and renamed into place before the log before it is deleted,
-// so a crash at any point leaves a loadable state.
+// A snapshot file is synced and renamed into place before the log before it
+// is deleted, so a crash at any point leaves a loadable state.
 //
 // disk is used only by the goroutine that owns the raft node.
 type disk struct {
-	db      *bolt.DB
+	wal     *wal
+	state   *walState // what the log held at open; consumed by load
 	snapDir string
 }
-
-var (
-	bucketLog  = []byte("log")
-	bucketMeta = []byte("meta")
-	keyHard    = []byte("hardstate")
-)
 
 // loaded is what a node finds on disk at start-up.
 type loaded struct {
@@ -53,112 +44,46 @@ func openDisk(dir string, sync bool) (*disk, error) {
 	if err := os.MkdirAll(snapDir, 0o700); err != nil {
 		return nil, err
 	}
-	db, err := bolt.Open(filepath.Join(dir, "raft.db"), 0o600, &bolt.Options{
-		NoSync:         !sync,
-		NoFreelistSync: true,
-		FreelistType:   bolt.FreelistMapType,
-		Timeout:        timeoutOpenDB,
-	})
+	w, st, err := openWAL(filepath.Join(dir, "wal"), sync, defaultSegmentSize)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", dir, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bucketLog); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bucketMeta)
-		return err
-	})
-	if err != nil {
-		db.Close()
-		return nil, err
-	}
-	return &disk{db: db, snapDir: snapDir}, nil
+	return &disk{wal: w, state: st, snapDir: snapDir}, nil
 }
 
-func (d *disk) close() error { return d.db.Close() }
+func (d *disk) close() error { return d.wal.close() }
 
-func indexKey(i uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], i)
-	return k[:]
-}
-
-// load reads the newest valid snapshot, the hard state and the entries after
-// the snapshot.
+// load returns the newest valid snapshot, the hard state and the entries
+// after the snapshot.
 func (d *disk) load() (*loaded, error) {
-	var l loaded
 	snap, err := d.newestSnapshot()
 	if err != nil {
 		return nil, err
 	}
-	l.snap = snap
+	l := &loaded{snap: snap, hard: d.state.hard}
 	after := snap.GetMetadata().GetIndex()
-	err = d.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bucketMeta).Get(keyHard); v != nil {
-			l.hard = &raftpb.HardState{}
-			if err := proto.Unmarshal(v, l.hard); err != nil {
-				return fmt.Errorf("hard state: %w", err)
-			}
-		}
-		c := tx.Bucket(bucketLog).Cursor()
-		for k, v := c.Seek(indexKey(after + 1)); k != nil; k, v = c.Next() {
-			e := &raftpb.Entry{}
-			if err := proto.Unmarshal(v, e); err != nil {
-				return fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			if n := len(l.entries); n > 0 && e.GetIndex() != l.entries[n-1].GetIndex()+1 {
-				return fmt.Errorf("log gap at %d", e.GetIndex())
-			}
+	for _, e := range d.state.entries {
+		if e.GetIndex() > after {
 			l.entries = append(l.entries, e)
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
 	}
+	d.state = nil
 	if len(l.entries) > 0 && l.entries[0].GetIndex() != after+1 {
-		return nil, fmt.Errorf("log starts at %d, snapshot ends at %d", l.entries[0].GetIndex(), after)
+		return nil, fmt.Errorf("%w: log starts at %d, snapshot ends at %d", errCorruptWAL, l.entries[0].GetIndex(), after)
 	}
-	return &l, nil
+	return l, nil
 }
 
-// save persists one Ready's hard state and entries. Entries replace any
-// stored entries at or after the first one's index.
+// save persists one Ready's hard state and entries.
 func (d *disk) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	if raftEmptyHardState(hs) && len(ents) == 0 {
-		return nil
-	}
-	return d.db.Update(func(tx *bolt.Tx) error {
-		if len(ents) > 0 {
-			b := tx.Bucket(bucketLog)
-			first := ents[0].GetIndex()
-			c := b.Cursor()
-			for k, _ := c.Seek(indexKey(first)); k != nil; k, _ = c.Next() {
-				if err := c.Delete(); err != nil {
-					return err
-				}
-			}
-			for _, e := range ents {
-				v, err := proto.Marshal(e)
-				if err != nil {
-					return err
-				}
-				if err := b.Put(indexKey(e.GetIndex()), v); err != nil {
-					return err
-				}
-			}
-		}
-		if !raftEmptyHardState(hs) {
-			v, err := proto.Marshal(hs)
-			if err != nil {
-				return err
-			}
-			return tx.Bucket(bucketMeta).Put(keyHard, v)
-		}
-		return nil
-	})
+	return d.wal.save(hs, ents)
 }
+
+// compact deletes log segments that hold only entries before index.
+func (d *disk) compact(index uint64) error { return d.wal.compact(index) }
+
+// resetLog records that a snapshot from the leader at index replaced the log.
+func (d *disk) resetLog(index uint64) error { return d.wal.reset(index) }
 
 // saveSnapshot writes snap to its own file, synced, then removes all but the
 // newest two snapshot files.
@@ -183,31 +108,6 @@ func (d *disk) saveSnapshot(snap *raftpb.Snapshot) error {
 		os.Remove(filepath.Join(d.snapDir, names[i]))
 	}
 	return nil
-}
-
-// compact deletes log entries before index.
-func (d *disk) compact(index uint64) error {
-	return d.db.Update(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketLog).Cursor()
-		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) < index; k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-}
-
-// resetLog deletes every log entry (after a snapshot from the leader
-// replaced the whole log).
-func (d *disk) resetLog() error {
-	return d.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketLog); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucket(bucketLog)
-		return err
-	})
 }
 
 // snapNames lists snapshot files, oldest first (names sort by term, index).
@@ -269,12 +169,7 @@ func writeFileSync(path string, data []byte) error {
 		os.Remove(tmp)
 		return err
 	}
-	dir, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
+	return syncDir(filepath.Dir(path))
 }
 
 func raftEmptyHardState(hs *raftpb.HardState) bool {

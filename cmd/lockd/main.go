@@ -15,6 +15,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -50,6 +52,7 @@ type options struct {
 	maxTTL         time.Duration
 	maxClients     int
 	logLevel       string
+	debugListen    string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -73,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.maxTTL, "max-ttl", 7*24*time.Hour, "longest lease a client may ask for")
 	fs.IntVar(&o.maxClients, "max-clients", 10000, "most client connections at once")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -188,6 +192,17 @@ func run(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("lockd ready", "node", o.id, "listen", ln.Addr().String(), "cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+
+	if o.debugListen != "" {
+		dln, err := net.Listen("tcp", o.debugListen)
+		if err != nil {
+			srv.Close()
+			fmt.Fprintln(stderr, "lockd: --debug-listen:", err)
+			return 1
+		}
+		defer dln.Close()
+		go http.Serve(dln, nil) // net/http/pprof registers on the default mux; ends when dln closes
+	}
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
