@@ -8,9 +8,11 @@
 // (pending.go). Its one write call is Execute: it returns once this node has
 // applied the command.
 //
-// Goroutines: one owns the raft node (run): it alone calls Tick, Ready and
-// Advance, writes the log and applies entries; nothing it does blocks on the
-// network. One proposer, one writer per peer, one accept loop and one reader
-// per inbound peer connection; all stop on Close. Execute, Status, Table and
-// SinceApply may be called from any goroutine.
+// Goroutines: one owns the raft.RawNode (run): it alone ticks, steps,
+// proposes, calls Ready and Advance, writes the log and applies entries;
+// nothing it does blocks on the network. Others reach it through channels:
+// peers' messages (stepc), commands to propose (propc), peer reports
+// (reportc). One writer per peer, one accept loop and one reader per inbound
+// peer connection; all stop on Close. Execute, Status, Table and SinceApply
+// may be called from any goroutine.
 package replication

@@ -73,7 +73,7 @@ func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
 // route hands cmd to the local proposer or forwards it to the leader.
 func (n *Node) route(lead uint64, cmd lock.Command) {
 	if lead == n.cfg.ID {
-		n.prop.submit(cmd)
+		n.submit(cmd)
 		return
 	}
 	if p := n.peers[lead]; p != nil {

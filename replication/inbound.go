@@ -115,7 +115,7 @@ func (in *inbound) serve(conn net.Conn) {
 				n.log.Warn("bad raft message from peer", "peer", from, "err", err)
 				return
 			}
-			if err := n.raft.Step(n.ctx, m); err != nil {
+			if err := n.step(m); err != nil {
 				return // stopping
 			}
 		case "FORWARD":
@@ -124,7 +124,7 @@ func (in *inbound) serve(conn net.Conn) {
 				n.log.Warn("bad forwarded command from peer", "peer", from, "err", err)
 				return
 			}
-			n.prop.submit(c)
+			n.submit(c)
 		default:
 			n.log.Warn("unknown frame from peer", "peer", from)
 			return

@@ -25,11 +25,15 @@ type Node struct {
 	table *lock.Table
 	disk  *disk
 	mem   *raft.MemoryStorage
-	raft  raft.Node
-	start time.Time // origin of this node's leader stamps
+	rn    *raft.RawNode // owned by the run goroutine
+	start time.Time     // origin of this node's leader stamps
+
+	// Inputs of the run goroutine.
+	stepc   chan *raftpb.Message // from peers
+	propc   chan lock.Command    // from Execute and FORWARD frames
+	reportc chan report          // from peer writers
 
 	pending pending
-	prop    *proposer
 	peers   map[uint64]*peer
 	inbound *inbound
 
@@ -45,7 +49,8 @@ type Node struct {
 	addrMu      sync.Mutex
 	clientAddrs map[uint64]string
 
-	// Owned by the raft goroutine.
+	// Owned by the run goroutine.
+	prop      proposer
 	confState *raftpb.ConfState
 	snapIndex uint64
 	stable    uint64 // last log index known to be on disk
@@ -113,25 +118,37 @@ func Start(c Config) (*Node, error) {
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{n.log},
 	}
-	if l.empty() {
-		peers := make([]raft.Peer, 0, len(cfg.Peers))
-		for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
-			peers = append(peers, raft.Peer{ID: id})
-		}
-		n.raft = raft.StartNode(rc, peers)
-	} else {
+	if !l.empty() {
 		if err := n.recover(l); err != nil {
 			n.cancel()
 			d.close()
 			return nil, err
 		}
 		rc.Applied = n.snapIndex
-		n.raft = raft.RestartNode(rc)
+	}
+	if n.rn, err = raft.NewRawNode(rc); err != nil {
+		n.cancel()
+		d.close()
+		return nil, err
+	}
+	if l.empty() {
+		peers := make([]raft.Peer, 0, len(cfg.Peers))
+		for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
+			peers = append(peers, raft.Peer{ID: id})
+		}
+		if err := n.rn.Bootstrap(peers); err != nil {
+			n.cancel()
+			d.close()
+			return nil, err
+		}
 	}
 	n.applied.Store(n.snapIndex)
 	n.stable, _ = n.mem.LastIndex()
 
-	n.prop = newProposer(n)
+	n.stepc = make(chan *raftpb.Message, 1024)
+	n.propc = make(chan lock.Command, 4*maxBatch)
+	n.reportc = make(chan report, 256)
+	n.prop.init()
 	n.peers = make(map[uint64]*peer)
 	for id, addr := range cfg.Peers {
 		if id != cfg.ID {
@@ -141,20 +158,19 @@ func Start(c Config) (*Node, error) {
 	if cfg.Listener != nil {
 		n.inbound = newInbound(n, cfg.Listener)
 	}
+	if len(cfg.Peers) == 1 {
+		// Alone, the node need not wait out an election timeout.
+		if err := n.rn.Campaign(); err != nil {
+			n.log.Warn("campaign", "err", err)
+		}
+	}
 	n.wg.Add(1)
 	go n.run()
-	n.prop.start()
 	for _, p := range n.peers {
 		p.start()
 	}
 	if n.inbound != nil {
 		n.inbound.start()
-	}
-	if len(cfg.Peers) == 1 {
-		// Alone, the node need not wait out an election timeout.
-		if err := n.raft.Campaign(n.ctx); err != nil {
-			n.log.Warn("campaign", "err", err)
-		}
 	}
 	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(l.entries))
 	return n, nil
@@ -192,27 +208,102 @@ func (n *Node) recover(l *loaded) error {
 	return nil
 }
 
-// run is the goroutine that owns the raft node: it alone calls Tick, Ready
-// and Advance, writes the log, and applies entries.
+// run is the goroutine that owns the raft node: it alone ticks it, steps
+// messages into it, proposes, writes the log, applies entries and sends.
+// Commands that arrive while it writes wait in propc and go out together as
+// the next entry: group commit.
 func (n *Node) run() {
 	defer n.wg.Done()
 	t := time.NewTicker(n.cfg.TickInterval)
 	defer t.Stop()
+	defer n.prop.timer.Stop()
+	batch := make([]lock.Command, 0, maxBatch)
 	for {
 		select {
 		case <-t.C:
-			n.raft.Tick()
-		case rd := <-n.raft.Ready():
-			if err := n.handleReady(rd); err != nil {
-				n.log.Error("raft loop stopped: cannot persist", "err", err)
-				n.fatal.Store(&err)
-				n.raft.Stop()
-				return
+			n.rn.Tick()
+		case m := <-n.stepc:
+			n.rn.Step(m)
+			for i := 0; i < 256; i++ {
+				select {
+				case m := <-n.stepc:
+					n.rn.Step(m)
+					continue
+				default:
+				}
+				break
 			}
+		case c := <-n.propc:
+			batch = append(batch[:0], c)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case c := <-n.propc:
+					batch = append(batch, c)
+				default:
+					break drain
+				}
+			}
+			n.propose(batch)
+		case r := <-n.reportc:
+			if r.snapshot {
+				n.rn.ReportSnapshot(r.peer, r.status)
+			} else {
+				n.rn.ReportUnreachable(r.peer)
+			}
+		case <-n.prop.timer.C:
+			n.propose(nil)
 		case <-n.stopc:
-			n.raft.Stop()
 			return
 		}
+		for n.rn.HasReady() {
+			if err := n.handleReady(n.rn.Ready()); err != nil {
+				n.log.Error("raft loop stopped: cannot persist", "err", err)
+				n.fatal.Store(&err)
+				return
+			}
+		}
+	}
+}
+
+// report is a peer writer's news for raft.
+type report struct {
+	peer     uint64
+	snapshot bool // a snapshot was sent (status), else the peer is unreachable
+	status   raft.SnapshotStatus
+}
+
+// reportUnreachable and reportSnapshot tell raft about a peer; they never block.
+func (n *Node) reportUnreachable(id uint64) {
+	select {
+	case n.reportc <- report{peer: id}:
+	default:
+	}
+}
+
+func (n *Node) reportSnapshot(id uint64, st raft.SnapshotStatus) {
+	select {
+	case n.reportc <- report{peer: id, snapshot: true, status: st}:
+	case <-n.stopc:
+	}
+}
+
+// step hands a peer's message to the run goroutine.
+func (n *Node) step(m *raftpb.Message) error {
+	select {
+	case n.stepc <- m:
+		return nil
+	case <-n.stopc:
+		return ErrClosed
+	}
+}
+
+// submit queues cmd for proposal on this node; when the queue is full it is
+// dropped (its sender resends).
+func (n *Node) submit(cmd lock.Command) {
+	select {
+	case n.propc <- cmd:
+	default:
 	}
 }
 
@@ -268,7 +359,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if err := n.apply(committed); err != nil {
 		return err
 	}
-	n.raft.Advance()
+	n.rn.Advance(rd)
+	if n.prop.tickNow {
+		n.prop.tickNow = false
+		n.propose(nil)
+	}
 	return nil
 }
 
@@ -286,7 +381,7 @@ func (n *Node) setSoftState(s *raft.SoftState) {
 		n.notifyChange()
 	}
 	if s.RaftState == raft.StateLeader && oldRole != raft.StateLeader {
-		n.prop.becameLeader()
+		n.prop.tickNow = true // the term's first stamp
 	}
 }
 
@@ -351,18 +446,18 @@ func (n *Node) apply(ents []*raftpb.Entry) error {
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("conf change at %d: %w", e.GetIndex(), err)
 			}
-			n.confState = n.raft.ApplyConfChange(&cc)
+			n.confState = n.rn.ApplyConfChange(&cc)
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
 			if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 				return fmt.Errorf("conf change at %d: %w", e.GetIndex(), err)
 			}
-			n.confState = n.raft.ApplyConfChange(&cc)
+			n.confState = n.rn.ApplyConfChange(&cc)
 		}
 		n.applied.Store(e.GetIndex())
 	}
 	n.appliedT.Store(time.Now().UnixNano())
-	n.prop.applied()
+	n.scheduleTick()
 	return n.maybeSnapshot()
 }
 
@@ -402,9 +497,9 @@ func (n *Node) send(m *raftpb.Message) {
 		return
 	}
 	if !p.enqueue(frame{msg: m}) {
-		n.raft.ReportUnreachable(m.GetTo())
+		n.rn.ReportUnreachable(m.GetTo())
 		if m.GetType() == raftpb.MsgSnap {
-			n.raft.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
 		}
 	}
 }
@@ -422,7 +517,6 @@ func (n *Node) Close() error {
 			n.inbound.close()
 		}
 		n.wg.Wait()
-		n.prop.wait()
 		for _, p := range n.peers {
 			p.wait()
 		}

@@ -80,7 +80,7 @@ func (p *peer) run() {
 			err = p.pump(conn)
 			p.connected.Store(false)
 			conn.Close()
-			p.n.raft.ReportUnreachable(p.id)
+			p.n.reportUnreachable(p.id)
 			select {
 			case <-p.n.stopc:
 				return
@@ -169,7 +169,7 @@ func (p *peer) pump(conn net.Conn) error {
 			if err != nil {
 				status = raft.SnapshotFailure
 			}
-			p.n.raft.ReportSnapshot(p.id, status)
+			p.n.reportSnapshot(p.id, status)
 		}
 		if err != nil {
 			return err
