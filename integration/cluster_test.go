@@ -198,7 +198,12 @@ func TestPausedLeaderIsReplacedAndStepsDown(t *testing.T) {
 		pending <- res{tok, err}
 	}()
 
-	newLead := c.waitLeader(5*time.Second, rest)
+	// Until the others elect someone, they may still name the paused node.
+	var newLead int
+	poll(t, 5*time.Second, "the others to elect a new leader", func() bool {
+		newLead = c.leader(rest)
+		return newLead != 0 && newLead != lead
+	})
 	tok, err := lockCmd(ctx, c.client(newLead), "paused", "via-new-leader")
 	if err != nil || tok <= 0 {
 		t.Fatalf("LOCK on the new leader = %d, %v", tok, err)

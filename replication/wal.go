@@ -64,7 +64,7 @@ const (
 	recHard  = 2
 	recReset = 3
 
-	defaultSegmentSize = 64 << 20
+	defaultSegmentSize = 16 << 20
 	maxRecord          = 1 << 30
 )
 
@@ -266,6 +266,15 @@ func (w *wal) newSegment(first uint64) error {
 
 // save appends one Ready's entries and hard state and syncs them.
 func (w *wal) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
+	if err := w.write(hs, ents); err != nil {
+		return err
+	}
+	return w.syncNow()
+}
+
+// write appends entries and hard state without syncing; syncNow makes
+// everything written so far durable. Several writes may share one sync.
+func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	if raftEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
@@ -282,7 +291,14 @@ func (w *wal) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 		w.buf = appendRecord(w.buf, recHard, hs)
 		w.lastHard = proto.Clone(hs).(*raftpb.HardState)
 	}
-	return w.flush()
+	return w.writeBuf()
+}
+
+func (w *wal) syncNow() error {
+	if w.sync {
+		return fdatasync(w.f)
+	}
+	return nil
 }
 
 // reset records that a snapshot at index replaced the whole log, in a new
@@ -319,14 +335,19 @@ func (w *wal) dropBefore(i int) error {
 	return nil
 }
 
+// flush writes w.buf and syncs.
 func (w *wal) flush() error {
+	if err := w.writeBuf(); err != nil {
+		return err
+	}
+	return w.syncNow()
+}
+
+func (w *wal) writeBuf() error {
 	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 		return err
 	}
 	w.off += int64(len(w.buf))
-	if w.sync {
-		return fdatasync(w.f)
-	}
 	return nil
 }
 
@@ -358,10 +379,21 @@ func sealRecord(r []byte) {
 	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(payload, crcTable))
 }
 
-// preallocate reserves size bytes for f; failure only costs speed.
+// preallocate extends f to size bytes of written zeros, so that appending
+// records overwrites allocated, initialized blocks and fdatasync has no file
+// metadata to write (fallocate would leave "unwritten" extents, whose first
+// write is a metadata change). Failure only costs speed.
 func preallocate(f *os.File, size int64) {
-	if st, err := f.Stat(); err == nil && st.Size() < size {
-		_ = syscall.Fallocate(int(f.Fd()), 0, 0, size)
+	st, err := f.Stat()
+	if err != nil || st.Size() >= size {
+		return
+	}
+	zeros := make([]byte, 1<<20)
+	for off := st.Size(); off < size; off += int64(len(zeros)) {
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return
+		}
 	}
 }
 

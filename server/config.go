@@ -38,6 +38,10 @@ type Config struct {
 	// WriteTimeout bounds each write of replies (default 30s): a client that
 	// sends commands but never reads its replies is disconnected.
 	WriteTimeout time.Duration
+	// ReadTimeout bounds how long OWNER, LOCKINFO and DBSIZE wait for the
+	// local replica to apply what is known to be committed (default 1s);
+	// past it they answer from the replica as it is.
+	ReadTimeout time.Duration
 	// Version is reported by INFO and HELLO.
 	Version string
 	Logger  *slog.Logger
@@ -70,6 +74,9 @@ func (c *Config) withDefaults() Config {
 		d.WriteTimeout = 30 * time.Second
 	}
 	d.WireLimits = d.WireLimits.WithDefaults()
+	if d.ReadTimeout == 0 {
+		d.ReadTimeout = time.Second
+	}
 	if d.Version == "" {
 		d.Version = "0.1.0"
 	}

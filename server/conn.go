@@ -50,13 +50,22 @@ func (s *Server) cmdAuth(c *client, r reply, args [][]byte) {
 		r.err(errSyntax)
 		return
 	}
-	if s.cfg.Password == "" {
-		r.err(errNoPassword)
-		return
-	}
 	user, pass := "default", args[len(args)-1]
 	if len(args) == 3 {
 		user = string(args[1])
+	}
+	if s.cfg.Password == "" {
+		// As Redis with a password-less default user: AUTH default <any>
+		// succeeds, AUTH <password> alone is a configuration mistake.
+		switch {
+		case len(args) == 2:
+			r.err(errNoPassword)
+		case user != "default":
+			r.err(errWrongPass)
+		default:
+			r.ok()
+		}
+		return
 	}
 	if err := s.checkAuth(c, user, pass); err != nil {
 		r.err(err)
@@ -79,7 +88,7 @@ func (s *Server) cmdHello(c *client, r reply, args [][]byte) {
 	if len(args) >= 2 {
 		n, err := parseInt(args[1])
 		if err != nil {
-			r.err(errNoProto) // Redis answers a non-number this way too
+			r.err(errProtoNotInt)
 			return
 		}
 		if n != 2 && n != 3 {
@@ -123,11 +132,13 @@ func (s *Server) cmdHello(c *client, r reply, args [][]byte) {
 			r.err(errClientName)
 			return
 		}
+		c.mu.Lock()
 		c.name = *setName
+		c.mu.Unlock()
 	}
 	if proto != 0 {
-		c.resp3 = proto == 3
-		r.resp3 = c.resp3
+		c.resp3.Store(proto == 3)
+		r.resp3 = proto == 3
 	}
 	st := s.node.Status()
 	role := "master"
@@ -140,7 +151,7 @@ func (s *Server) cmdHello(c *client, r reply, args [][]byte) {
 	r.bulk("version")
 	r.bulk(s.cfg.Version)
 	r.bulk("proto")
-	r.int(int64(map[bool]int{false: 2, true: 3}[c.resp3]))
+	r.int(int64(respVersion(r.resp3)))
 	r.bulk("id")
 	r.int(int64(c.id))
 	r.bulk("mode")
@@ -168,10 +179,13 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 	case sub == "ID" && n == 2:
 		r.int(int64(c.id))
 	case sub == "GETNAME" && n == 2:
-		if c.name == "" {
+		c.mu.Lock()
+		name := c.name
+		c.mu.Unlock()
+		if name == "" {
 			r.null()
 		} else {
-			r.bulk(c.name)
+			r.bulk(name)
 		}
 	case sub == "SETNAME" && n == 3:
 		name := string(args[2])
@@ -179,9 +193,9 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 			r.err(errClientName)
 			return
 		}
-		s.mu.Lock()
+		c.mu.Lock()
 		c.name = name
-		s.mu.Unlock()
+		c.mu.Unlock()
 		r.ok()
 	case sub == "SETINFO" && n == 4:
 		attr, val := strings.ToUpper(string(args[2])), string(args[3])
@@ -189,8 +203,8 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 			r.err(fmt.Errorf("ERR %s cannot contain spaces, newlines or special characters.", attr))
 			return
 		}
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		switch attr {
 		case "LIB-NAME":
 			c.libName = val
@@ -202,10 +216,7 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 		}
 		r.ok()
 	case sub == "INFO" && n == 2:
-		s.mu.Lock()
-		line := s.clientLine(c)
-		s.mu.Unlock()
-		r.bulk(line + "\n")
+		r.bulk(s.clientLine(c) + "\n")
 	case sub == "LIST":
 		s.mu.Lock()
 		ids := make([]uint64, 0, len(s.clients))
@@ -221,7 +232,7 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 		s.mu.Unlock()
 		r.bulk(b.String())
 	case sub == "KILL" && n >= 3:
-		s.clientKill(r, args[2:])
+		s.clientKill(c, r, args[2:])
 	case sub == "HELP":
 		lines := []string{
 			"CLIENT <subcommand> [<arg> ...]. Subcommands are:",
@@ -239,23 +250,32 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 	}
 }
 
-// clientLine formats one CLIENT LIST line. Callers hold s.mu.
+// clientLine formats one CLIENT LIST line.
 func (s *Server) clientLine(c *client) string {
+	c.mu.Lock()
+	name, lib, ver := c.name, c.libName, c.libVer
+	c.mu.Unlock()
+	cmd := "NULL"
+	if sp := c.last.Load(); sp != nil {
+		cmd = sp.name
+	}
 	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 cmd=%s user=default lib-name=%s lib-ver=%s resp=%d",
-		c.id, c.addr, c.laddr, c.name, int(time.Since(c.created).Seconds()), c.lastCmdOr(), c.libName, c.libVer, map[bool]int{false: 2, true: 3}[c.resp3])
+		c.id, c.addr, c.laddr, name, int(time.Since(c.created).Seconds()), cmd, lib, ver, respVersion(c.resp3.Load()))
 }
 
-func (c *client) lastCmdOr() string {
-	if c.lastCmd == "" {
-		return "NULL"
+func respVersion(resp3 bool) int {
+	if resp3 {
+		return 3
 	}
-	return c.lastCmd
+	return 2
 }
 
 // clientKill: CLIENT KILL ip:port | CLIENT KILL ID id | ADDR ip:port [...].
-func (s *Server) clientKill(r reply, args [][]byte) {
+// With filters, the caller itself is spared unless SKIPME no.
+func (s *Server) clientKill(self *client, r reply, args [][]byte) {
 	match := func(*client) bool { return false }
 	legacy := len(args) == 1
+	skipMe := !legacy
 	if legacy {
 		addr := string(args[0])
 		match = func(c *client) bool { return c.addr == addr }
@@ -279,7 +299,17 @@ func (s *Server) clientKill(r reply, args [][]byte) {
 				filters = append(filters, func(c *client) bool { return c.addr == val })
 			case "LADDR":
 				filters = append(filters, func(c *client) bool { return c.laddr == val })
-			case "SKIPME", "USER", "TYPE", "MAXAGE":
+			case "SKIPME":
+				switch strings.ToLower(val) {
+				case "yes":
+					skipMe = true
+				case "no":
+					skipMe = false
+				default:
+					r.err(errSyntax)
+					return
+				}
+			case "USER", "TYPE", "MAXAGE":
 				// accepted, not used as filters
 			default:
 				r.err(errSyntax)
@@ -298,7 +328,7 @@ func (s *Server) clientKill(r reply, args [][]byte) {
 	s.mu.Lock()
 	killed := 0
 	for _, c := range s.clients {
-		if match(c) {
+		if match(c) && !(skipMe && c == self) {
 			c.conn.NetConn().Close()
 			killed++
 		}

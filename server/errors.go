@@ -16,6 +16,7 @@ var (
 	errWrongPass     = errors.New("WRONGPASS invalid username-password pair or user is disabled.")
 	errNoPassword    = errors.New("ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 	errNoProto       = errors.New("NOPROTO unsupported protocol version")
+	errProtoNotInt   = errors.New("ERR Protocol version is not an integer or out of range")
 	errDBIndex       = errors.New("ERR DB index is out of range")
 	errHelloNoAuth   = errors.New("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	errNoSuchClient  = errors.New("ERR No such client")

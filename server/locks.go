@@ -104,12 +104,22 @@ func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
 		r.err(err)
 		return
 	}
+	s.catchUp()
 	info, ok := s.node.Table().Get(string(args[1]))
 	if !ok {
 		r.null()
 		return
 	}
 	r.bulk(info.Owner)
+}
+
+// catchUp waits, for at most the read timeout, until the local replica has
+// applied what this node knows to be committed (see
+// replication.Node.WaitApplied); after that, reads answer from what is there.
+func (s *Server) catchUp() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadTimeout)
+	defer cancel()
+	s.node.WaitApplied(ctx)
 }
 
 // cmdLockInfo: LOCKINFO name → null or [owner, token, ttl_ms] (a map under
@@ -120,6 +130,7 @@ func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
 		r.err(err)
 		return
 	}
+	s.catchUp()
 	t := s.node.Table()
 	info, ok := t.Get(string(args[1]))
 	if !ok {
@@ -149,6 +160,7 @@ func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
 
 // cmdDBSize: the number of held locks.
 func (s *Server) cmdDBSize(c *client, r reply, args [][]byte) {
+	s.catchUp()
 	r.int(int64(s.node.Table().Len()))
 }
 
@@ -188,9 +200,18 @@ func (s *Server) ttlArg(cmd, opt string, arg []byte) (int64, error) {
 	return n, nil
 }
 
+// parseInt parses a decimal integer as Redis does: an optional minus, no
+// plus, no leading zeros, no spaces.
 func parseInt(b []byte) (int64, error) {
+	digits := b
+	if len(digits) > 0 && digits[0] == '-' {
+		digits = digits[1:]
+	}
+	if len(digits) == 0 || (digits[0] == '0' && len(b) > 1) || digits[0] < '0' || digits[0] > '9' {
+		return 0, errNotInteger
+	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil || (len(b) > 1 && b[0] == '+') {
+	if err != nil {
 		return 0, errNotInteger
 	}
 	return n, nil

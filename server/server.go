@@ -31,20 +31,24 @@ type Server struct {
 	commands atomic.Uint64 // commands processed, for INFO
 }
 
-// client is the state of one client connection. It is touched only by that
-// connection's goroutine, except under Server.mu for CLIENT LIST/KILL.
+// client is the state of one client connection. Its connection's goroutine
+// reads and writes it; CLIENT LIST and KILL on other connections read the
+// fields that mu guards and the atomics.
 type client struct {
 	id      uint64
 	conn    redcon.Conn
 	addr    string
 	laddr   string
+	created time.Time
+	authed  bool // its own goroutine only
+
+	resp3 atomic.Bool
+	last  atomic.Pointer[commandSpec] // the last command run
+
+	mu      sync.Mutex
 	name    string
 	libName string
 	libVer  string
-	resp3   bool
-	authed  bool
-	created time.Time
-	lastCmd string
 }
 
 // New starts a node: recovers its data, joins its cluster and serves clients
@@ -82,17 +86,35 @@ func (s *Server) Addr() net.Addr { return s.cfg.Listener.Addr() }
 // Node returns the node's replication layer.
 func (s *Server) Node() *replication.Node { return s.node }
 
-// Close stops accepting clients, stops the node (waiting requests get
-// -TRYAGAIN), closes every client connection and returns when all of them
-// are done.
+// Close stops the node first, so requests still waiting in it are answered
+// -TRYAGAIN, gives every connection up to a second to send what it has
+// (until its goroutine is back reading), then closes the listener and every
+// connection and returns when all of them are done.
 func (s *Server) Close() error {
 	s.once.Do(func() {
-		s.ln.Close()
 		s.node.Close()
+		deadline := time.Now().Add(time.Second)
+		for !s.allReading() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		s.ln.Close()
 		<-s.served // redcon closes the remaining connections on its way out
 		s.conns.Wait()
 	})
 	return nil
+}
+
+// allReading reports whether every client connection is waiting for input,
+// that is, has written all its replies.
+func (s *Server) allReading() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		if cc, ok := c.conn.NetConn().(*clientConn); ok && !cc.reading.Load() {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) accept(conn redcon.Conn) bool {
@@ -131,7 +153,7 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 // handle runs one command. redcon calls it on the connection's goroutine.
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	c := conn.Context().(*client)
-	r := reply{c: conn, resp3: c.resp3}
+	r := reply{c: conn, resp3: c.resp3.Load()}
 	s.commands.Add(1)
 	if len(cmd.Args) == 0 {
 		r.err(errEmptyCommand)
@@ -143,7 +165,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		r.err(unknownCommandError{args: cmd.Args})
 		return
 	}
-	c.lastCmd = spec.name
+	c.last.Store(spec)
 	if !c.authed && !spec.noAuth {
 		r.err(errNoAuth)
 		return
@@ -168,16 +190,24 @@ func (l listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return writeDeadlineConn{Conn: respguard.Wrap(c, l.limits), timeout: l.writeTimeout}, nil
+	return &clientConn{Conn: respguard.Wrap(c, l.limits), timeout: l.writeTimeout}, nil
 }
 
-// writeDeadlineConn fails a write that cannot complete within timeout.
-type writeDeadlineConn struct {
+// clientConn fails a write that cannot complete within timeout, and tells
+// whether its reader is blocked waiting for input.
+type clientConn struct {
 	net.Conn
 	timeout time.Duration
+	reading atomic.Bool
 }
 
-func (c writeDeadlineConn) Write(b []byte) (int, error) {
+func (c *clientConn) Read(b []byte) (int, error) {
+	c.reading.Store(true)
+	defer c.reading.Store(false)
+	return c.Conn.Read(b)
+}
+
+func (c *clientConn) Write(b []byte) (int, error) {
 	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
 	return c.Conn.Write(b)
 }

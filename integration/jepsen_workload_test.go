@@ -1,0 +1,386 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockd/lockd/integration/check"
+	"github.com/redis/go-redis/v9"
+)
+
+// jepsenOpTimeout bounds every client operation of the suite.
+const jepsenOpTimeout = 3 * time.Second
+
+// jepsenClient returns a go-redis client of addr for the suite: no retries,
+// the context's deadline honoured, reads bounded by jepsenOpTimeout.
+func jepsenClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:                  addr,
+		MaxRetries:            -1,
+		DialTimeout:           time.Second,
+		ReadTimeout:           jepsenOpTimeout,
+		WriteTimeout:          time.Second,
+		ContextTimeoutEnabled: true,
+		PoolSize:              2,
+	})
+}
+
+// outcome is how an op's error is recorded.
+type outcome int
+
+const (
+	outcomeOK      outcome = iota
+	outcomeFailed          // certainly not applied
+	outcomeUnknown         // may or may not have been applied
+)
+
+// classify maps a client error to an outcome. Only replies PROTOCOL.md says
+// were not applied, and connections that were never made (the command was
+// never sent), are failures; everything else is indeterminate.
+func classify(err error) outcome {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return outcomeOK
+	}
+	if strings.HasPrefix(err.Error(), "TRYAGAIN no leader") {
+		return outcomeFailed
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return outcomeFailed
+	}
+	return outcomeUnknown
+}
+
+// expectedErr says whether err is one the suite expects under faults: a
+// -TRYAGAIN, a timeout or a network error. Anything else (an -ERR reply, say)
+// is logged as unexpected.
+func expectedErr(err error) bool {
+	if strings.HasPrefix(err.Error(), "TRYAGAIN") || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	s := err.Error()
+	return strings.Contains(s, "EOF") || strings.Contains(s, "connection reset") ||
+		strings.Contains(s, "broken pipe") || strings.Contains(s, "use of closed") ||
+		strings.Contains(s, "connection refused") || strings.Contains(s, "i/o timeout")
+}
+
+// workload is the state the lock clients share.
+type workload struct {
+	c       *cluster
+	hist    *check.History
+	lt      *leaderTracker
+	seed    int64
+	hot     int   // lock names in use at once
+	rotate  int64 // ops per generation of names
+	begun   atomic.Int64
+	nextPID atomic.Int64 // next porcupine client id for a client that lost an op
+
+	mu         sync.Mutex
+	unexpected []string // first unexpected errors, for the report
+	skipped    int      // reads skipped for want of a leader
+	reads      []readRecord
+}
+
+func (w *workload) noteUnexpected(what string, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.unexpected) < 20 {
+		w.unexpected = append(w.unexpected, fmt.Sprintf("%s: %v", what, err))
+	}
+}
+
+// name returns one of the hot lock names of the current generation.
+func (w *workload) name(rng *rand.Rand) string {
+	gen := w.begun.Load() / w.rotate
+	return fmt.Sprintf("j%d-g%d-k%d", w.seed, gen, rng.Intn(w.hot))
+}
+
+// current says whether name belongs to the current generation of names.
+func (w *workload) current(name string) bool {
+	return strings.HasPrefix(name, fmt.Sprintf("j%d-g%d-", w.seed, w.begun.Load()/w.rotate))
+}
+
+// lockClient is one client of the workload: it sends LOCK and UNLOCK (no
+// lease) to its home node and OWNER to the current leader.
+type lockClient struct {
+	w     *workload
+	id    int
+	pid   int // porcupine client id; a fresh one after each indeterminate op
+	owner string
+	home  int
+	rdbs  map[int]*redis.Client
+	rng   *rand.Rand
+	held  map[string]bool // locks this client believes it holds
+}
+
+func (w *workload) newClient(id int) *lockClient {
+	lc := &lockClient{
+		w: w, id: id, pid: id, owner: fmt.Sprintf("c%d", id), home: 1 + id%len(w.c.nodes),
+		rdbs: map[int]*redis.Client{}, rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
+		held: map[string]bool{},
+	}
+	for i, p := range w.c.nodes {
+		lc.rdbs[i] = jepsenClient(p.client)
+	}
+	return lc
+}
+
+func (lc *lockClient) close() {
+	for _, r := range lc.rdbs {
+		r.Close()
+	}
+}
+
+// run sends ops until ctx is done.
+func (lc *lockClient) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		name := lc.w.name(lc.rng)
+		if lc.rng.Intn(3) > 0 {
+			// Mostly work on a lock this client holds, so locks change hands.
+			if h := lc.holding(); h != "" && lc.w.current(h) {
+				name = h
+			}
+		}
+		var o outcome
+		switch r := lc.rng.Float64(); {
+		case r < 0.25:
+			o = lc.read(name)
+		case lc.held[name] && r < 0.9:
+			o = lc.unlock(name)
+		default:
+			o = lc.lock(name)
+		}
+		pause := time.Duration(5+lc.rng.Intn(20)) * time.Millisecond
+		if o != outcomeOK {
+			pause = time.Duration(100+lc.rng.Intn(200)) * time.Millisecond
+		}
+		wait(ctx, pause)
+	}
+}
+
+// holding returns a lock this client believes it holds, or "".
+func (lc *lockClient) holding() string {
+	for n := range lc.held {
+		return n
+	}
+	return ""
+}
+
+// finish records an op's error and returns its outcome; after an
+// indeterminate op the client continues as a new porcupine client.
+func (lc *lockClient) finish(p check.Pending, what string, err error) outcome {
+	o := classify(err)
+	switch o {
+	case outcomeFailed:
+		p.Failed()
+	case outcomeUnknown:
+		p.Unknown()
+		lc.pid = int(lc.w.nextPID.Add(1))
+	}
+	if err != nil && !errors.Is(err, redis.Nil) && !expectedErr(err) {
+		lc.w.noteUnexpected(what, err)
+	}
+	return o
+}
+
+func (lc *lockClient) lock(name string) outcome {
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	lc.w.begun.Add(1)
+	p := lc.w.hist.Begin(lc.pid, check.KindLock, name, lc.owner)
+	tok, err := lockCmd(ctx, lc.rdbs[lc.home], name, lc.owner)
+	if err != nil {
+		o := lc.finish(p, "LOCK", err)
+		if o == outcomeUnknown {
+			lc.held[name] = true // maybe: try to release it later
+		}
+		return o
+	}
+	p.Locked(tok)
+	if tok > 0 {
+		lc.held[name] = true
+	}
+	return outcomeOK
+}
+
+func (lc *lockClient) unlock(name string) outcome {
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	lc.w.begun.Add(1)
+	p := lc.w.hist.Begin(lc.pid, check.KindUnlock, name, lc.owner)
+	n, err := lc.rdbs[lc.home].Do(ctx, "UNLOCK", name, lc.owner).Int64()
+	if err != nil {
+		return lc.finish(p, "UNLOCK", err)
+	}
+	p.Unlocked(n == 1)
+	delete(lc.held, name)
+	return outcomeOK
+}
+
+// read sends OWNER to the node the tracker says leads, and records it only
+// if that node provably led throughout: it says it leads term T before the
+// call and again after the reply, and after the reply another node still
+// names it leader in term T. Then no other leader can have been elected
+// before the reply (it would need that node's vote, or the old leader's, and
+// both are still in term T), so no write of a later term can be missed. A
+// read that cannot be confirmed is recorded as indeterminate (the checker
+// drops it): lockd serves OWNER from the local replica, and a deposed leader
+// that does not know it yet is not "the leader" this check is about.
+func (lc *lockClient) read(name string) outcome {
+	w := lc.w
+	lead := w.lt.get()
+	var pre map[string]string
+	if lead != 0 {
+		pre = infoOf(lc.rdbs[lead])
+	}
+	if pre == nil || pre["role"] != "leader" {
+		w.mu.Lock()
+		w.skipped++
+		w.mu.Unlock()
+		return outcomeOK
+	}
+	term := pre["raft_term"]
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	w.begun.Add(1)
+	rec := readRecord{Name: name, Client: lc.pid, Call: w.hist.Now(), Node: lead, Term: term}
+	p := w.hist.Begin(lc.pid, check.KindOwner, name, "")
+	o, err := ownerOf(ctx, lc.rdbs[lead], name)
+	if err != nil {
+		return lc.finish(p, "OWNER", err)
+	}
+	rec.Holder = o
+	if post := infoOf(lc.rdbs[lead]); post != nil && post["role"] == "leader" && post["raft_term"] == term {
+		rec.LeaderAfter = true
+		for j, r := range lc.rdbs {
+			if j == lead {
+				continue
+			}
+			if m := infoOf(r); m != nil && m["leader_id"] == strconv.Itoa(lead) && m["raft_term"] == term {
+				rec.ConfirmedBy = j
+				break
+			}
+		}
+	}
+	w.mu.Lock()
+	w.reads = append(w.reads, rec)
+	w.mu.Unlock()
+	if rec.ConfirmedBy == 0 {
+		p.Unknown()
+		return outcomeOK
+	}
+	p.Read(o)
+	return outcomeOK
+}
+
+// readRecord is what the suite knows of one OWNER read, for the failure files.
+type readRecord struct {
+	Name        string
+	Client      int
+	Call        int64 // just before the op's call
+	Node        int
+	Term        string
+	Holder      string
+	LeaderAfter bool
+	ConfirmedBy int // the node that named Node leader in Term after the read; 0: unconfirmed
+}
+
+// infoOf returns the INFO replication fields of a node through rdb, or nil.
+func infoOf(rdb *redis.Client) map[string]string {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	s, err := rdb.Info(ctx, "replication").Result()
+	if err != nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, l := range strings.Split(s, "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// leaseWorkload is the end-to-end lease test: clients take leased locks and
+// do fenced read-modify-write increments of a store resource; zombies sleep
+// past their lease between the read and the write.
+type leaseWorkload struct {
+	c         *cluster
+	hist      *check.History // their LOCKs, for the cluster-wide fencing check
+	store     *check.Store
+	seed      int64
+	resources int
+	lease     time.Duration
+
+	grants, zombies, staleReads, staleWrites, errs atomic.Int64
+}
+
+func (lw *leaseWorkload) resource(k int) string { return fmt.Sprintf("res-%d", k) }
+func (lw *leaseWorkload) lockName(k int) string { return fmt.Sprintf("lease-%d-r%d", lw.seed, k) }
+
+// run is one lease client until ctx is done.
+func (lw *leaseWorkload) run(ctx context.Context, id int) {
+	rng := rand.New(rand.NewSource(lw.seed*7919 + int64(id)))
+	owner := fmt.Sprintf("lease-c%d", id)
+	rdb := jepsenClient(lw.c.nodes[1+id%len(lw.c.nodes)].client)
+	defer rdb.Close()
+	px := lw.lease.Milliseconds()
+	for ctx.Err() == nil {
+		k := rng.Intn(lw.resources)
+		name, res := lw.lockName(k), lw.resource(k)
+		octx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+		p := lw.hist.Begin(id, check.KindLock, name, owner)
+		tok, err := lockCmd(octx, rdb, name, owner, "PX", px)
+		cancel()
+		if err != nil {
+			switch classify(err) {
+			case outcomeFailed:
+				p.Failed()
+			default:
+				p.Unknown()
+			}
+			lw.errs.Add(1)
+			wait(ctx, time.Duration(100+rng.Intn(200))*time.Millisecond)
+			continue
+		}
+		p.Locked(tok)
+		if tok == 0 {
+			wait(ctx, time.Duration(30+rng.Intn(70))*time.Millisecond)
+			continue
+		}
+		lw.grants.Add(1)
+		v, err := lw.store.Read(res, tok)
+		if err != nil {
+			lw.staleReads.Add(1) // the lease ran out before the reply came
+			continue
+		}
+		zombie := rng.Intn(4) == 0
+		if zombie {
+			lw.zombies.Add(1)
+			wait(context.Background(), lw.lease*3/2) // past the lease: someone else may take it
+		}
+		if err := lw.store.Write(res, tok, func(int64) int64 { return v + 1 }); err != nil {
+			lw.staleWrites.Add(1)
+			continue
+		}
+		if !zombie {
+			octx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+			rdb.Do(octx, "UNLOCK", name, owner)
+			cancel()
+		}
+		wait(ctx, time.Duration(rng.Intn(30))*time.Millisecond)
+	}
+}

@@ -1,0 +1,293 @@
+package replication
+
+import (
+	"slices"
+	"time"
+
+	"github.com/lockd/lockd/lock"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// run is the goroutine that owns the raft.RawNode: it alone ticks it, steps
+// messages into it, proposes and takes its Readys. Raft runs with
+// AsyncStorageWrites: a Ready's log writes go to the append goroutine and its
+// committed entries to the apply goroutine, each as an ordered message whose
+// responses come back through stepc once the work is done. So the loop never
+// waits for the disk: while the log is synced it goes on stepping
+// acknowledgements, committing and handing out entries to apply, and the
+// commands that queue meanwhile go out together as the next entry (group
+// commit).
+func (n *Node) run() {
+	defer n.wg.Done()
+	t := time.NewTicker(n.cfg.TickInterval)
+	defer t.Stop()
+	defer n.prop.timer.Stop()
+	batch := make([]lock.Command, 0, maxBatch)
+	for {
+		// Storage work waits in queues here, never blocking the loop: the
+		// storage goroutines deliver their responses through stepc, which
+		// only this loop drains.
+		var appendc chan *raftpb.Message
+		var nextAppend *raftpb.Message
+		if len(n.appendQ) > 0 {
+			appendc, nextAppend = n.appendc, n.appendQ[0]
+		}
+		var applyc chan applyItem
+		var nextApply applyItem
+		if len(n.applyQ) > 0 {
+			applyc, nextApply = n.applyc, n.applyQ[0]
+		}
+		select {
+		case appendc <- nextAppend:
+			n.appendQ = n.appendQ[1:]
+		case applyc <- nextApply:
+			n.applyQ = n.applyQ[1:]
+		case <-t.C:
+			n.rn.Tick()
+			n.campaignAlone()
+		case m := <-n.stepc:
+			n.rn.Step(m)
+		more:
+			for range 256 {
+				select {
+				case m := <-n.stepc:
+					n.rn.Step(m)
+				default:
+					break more
+				}
+			}
+		case c := <-n.propc:
+			batch = append(batch[:0], c)
+		drain:
+			for len(batch) < maxBatch {
+				select {
+				case c := <-n.propc:
+					batch = append(batch, c)
+				default:
+					break drain
+				}
+			}
+			n.propose(batch)
+		case r := <-n.reportc:
+			if r.snapshot {
+				n.rn.ReportSnapshot(r.peer, r.status)
+			} else {
+				n.rn.ReportUnreachable(r.peer)
+			}
+		case <-n.prop.timer.C:
+			n.propose(nil)
+		case <-n.appliedc:
+			n.scheduleTick()
+			n.campaignAlone()
+		case <-n.stopc:
+			return
+		case <-n.haltc:
+			return
+		}
+		for n.rn.HasReady() {
+			n.handleReady(n.rn.Ready())
+		}
+		n.flushStorageQueues()
+	}
+}
+
+// flushStorageQueues hands queued storage work over as far as the storage
+// goroutines' channels have room.
+func (n *Node) flushStorageQueues() {
+	for len(n.appendQ) > 0 {
+		select {
+		case n.appendc <- n.appendQ[0]:
+			n.appendQ[0] = nil
+			n.appendQ = n.appendQ[1:]
+			continue
+		default:
+		}
+		break
+	}
+	for len(n.applyQ) > 0 {
+		select {
+		case n.applyc <- n.applyQ[0]:
+			n.applyQ[0] = applyItem{}
+			n.applyQ = n.applyQ[1:]
+			continue
+		default:
+		}
+		break
+	}
+}
+
+// handleReady publishes state changes, queues storage work for its
+// goroutines and sends the rest.
+func (n *Node) handleReady(rd raft.Ready) {
+	if !raft.IsEmptyHardState(rd.HardState) {
+		if t := rd.HardState.GetTerm(); t != n.term.Load() {
+			n.term.Store(t)
+			n.notifyChange()
+		}
+		n.commit.Store(rd.HardState.GetCommit())
+	}
+	if rd.SoftState != nil {
+		n.setSoftState(rd.SoftState) // after the term, which the proposer stamps
+	}
+	for _, m := range rd.Messages {
+		switch m.GetTo() {
+		case raft.LocalAppendThread:
+			n.appendQ = append(n.appendQ, m)
+		case raft.LocalApplyThread:
+			n.applyConfChanges(m.GetEntries())
+			n.applyQ = append(n.applyQ, applyItem{msg: m})
+		default:
+			n.send(m)
+		}
+	}
+	if n.prop.tickNow {
+		n.prop.tickNow = false
+		n.propose(nil)
+	}
+}
+
+// applyConfChanges applies the membership changes among committed entries to
+// raft. Membership is fixed after bootstrap, so doing it when the entries are
+// handed out rather than when the table applies them changes nothing.
+func (n *Node) applyConfChanges(ents []*raftpb.Entry) {
+	for _, e := range ents {
+		var cc raftpb.ConfChangeI
+		switch e.GetType() {
+		case raftpb.EntryConfChange:
+			c := &raftpb.ConfChange{}
+			if err := proto.Unmarshal(e.GetData(), c); err != nil {
+				n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
+				continue
+			}
+			cc = c
+		case raftpb.EntryConfChangeV2:
+			c := &raftpb.ConfChangeV2{}
+			if err := proto.Unmarshal(e.GetData(), c); err != nil {
+				n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
+				continue
+			}
+			cc = c
+		default:
+			continue
+		}
+		n.confState.Store(n.rn.ApplyConfChange(cc))
+		n.confIndex = e.GetIndex()
+	}
+}
+
+// campaignAlone makes the only member of a one-node cluster leader at once,
+// instead of after an election timeout: as soon as it has applied the
+// configuration that makes it the sole voter.
+func (n *Node) campaignAlone() {
+	if len(n.cfg.Peers) != 1 || n.role.Load().(raft.StateType) != raft.StateFollower {
+		return
+	}
+	if slices.Contains(n.confState.Load().GetVoters(), n.cfg.ID) && n.rn.BasicStatus().Applied >= n.confIndex {
+		n.rn.Campaign()
+	}
+}
+
+func (n *Node) setSoftState(s *raft.SoftState) {
+	old := n.leader.Swap(s.Lead)
+	oldRole := n.role.Swap(s.RaftState)
+	if old != s.Lead || oldRole != s.RaftState {
+		n.log.Info("raft state", "role", roleName(s.RaftState), "leader", s.Lead, "term", n.term.Load())
+		n.notifyChange()
+	}
+	if s.RaftState == raft.StateLeader && oldRole != raft.StateLeader {
+		n.prop.tickNow = true // the term's first stamp
+	}
+}
+
+// notifyChange wakes everyone waiting on a leader or term change.
+func (n *Node) notifyChange() {
+	ch := make(chan struct{})
+	old := n.changed.Swap(&ch)
+	close(*old)
+}
+
+// leaderChanged returns a channel closed at the next leader or term change.
+func (n *Node) leaderChanged() <-chan struct{} { return *n.changed.Load() }
+
+// send hands a raft message to its peer's queue; it never blocks. Only the
+// run goroutine calls it (it reports drops to raft directly).
+func (n *Node) send(m *raftpb.Message) {
+	p := n.peers[m.GetTo()]
+	if p == nil {
+		return
+	}
+	if !p.enqueue(frame{msg: m}) {
+		n.rn.ReportUnreachable(m.GetTo())
+		if m.GetType() == raftpb.MsgSnap {
+			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+		}
+	}
+}
+
+// deliver sends a storage goroutine's response: to raft on this node through
+// stepc, or to a peer. A dropped peer message is retried by raft.
+func (n *Node) deliver(m *raftpb.Message) bool {
+	if m.GetTo() == n.cfg.ID {
+		select {
+		case n.stepc <- m:
+			return true
+		case <-n.stopc:
+			return false
+		}
+	}
+	if p := n.peers[m.GetTo()]; p != nil && !p.enqueue(frame{msg: m}) {
+		n.reportUnreachable(m.GetTo())
+	}
+	return true
+}
+
+// report is a peer writer's news for raft.
+type report struct {
+	peer     uint64
+	snapshot bool // a snapshot was sent (status), else the peer is unreachable
+	status   raft.SnapshotStatus
+}
+
+// reportUnreachable and reportSnapshot tell raft about a peer.
+func (n *Node) reportUnreachable(id uint64) {
+	select {
+	case n.reportc <- report{peer: id}:
+	default:
+	}
+}
+
+func (n *Node) reportSnapshot(id uint64, st raft.SnapshotStatus) {
+	select {
+	case n.reportc <- report{peer: id, snapshot: true, status: st}:
+	case <-n.stopc:
+	}
+}
+
+// step hands a peer's message to the run goroutine.
+func (n *Node) step(m *raftpb.Message) error {
+	select {
+	case n.stepc <- m:
+		return nil
+	case <-n.stopc:
+		return ErrClosed
+	}
+}
+
+// submit queues cmd for proposal on this node; when the queue is full it is
+// dropped (its sender resends).
+func (n *Node) submit(cmd lock.Command) {
+	select {
+	case n.propc <- cmd:
+	default:
+	}
+}
+
+// stop halts the node after a storage error: the run and storage goroutines
+// end, and Execute fails from then on.
+func (n *Node) stopOnError(err error) {
+	n.log.Error("node stopped: cannot persist", "err", err)
+	n.fatal.CompareAndSwap(nil, &err)
+	n.halt.Do(func() { close(n.haltc) })
+}

@@ -1,0 +1,242 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lockd/lockd/lock"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// applyItem is one unit of work for the apply goroutine: committed entries
+// (msg), or a snapshot from the leader to restore the table from.
+type applyItem struct {
+	msg     *raftpb.Message
+	restore *raftpb.Snapshot
+}
+
+// appendLoop is the goroutine that owns the log on disk. It takes the
+// MsgStorageAppend messages of successive Readys in order, writes them all,
+// syncs once, updates the in-memory log raft reads, and only then delivers
+// their responses (votes, acknowledgements): nothing is promised before it
+// is durable. It also persists the apply goroutine's snapshots.
+func (n *Node) appendLoop() {
+	defer n.wg.Done()
+	var batch []*raftpb.Message
+	for {
+		select {
+		case m := <-n.appendc:
+			batch = append(batch[:0], m)
+		more:
+			for len(batch) < 256 {
+				select {
+				case m := <-n.appendc:
+					batch = append(batch, m)
+				default:
+					break more
+				}
+			}
+			if err := n.persist(batch); err != nil {
+				n.stopOnError(err)
+				return
+			}
+			for _, m := range batch {
+				for _, r := range m.GetResponses() {
+					if !n.deliver(r) {
+						return
+					}
+				}
+			}
+		case s := <-n.snapc:
+			if err := n.saveLocalSnapshot(s); err != nil {
+				n.stopOnError(err)
+				return
+			}
+		case <-n.stopc:
+			return
+		case <-n.haltc:
+			return
+		}
+	}
+}
+
+// persist writes the batch's snapshots, entries and hard states with one
+// sync, then makes them visible to raft's in-memory log.
+func (n *Node) persist(batch []*raftpb.Message) error {
+	for _, m := range batch {
+		if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+			if err := n.installSnapshot(s); err != nil {
+				return err
+			}
+		}
+		if err := n.disk.wal.write(hardStateOf(m), m.GetEntries()); err != nil {
+			return err
+		}
+	}
+	if err := n.disk.wal.syncNow(); err != nil {
+		return err
+	}
+	for _, m := range batch {
+		if err := n.mem.Append(m.GetEntries()); err != nil {
+			return err
+		}
+		if hs := hardStateOf(m); hs != nil {
+			if err := n.mem.SetHardState(hs); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// hardStateOf returns the hard state a MsgStorageAppend carries, or nil.
+func hardStateOf(m *raftpb.Message) *raftpb.HardState {
+	if m.Term == nil && m.Vote == nil && m.Commit == nil {
+		return nil
+	}
+	return &raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+}
+
+// installSnapshot persists a snapshot from the leader, replaces the log with
+// it, and queues the table's restore behind the entries already queued.
+func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
+	if err := n.disk.saveSnapshot(s); err != nil {
+		return err
+	}
+	if err := n.disk.resetLog(s.GetMetadata().GetIndex()); err != nil {
+		return err
+	}
+	if err := n.mem.ApplySnapshot(s); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return err
+	}
+	select {
+	case n.applyc <- applyItem{restore: s}:
+	case <-n.stopc:
+	}
+	return nil
+}
+
+// saveLocalSnapshot persists a snapshot the apply goroutine made and drops
+// the log before it, keeping SnapshotEntries/2 entries for slow followers.
+func (n *Node) saveLocalSnapshot(s *raftpb.Snapshot) error {
+	if err := n.disk.saveSnapshot(s); err != nil {
+		return err
+	}
+	index := s.GetMetadata().GetIndex()
+	keep := n.cfg.SnapshotEntries / 2
+	if index <= keep {
+		return nil
+	}
+	compact := index - keep
+	if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	return n.disk.compact(compact)
+}
+
+// applyLoop is the goroutine that applies committed entries to the table in
+// log order, answers their waiters, and tells raft they are applied.
+func (n *Node) applyLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case it := <-n.applyc:
+			if it.restore != nil {
+				if err := n.restore(it.restore); err != nil {
+					n.stopOnError(err)
+					return
+				}
+				continue
+			}
+			n.apply(it.msg.GetEntries())
+			for _, r := range it.msg.GetResponses() {
+				if !n.deliver(r) {
+					return
+				}
+			}
+			signal(n.appliedc)
+			n.maybeSnapshot()
+		case <-n.stopc:
+			return
+		case <-n.haltc:
+			return
+		}
+	}
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (n *Node) restore(s *raftpb.Snapshot) error {
+	index := s.GetMetadata().GetIndex()
+	if index <= n.applied.Load() {
+		return nil
+	}
+	if err := n.table.Restore(s.GetData()); err != nil {
+		return fmt.Errorf("snapshot from leader at %d: %w", index, err)
+	}
+	n.snapIndex = index
+	n.applied.Store(index)
+	n.appliedT.Store(time.Now().UnixNano())
+	n.notifyApplied()
+	n.log.Info("installed snapshot", "index", index, "locks", n.table.Len())
+	return nil
+}
+
+// apply applies committed entries in order and answers their waiters.
+func (n *Node) apply(ents []*raftpb.Entry) {
+	for _, e := range ents {
+		if e.GetIndex() <= n.applied.Load() {
+			continue
+		}
+		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
+			b, err := lock.DecodeBatch(e.GetData())
+			if err != nil {
+				// Every node skips the same entry, so tables stay equal.
+				n.log.Error("skipping undecodable entry", "index", e.GetIndex(), "err", err)
+			} else {
+				n.results = n.table.Apply(e.GetTerm(), &b, n.results[:0])
+				for _, r := range n.results {
+					n.pending.resolve(r.ID, r.Value)
+				}
+			}
+		}
+		n.applied.Store(e.GetIndex())
+	}
+	n.appliedT.Store(time.Now().UnixNano())
+	n.notifyApplied()
+}
+
+// notifyApplied wakes the readers waiting in WaitApplied.
+func (n *Node) notifyApplied() {
+	ch := make(chan struct{})
+	close(*n.advanced.Swap(&ch))
+}
+
+// maybeSnapshot snapshots the table once enough entries were applied since
+// the last snapshot, and hands it to the append goroutine to persist.
+func (n *Node) maybeSnapshot() {
+	applied := n.applied.Load()
+	if applied-n.snapIndex < n.cfg.SnapshotEntries {
+		return
+	}
+	snap, err := n.mem.CreateSnapshot(applied, n.confState.Load(), n.table.Snapshot())
+	if err != nil {
+		if !errors.Is(err, raft.ErrSnapOutOfDate) {
+			n.log.Warn("snapshot", "index", applied, "err", err)
+		}
+		return
+	}
+	n.snapIndex = applied
+	select {
+	case n.snapc <- snap:
+	default:
+		// The last one is not written yet; a later snapshot will be.
+	}
+}

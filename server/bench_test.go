@@ -1,0 +1,45 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BenchmarkLockUnlock measures the RESP command path end to end: parallel
+// go-redis clients each LOCK and UNLOCK their own names on one node (every
+// LOCK and UNLOCK goes through the raft log, fsynced by default).
+func BenchmarkLockUnlock(b *testing.B) {
+	for _, fsync := range []bool{true, false} {
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
+			srv := startServer(b, func(c *Config) { c.Node.NoFsync = !fsync })
+			rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
+			ctx := context.Background()
+			if err := rdb.Ping(ctx).Err(); err != nil {
+				b.Fatal(err)
+			}
+			var workers atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				owner := fmt.Sprintf("owner-%d", workers.Add(1))
+				for i := 0; pb.Next(); i++ {
+					name := fmt.Sprintf("%s-lock-%d", owner, i%64)
+					tok, err := rdb.Do(ctx, "LOCK", name, owner, "PX", 30000).Int64()
+					if err != nil || tok <= 0 {
+						b.Errorf("LOCK %s: %d, %v", name, tok, err)
+						return
+					}
+					if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
+						b.Errorf("UNLOCK %s: %d, %v", name, n, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
