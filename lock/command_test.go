@@ -342,7 +342,8 @@ func FuzzDecodeBatch(f *testing.F) {
 	})
 }
 
-func BenchmarkDecodeBatch(b *testing.B) {
+// benchBatch is 64 LOCK/UNLOCK commands as the leader batches them.
+func benchBatch() Batch {
 	batch := Batch{Term: 3, Stamp: 1_700_000_000_000}
 	for i := range 64 {
 		op := OpLock
@@ -354,6 +355,11 @@ func BenchmarkDecodeBatch(b *testing.B) {
 			Owner: "3f2b8c1e-8d4a-4c1b-9e0f-2a7d5b6c9e01", TTL: 30_000,
 		})
 	}
+	return batch
+}
+
+func BenchmarkDecodeBatch(b *testing.B) {
+	batch := benchBatch()
 	enc := AppendBatch(nil, &batch)
 	b.SetBytes(int64(len(enc)))
 	b.ReportAllocs()
@@ -361,5 +367,15 @@ func BenchmarkDecodeBatch(b *testing.B) {
 		if _, err := DecodeBatch(enc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func BenchmarkAppendBatch(b *testing.B) {
+	batch := benchBatch()
+	buf := AppendBatch(nil, &batch)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendBatch(buf[:0], &batch)
 	}
 }
