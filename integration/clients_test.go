@@ -153,12 +153,11 @@ func roundTrip(t *testing.T, rdb *redis.Client, name string) {
 func TestGoRedis(t *testing.T) {
 	for _, pass := range []string{"", testPassword} {
 		label := "open"
-		var extra []string
 		if pass != "" {
-			label, extra = "requirepass", []string{"--requirepass", pass}
+			label = "requirepass"
 		}
 		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass, extra...)
+			c := startNodeWith(t, pass)
 			for _, tc := range []struct {
 				name  string
 				proto int
@@ -203,7 +202,7 @@ func TestGoRedis(t *testing.T) {
 func TestRedisCLI(t *testing.T) {
 	cli := needRedisCLI(t)
 	c := startNode(t)
-	pc := startNodeWith(t, testPassword, "--requirepass", testPassword)
+	pc := startNodeWith(t, testPassword)
 	hostPort := func(c *cluster) []string {
 		host, port, _ := strings.Cut(c.nodes[1].client, ":")
 		return []string{"-h", host, "-p", port}
@@ -368,12 +367,11 @@ func TestRedisPy(t *testing.T) {
 	}
 	for _, pass := range []string{"", testPassword} {
 		label := "open"
-		var extra []string
 		if pass != "" {
-			label, extra = "requirepass", []string{"--requirepass", pass}
+			label = "requirepass"
 		}
 		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass, extra...)
+			c := startNodeWith(t, pass)
 			host, port, _ := strings.Cut(c.nodes[1].client, ":")
 			args := []string{script, host, port, "py"}
 			if pass != "" {
@@ -420,12 +418,11 @@ func TestIoredis(t *testing.T) {
 	}
 	for _, pass := range []string{"", testPassword} {
 		label := "open"
-		var extra []string
 		if pass != "" {
-			label, extra = "requirepass", []string{"--requirepass", pass}
+			label = "requirepass"
 		}
 		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass, extra...)
+			c := startNodeWith(t, pass)
 			host, port, _ := strings.Cut(c.nodes[1].client, ":")
 			args := []string{script, host, port, "io"}
 			if pass != "" {
@@ -457,59 +454,8 @@ func TestIoredis(t *testing.T) {
 	}
 }
 
-// startNodeWith starts a one-node cluster like startNode; with a password
-// (pass the matching --requirepass in extra) it waits for the node itself,
-// because the harness's start and waitLeader send PING and INFO without AUTH
-// and a node with a password answers them -NOAUTH.
+// startNodeWith starts a one-node cluster like startNode, with --requirepass
+// pass when pass is not empty.
 func startNodeWith(t testing.TB, pass string, extra ...string) *cluster {
-	t.Helper()
-	if pass == "" {
-		return startNode(t, extra...)
-	}
-	p := &proc{id: 1, client: freePort(t), cluster: freePort(t), dir: filepath.Join(t.TempDir(), "1")}
-	p.args = append([]string{"--id", "1", "--listen", p.client, "--cluster-listen", p.cluster,
-		"--peers", "1=" + p.cluster, "--data-dir", p.dir, "--log-level", "debug"}, extra...)
-	p.logPath = filepath.Join(t.TempDir(), "lockd-1.log")
-	c := &cluster{t: t, nodes: map[int]*proc{1: p}, proxies: map[[2]int]*proxy{}}
-	t.Cleanup(func() {
-		p.kill()
-		if t.Failed() {
-			c.dumpLog(1)
-		}
-	})
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(lockdBin, p.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	ex := make(chan struct{})
-	p.mu.Lock()
-	p.cmd, p.ex = cmd, ex
-	p.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		p.mu.Lock()
-		p.rc = exitCode(err)
-		p.mu.Unlock()
-		close(ex)
-	}()
-	rdb := redis.NewClient(&redis.Options{Addr: p.client, Password: pass, Protocol: 2, MaxRetries: -1,
-		DialTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond})
-	defer rdb.Close()
-	poll(t, 10*time.Second, "the node with a password to lead", func() bool {
-		select {
-		case <-ex:
-			t.Fatal("node 1 exited at start")
-		default:
-		}
-		s, err := rdb.Info(context.Background(), "replication").Result()
-		return err == nil && strings.Contains(s, "role:leader")
-	})
-	return c
+	return startCluster(t, 1, clusterOpts{extra: extra, password: pass})
 }

@@ -75,21 +75,26 @@ type proc struct {
 // cluster is a set of lockd processes whose links to each other pass through
 // proxies the test controls: node i reaches node j at proxy (i,j).
 type cluster struct {
-	t       testing.TB
-	nodes   map[int]*proc
-	proxies map[[2]int]*proxy
+	t        testing.TB
+	nodes    map[int]*proc
+	proxies  map[[2]int]*proxy
+	password string
 }
 
 // clusterOpts tunes a test cluster.
 type clusterOpts struct {
-	extra []string // more lockd flags, for every node
+	extra    []string // more lockd flags, for every node
+	password string   // given with --requirepass, and used by the harness's own probes
 }
 
 // startCluster starts n lockd processes and waits until they agree on a
 // leader. Everything is stopped at the end of the test.
 func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 	t.Helper()
-	c := &cluster{t: t, nodes: map[int]*proc{}, proxies: map[[2]int]*proxy{}}
+	c := &cluster{t: t, nodes: map[int]*proc{}, proxies: map[[2]int]*proxy{}, password: o.password}
+	if o.password != "" {
+		o.extra = append([]string{"--requirepass", o.password}, o.extra...)
+	}
 	for i := 1; i <= n; i++ {
 		c.nodes[i] = &proc{id: i, client: freePort(t), cluster: freePort(t), dir: filepath.Join(t.TempDir(), fmt.Sprint(i))}
 	}
@@ -177,8 +182,12 @@ func (c *cluster) start(i int) {
 		}
 		defer conn.Close()
 		conn.SetDeadline(time.Now().Add(time.Second))
+		rd := bufio.NewReader(conn)
+		if !c.auth(conn, rd) {
+			return false
+		}
 		conn.Write([]byte("PING\r\n"))
-		line, _ := bufio.NewReader(conn).ReadString('\n')
+		line, _ := rd.ReadString('\n')
 		return line == "+PONG\r\n"
 	})
 }
@@ -274,6 +283,7 @@ func (c *cluster) client(i int) *redis.Client {
 	c.t.Helper()
 	rdb := redis.NewClient(&redis.Options{
 		Addr:         c.nodes[i].client,
+		Password:     c.password,
 		MaxRetries:   -1,
 		DialTimeout:  time.Second,
 		ReadTimeout:  10 * time.Second,
@@ -292,10 +302,13 @@ func (c *cluster) info(i int) map[string]string {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	rd := bufio.NewReader(conn)
+	if !c.auth(conn, rd) {
+		return nil
+	}
 	if _, err := conn.Write([]byte("INFO replication\r\n")); err != nil {
 		return nil
 	}
-	rd := bufio.NewReader(conn)
 	head, err := rd.ReadString('\n')
 	if err != nil || !strings.HasPrefix(head, "$") {
 		return nil
@@ -312,6 +325,28 @@ func (c *cluster) info(i int) map[string]string {
 		}
 	}
 	return m
+}
+
+// auth authenticates a raw probe connection when the cluster has a password.
+func (c *cluster) auth(conn net.Conn, rd *bufio.Reader) bool {
+	if c.password == "" {
+		return true
+	}
+	if _, err := conn.Write([]byte(encodeRESP("AUTH", c.password))); err != nil {
+		return false
+	}
+	line, err := rd.ReadString('\n')
+	return err == nil && line == "+OK\r\n"
+}
+
+// encodeRESP encodes a command as a RESP array of bulk strings.
+func encodeRESP(args ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	return b.String()
 }
 
 // leader returns the node that says it leads and that every other node in
