@@ -348,3 +348,52 @@ func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {
 		t.Fatalf("node %d caught up without a snapshot; the test did not test catch-up by snapshot", down)
 	}
 }
+
+func TestWaitersAreServedAcrossNodesAndFailover(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	rest := c.others(lead)
+
+	first, err := lockCmd(ctx, c.client(rest[0]), "queue", "alice", "PX", 60000)
+	if err != nil || first <= 0 {
+		t.Fatalf("LOCK by alice = %d, %v", first, err)
+	}
+	type answer struct {
+		tok int64
+		err error
+	}
+	bob := make(chan answer, 1)
+	go func() {
+		tok, err := lockCmd(ctx, c.client(rest[1]), "queue", "bob", "PX", 60000, "WAIT", 15000)
+		bob <- answer{tok, err}
+	}()
+	// bob is queued in the replicated table once every node counts him.
+	for _, i := range []int{lead, rest[0], rest[1]} {
+		rdb := c.client(i)
+		poll(t, 5*time.Second, fmt.Sprintf("node %d to count bob's wait", i), func() bool {
+			s, err := rdb.Info(ctx, "keyspace").Result()
+			return err == nil && strings.Contains(s, "waiters:1")
+		})
+	}
+	// The queue survives the loss of the leader.
+	c.kill(lead)
+	poll(t, 5*time.Second, "a new leader", func() bool {
+		l := c.leader(rest)
+		return l != 0 && l != lead
+	})
+	if n, err := c.client(rest[0]).Do(ctx, "UNLOCK", "queue", "alice").Int64(); n != 1 || err != nil {
+		t.Fatalf("UNLOCK by alice = %d, %v", n, err)
+	}
+	select {
+	case a := <-bob:
+		if a.err != nil || a.tok <= first {
+			t.Fatalf("bob's LOCK ... WAIT = %d, %v; want a token above %d", a.tok, a.err, first)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("bob was not handed the lock")
+	}
+	if o, err := ownerOf(ctx, c.client(rest[1]), "queue"); o != "bob" || err != nil {
+		t.Fatalf("OWNER on bob's node = %q, %v", o, err)
+	}
+}

@@ -15,7 +15,19 @@ const (
 	OpUnlock Op = 2 // release Name if Owner holds it
 	OpRenew  Op = 3 // reset the lease of Name if Owner holds it
 	OpTick   Op = 4 // advance the clock and expire leases; no other effect
+	// OpLockWait is OpLock that, when the lock is held by another owner,
+	// queues the request for Wait ms (result Queued) instead of refusing
+	// it. A queued request is later answered by a result with its ID: the
+	// token when the lock is handed to it, or 0 when its wait ran out or it
+	// was cancelled.
+	OpLockWait Op = 5
+	// OpCancel takes the queued request Target out of its queue; Target's
+	// result is then 0, unless it was granted first.
+	OpCancel Op = 6
 )
+
+// Queued is the result of an OpLockWait that joined a queue.
+const Queued = -1
 
 func (o Op) String() string {
 	switch o {
@@ -27,6 +39,10 @@ func (o Op) String() string {
 		return "RENEW"
 	case OpTick:
 		return "TICK"
+	case OpLockWait:
+		return "LOCKWAIT"
+	case OpCancel:
+		return "CANCEL"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -36,12 +52,16 @@ func (o Op) String() string {
 // ID identifies the request cluster-wide; the table remembers the results of
 // recent IDs, so a command delivered twice acts once. ID 0 means "no
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
+// Wait (OpLockWait only) is how long to stay queued, in ms; Target
+// (OpCancel only) is the ID of the queued request to cancel.
 type Command struct {
-	Op    Op
-	ID    uint64
-	Name  string
-	Owner string
-	TTL   int64
+	Op     Op
+	ID     uint64
+	Name   string
+	Owner  string
+	TTL    int64
+	Wait   int64
+	Target uint64
 }
 
 // Batch is the payload of one raft entry: the commands the leader proposed
@@ -67,6 +87,12 @@ func AppendCommand(dst []byte, c *Command) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(c.Owner)))
 	dst = append(dst, c.Owner...)
 	dst = binary.AppendVarint(dst, c.TTL)
+	switch c.Op {
+	case OpLockWait:
+		dst = binary.AppendVarint(dst, c.Wait)
+	case OpCancel:
+		dst = binary.AppendUvarint(dst, c.Target)
+	}
 	return dst
 }
 
@@ -79,10 +105,16 @@ func DecodeCommand(data []byte) (Command, []byte, error) {
 	c.Name = d.string()
 	c.Owner = d.string()
 	c.TTL = d.varint()
+	switch c.Op {
+	case OpLockWait:
+		c.Wait = d.varint()
+	case OpCancel:
+		c.Target = d.uvarint()
+	}
 	if d.err != nil {
 		return Command{}, nil, d.err
 	}
-	if c.Op < OpLock || c.Op > OpTick || c.TTL < 0 {
+	if c.Op < OpLock || c.Op > OpCancel || c.TTL < 0 || c.Wait < 0 {
 		return Command{}, nil, ErrCorrupt
 	}
 	return c, d.b, nil

@@ -23,7 +23,8 @@ func TestOpString(t *testing.T) {
 		want string
 	}{
 		{OpLock, "LOCK"}, {OpUnlock, "UNLOCK"}, {OpRenew, "RENEW"}, {OpTick, "TICK"},
-		{0, "Op(0)"}, {5, "Op(5)"}, {255, "Op(255)"},
+		{OpLockWait, "LOCKWAIT"}, {OpCancel, "CANCEL"},
+		{0, "Op(0)"}, {7, "Op(7)"}, {255, "Op(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {

@@ -38,6 +38,14 @@ func (t *Table) Snapshot() []byte {
 		b = append(b, h.owner...)
 		b = binary.AppendUvarint(b, h.token)
 		b = binary.AppendVarint(b, h.deadline)
+		b = binary.AppendUvarint(b, uint64(len(h.waiters)))
+		for _, w := range h.waiters {
+			b = binary.AppendUvarint(b, w.id)
+			b = binary.AppendUvarint(b, uint64(len(w.owner)))
+			b = append(b, w.owner...)
+			b = binary.AppendVarint(b, w.ttl)
+			b = binary.AppendVarint(b, w.deadline)
+		}
 	}
 	live := t.order[t.head:]
 	b = binary.AppendUvarint(b, uint64(len(live)))
@@ -74,6 +82,19 @@ func (t *Table) Restore(data []byte) error {
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		name := d.string()
 		h := &held{owner: d.string(), token: d.uvarint(), deadline: d.varint()}
+		nw := d.uvarint()
+		if d.err == nil && nw > uint64(len(d.b))/4 {
+			return ErrCorrupt
+		}
+		for j := uint64(0); j < nw && d.err == nil; j++ {
+			w := waiter{id: d.uvarint(), owner: d.string(), ttl: d.varint(), deadline: d.varint()}
+			if d.err == nil && (w.id == 0 || w.owner == "" || w.ttl < 0) {
+				return ErrCorrupt
+			}
+			h.waiters = append(h.waiters, w)
+			n.waiting++
+			n.expiry = append(n.expiry, expiryRec{deadline: w.deadline, name: name, waiter: w.id})
+		}
 		if d.err != nil {
 			break
 		}
@@ -114,5 +135,6 @@ func (t *Table) Restore(data []byte) error {
 	t.locks, t.expiry, t.fence = n.locks, n.expiry, n.fence
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.order, t.head = n.seen, n.order, 0
+	t.waiting = n.waiting
 	return nil
 }

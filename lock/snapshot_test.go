@@ -184,7 +184,7 @@ func snapshotBytes(term uint64, stamp, now int64, fence uint64, locks [][4]any, 
 	b := cat([]byte{snapshotVersion}, uv(term), sv(stamp), sv(now), uv(fence), uv(uint64(len(locks))))
 	for _, l := range locks {
 		name, owner := l[0].(string), l[1].(string)
-		b = cat(b, uv(uint64(len(name))), []byte(name), uv(uint64(len(owner))), []byte(owner), uv(l[2].(uint64)), sv(l[3].(int64)))
+		b = cat(b, uv(uint64(len(name))), []byte(name), uv(uint64(len(owner))), []byte(owner), uv(l[2].(uint64)), sv(l[3].(int64)), uv(0))
 	}
 	b = cat(b, uv(uint64(len(seen))))
 	for _, s := range seen {

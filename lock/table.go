@@ -39,12 +39,24 @@ type Table struct {
 	seen  map[uint64]int64 // request ID -> result
 	order []seenRec        // IDs in the order they were applied
 	head  int              // order[head:] are live
+
+	out     []Result // results of queued requests, produced during one Apply
+	waiting int      // queued requests on all locks
 }
 
 type held struct {
 	owner    string
 	token    uint64
 	deadline int64 // logical ms; 0 = no lease
+	waiters  []waiter
+}
+
+// waiter is a queued OpLockWait request.
+type waiter struct {
+	id       uint64
+	owner    string
+	ttl      int64
+	deadline int64 // logical ms when it gives up
 }
 
 type seenRec struct {
@@ -57,6 +69,7 @@ type Info struct {
 	Owner    string
 	Token    uint64
 	Deadline int64 // logical ms; 0 = no lease
+	Waiters  int   // requests queued for it
 }
 
 // Result is the outcome of one command with a non-zero ID.
@@ -84,6 +97,7 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 	if b.Term != entryTerm || b.Term < t.term {
 		return dst
 	}
+	t.out = t.out[:0]
 	t.advance(b.Term, b.Stamp)
 	for i := range b.Cmds {
 		c := &b.Cmds[i]
@@ -99,7 +113,7 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 			dst = append(dst, Result{ID: c.ID, Value: v})
 		}
 	}
-	return dst
+	return append(dst, t.out...)
 }
 
 // advance moves the logical clock to the batch's stamp, expires the leases
@@ -115,8 +129,13 @@ func (t *Table) advance(term uint64, stamp int64) {
 	}
 	for len(t.expiry) > 0 && t.expiry[0].deadline <= t.now {
 		e := heap.Pop(&t.expiry).(expiryRec)
-		if h := t.locks[e.name]; h != nil && h.token == e.token && h.deadline == e.deadline {
-			delete(t.locks, e.name)
+		h := t.locks[e.name]
+		switch {
+		case h == nil:
+		case e.waiter != 0:
+			t.dropWaiter(h, e.waiter)
+		case h.token == e.token && h.deadline == e.deadline:
+			t.release(e.name, h)
 		}
 	}
 	for t.head < len(t.order) && (t.order[t.head].at < t.now-DedupWindow || len(t.order)-t.head > MaxDedup) {
@@ -137,7 +156,7 @@ func (t *Table) remember(id uint64, v int64) {
 func (t *Table) exec(c *Command) int64 {
 	h := t.locks[c.Name]
 	switch c.Op {
-	case OpLock:
+	case OpLock, OpLockWait:
 		if h == nil {
 			t.fence++
 			h = &held{owner: c.Owner, token: t.fence}
@@ -149,11 +168,23 @@ func (t *Table) exec(c *Command) int64 {
 			t.setLease(c.Name, h, c.TTL)
 			return int64(h.token)
 		}
+		if c.Op == OpLockWait && c.Wait > 0 {
+			w := waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))}
+			h.waiters = append(h.waiters, w)
+			t.waiting++
+			heap.Push(&t.expiry, expiryRec{deadline: w.deadline, name: c.Name, waiter: w.id})
+			return Queued
+		}
 		return 0
 	case OpUnlock:
 		if h != nil && h.owner == c.Owner {
-			delete(t.locks, c.Name)
+			t.release(c.Name, h)
 			return 1
+		}
+		return 0
+	case OpCancel:
+		if h != nil {
+			t.dropWaiter(h, c.Target)
 		}
 		return 0
 	case OpRenew:
@@ -164,6 +195,47 @@ func (t *Table) exec(c *Command) int64 {
 		return 0
 	}
 	return 0
+}
+
+// release ends h's hold on name and hands the lock to the first waiter
+// whose wait has not run out.
+func (t *Table) release(name string, h *held) {
+	for len(h.waiters) > 0 {
+		w := h.waiters[0]
+		h.waiters = h.waiters[1:]
+		t.waiting--
+		if w.deadline <= t.now {
+			t.answer(w.id, 0)
+			continue
+		}
+		t.fence++
+		next := &held{owner: w.owner, token: t.fence, waiters: h.waiters}
+		t.locks[name] = next
+		t.setLease(name, next, w.ttl)
+		t.answer(w.id, int64(next.token))
+		return
+	}
+	delete(t.locks, name)
+}
+
+// dropWaiter takes the queued request id out of h's queue and answers it 0.
+func (t *Table) dropWaiter(h *held, id uint64) {
+	for i, w := range h.waiters {
+		if w.id == id {
+			h.waiters = append(h.waiters[:i:i], h.waiters[i+1:]...)
+			t.waiting--
+			t.answer(id, 0)
+			return
+		}
+	}
+}
+
+// answer gives a queued request its final result.
+func (t *Table) answer(id uint64, v int64) {
+	if _, ok := t.seen[id]; ok {
+		t.seen[id] = v
+	}
+	t.out = append(t.out, Result{ID: id, Value: v})
 }
 
 func (t *Table) setLease(name string, h *held, ttl int64) {
@@ -183,7 +255,14 @@ func (t *Table) Get(name string) (Info, bool) {
 	if h == nil {
 		return Info{}, false
 	}
-	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline}, true
+	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters)}, true
+}
+
+// Waiting returns the number of requests queued for locks.
+func (t *Table) Waiting() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.waiting
 }
 
 // Len returns the number of held locks.
@@ -219,6 +298,7 @@ type expiryRec struct {
 	deadline int64
 	name     string
 	token    uint64
+	waiter   uint64 // non-zero: the end of this queued request's wait
 }
 
 // expiryHeap orders records by (deadline, name, token), a total order, so the
@@ -234,7 +314,10 @@ func (h expiryHeap) Less(i, j int) bool {
 	if a.name != b.name {
 		return a.name < b.name
 	}
-	return a.token < b.token
+	if a.token != b.token {
+		return a.token < b.token
+	}
+	return a.waiter < b.waiter
 }
 func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiryRec)) }

@@ -29,17 +29,77 @@ const resendAfter = time.Second
 // It gives cmd a cluster-unique ID; the command is sent to the leader again
 // after a leader change or resendAfter without an answer, and acts once
 // however often it arrives. Execute returns by ctx's deadline or the node's
-// request timeout, whichever is first.
+// request timeout, whichever is first. For an OpLockWait it returns as soon
+// as the command is applied: lock.Queued when it joined a queue (use
+// ExecuteWait to wait for the turn).
 func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
 	if err := n.failed(); err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-	defer cancel()
 	cmd.ID = n.newID()
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
+	return n.await(ctx, cmd, result)
+}
 
+// ExecuteWait runs an OpLockWait: it returns the token once the lock is this
+// request's, or 0 when cmd.Wait ms pass first. When the wait runs out here it
+// asks the cluster to cancel the request, and answers with whatever applied
+// first, the grant or the cancel, so a client never misses a lock granted to
+// it. A leader change does not lose the queued request: the queue is in the
+// replicated table.
+func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error) {
+	if err := n.failed(); err != nil {
+		return 0, err
+	}
+	cmd.ID = n.newID()
+	result := n.pending.register(cmd.ID)
+	defer n.pending.cancel(cmd.ID)
+	v, err := n.await(ctx, cmd, result)
+	if err != nil || v != lock.Queued {
+		return v, err
+	}
+	turn := time.NewTimer(time.Duration(cmd.Wait) * time.Millisecond)
+	defer turn.Stop()
+	for {
+		select {
+		case v := <-result:
+			if v != lock.Queued {
+				return v, nil
+			}
+			continue
+		case <-turn.C:
+		case <-n.stopc:
+			return 0, ErrClosed
+		}
+		break
+	}
+	_, err = n.Execute(ctx, lock.Command{Op: lock.OpCancel, Name: cmd.Name, Owner: cmd.Owner, Target: cmd.ID})
+	if err != nil {
+		return 0, err // the request may still be granted: outcome unknown
+	}
+	// The cancel is applied here, so the request's final result was too.
+	late := time.NewTimer(n.cfg.RequestTimeout)
+	defer late.Stop()
+	for {
+		select {
+		case v := <-result:
+			if v != lock.Queued {
+				return v, nil
+			}
+		case <-late.C:
+			return 0, ErrTimeout
+		case <-n.stopc:
+			return 0, ErrClosed
+		}
+	}
+}
+
+// await sends cmd to the leader until this node has applied it, and
+// returns its first result.
+func (n *Node) await(ctx context.Context, cmd lock.Command, result <-chan int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
+	defer cancel()
 	sent := false
 	var sentTo uint64
 	resend := time.NewTimer(resendAfter)

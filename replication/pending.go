@@ -1,6 +1,10 @@
 package replication
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/lockd/lockd/lock"
+)
 
 // pending is the table of requests this node is waiting on, keyed by request
 // ID. Execute registers and cancels; the raft goroutine resolves when it
@@ -12,9 +16,11 @@ type pending struct {
 
 func (p *pending) init() { p.m = make(map[uint64]chan int64) }
 
-// register returns the channel on which id's result will arrive.
+// register returns the channel on which id's results will arrive: one
+// result, or for a queued LOCK ... WAIT any number of lock.Queued and then
+// the final one.
 func (p *pending) register(id uint64) <-chan int64 {
-	ch := make(chan int64, 1)
+	ch := make(chan int64, 2)
 	p.mu.Lock()
 	p.m[id] = ch
 	p.mu.Unlock()
@@ -28,15 +34,32 @@ func (p *pending) cancel(id uint64) {
 	p.mu.Unlock()
 }
 
-// resolve delivers id's result to its waiter, if any. It never blocks.
+// resolve delivers id's result to its waiter, if any. It never blocks; only
+// the apply goroutine calls it. A lock.Queued result keeps the request
+// registered for its final result, which is never dropped.
 func (p *pending) resolve(id uint64, v int64) {
 	p.mu.Lock()
 	ch := p.m[id]
-	delete(p.m, id)
-	p.mu.Unlock()
-	if ch != nil {
-		ch <- v
+	if v != lock.Queued {
+		delete(p.m, id)
 	}
+	p.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- v:
+		return
+	default:
+	}
+	if v == lock.Queued {
+		return // the waiter has heard it already
+	}
+	select {
+	case <-ch: // make room: what is buffered is only Queued
+	default:
+	}
+	ch <- v
 }
 
 // len returns the number of waiting requests.

@@ -480,7 +480,7 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 		repl = append(repl, fmt.Sprintf("peer%d:addr=%s,connected=%d,dropped=%d", p.ID, p.Addr, b2i(p.Connected), p.Dropped))
 	}
 	section("Replication", repl...)
-	section("Keyspace", fmt.Sprintf("locks:%d", s.node.Table().Len()))
+	section("Keyspace", fmt.Sprintf("locks:%d", s.node.Table().Len()), fmt.Sprintf("waiters:%d", s.node.Table().Waiting()))
 	r.bulk(b.String())
 }
 

@@ -21,12 +21,11 @@ var (
 	errHelloNoAuth   = errors.New("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	errNoSuchClient  = errors.New("ERR No such client")
 	errClientName    = errors.New("ERR Client names cannot contain spaces, newlines or special characters.")
-	errWaitTooLong   = errors.New("ERR invalid wait time in 'lock' command")
+	errInvalidWait   = errors.New("ERR invalid wait time in 'lock' command")
 	errShuttingDown  = errors.New("TRYAGAIN node shutting down; retry on another node")
 	errMaxClients    = errors.New("ERR max number of clients reached")
 	errTryNoLeader   = errors.New("TRYAGAIN no leader; retry later")
 	errTryTimeout    = errors.New("TRYAGAIN request timed out; outcome unknown")
-	errNotSupported  = errors.New("ERR WAIT is not supported by this lockd version")
 	errEmptyCommand  = errors.New("ERR empty command")
 	errInvalidExpire = errors.New("invalid expire time") // wrapped by expireError
 )

@@ -9,18 +9,25 @@ import (
 	"github.com/lockd/lockd/lock"
 )
 
-// cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]
+// cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]. With WAIT, a lock held
+// by someone else is waited for, first come first served across the cluster,
+// for up to ms; the connection's later commands wait behind it.
 func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
 	cmd, err := s.lockArgs(args)
 	if err != nil {
 		r.err(err)
 		return
 	}
-	v, err := s.node.Execute(context.Background(), cmd)
+	var v int64
+	if cmd.Op == lock.OpLockWait {
+		v, err = s.node.ExecuteWait(context.Background(), cmd)
+	} else {
+		v, err = s.node.Execute(context.Background(), cmd)
+	}
 	switch {
 	case err != nil:
 		r.err(err)
-	case v == 0:
+	case v <= 0:
 		r.null()
 	default:
 		r.int(v)
@@ -47,10 +54,17 @@ func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 			}
 			cmd.TTL, haveTTL = ttl, true
 		case opt == "WAIT" && !haveWait:
-			if _, err := parseInt(args[i+1]); err != nil {
+			wait, err := parseInt(args[i+1])
+			if err != nil {
 				return cmd, err
 			}
-			return cmd, errNotSupported
+			if wait < 0 || wait > s.cfg.MaxTTL.Milliseconds() {
+				return cmd, errInvalidWait
+			}
+			haveWait = true
+			if wait > 0 {
+				cmd.Op, cmd.Wait = lock.OpLockWait, wait
+			}
 		default:
 			return cmd, errSyntax
 		}

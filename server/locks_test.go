@@ -126,14 +126,57 @@ func TestLockLeaseExpiry(t *testing.T) {
 
 func TestLockWait(t *testing.T) {
 	// PROTOCOL.md: LOCK name owner [PX ms | EX s] [WAIT ms].
-	t.Skip("server bug: server/locks.go:53 answers every WAIT with 'ERR WAIT is not supported by this lockd version'; PROTOCOL.md specifies LOCK ... WAIT ms")
 	srv := startServer(t)
 	c := dial(t, srv)
-	c.int("LOCK", "w", "alice")
-	c.expect("$-1\r\n", "LOCK", "w", "bob", "WAIT", "100")
-	c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "PX", "100")
-	c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "WAIT", "100")
-	c.expect("-ERR value is not an integer or out of range\r\n", "LOCK", "w", "bob", "WAIT", "x")
+	first := c.int("LOCK", "w", "alice")
+
+	t.Run("a wait that runs out answers null and takes nothing later", func(t *testing.T) {
+		c := c.with(t)
+		c.expect("$-1\r\n", "LOCK", "w", "bob", "WAIT", "100")
+		c.expect(":1\r\n", "UNLOCK", "w", "alice")
+		c.expect("$-1\r\n", "OWNER", "w") // bob gave up: the lock is not handed to him
+		first = c.int("LOCK", "w", "alice")
+	})
+	t.Run("bad WAIT arguments change nothing", func(t *testing.T) {
+		c := c.with(t)
+		c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "PX", "100")
+		c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "WAIT", "100")
+		c.expect("-ERR value is not an integer or out of range\r\n", "LOCK", "w", "bob", "WAIT", "x")
+		c.expect("-ERR invalid wait time in 'lock' command\r\n", "LOCK", "w", "bob", "WAIT", "-1")
+		c.expect("$-1\r\n", "LOCK", "w", "bob", "WAIT", "0") // no wait at all
+		c.expect(bulk("alice"), "OWNER", "w")
+	})
+	t.Run("waiters get the lock in arrival order when it is released", func(t *testing.T) {
+		type got struct {
+			who string
+			v   any
+		}
+		out := make(chan got, 2)
+		for _, who := range []string{"bob", "carol"} {
+			w := dial(t, srv)
+			w.send(encode("LOCK", "w", who, "PX", "10000", "WAIT", "10000"))
+			// Queue bob before carol: wait until his request is in the table.
+			poll(t, who+" to queue", func() bool {
+				info, _ := srv.Node().Table().Get("w")
+				return info.Waiters == map[string]int{"bob": 1, "carol": 2}[who]
+			})
+			go func() {
+				_, v, _ := w.read()
+				out <- got{who, v}
+			}()
+		}
+		c.with(t).expect(":1\r\n", "UNLOCK", "w", "alice")
+		g := <-out
+		if g.who != "bob" || g.v.(int64) <= first {
+			t.Fatalf("first answer: %s got %v; want bob with a token above %d", g.who, g.v, first)
+		}
+		c.with(t).expect(bulk("bob"), "OWNER", "w")
+		c.with(t).expect(":1\r\n", "UNLOCK", "w", "bob")
+		g2 := <-out
+		if g2.who != "carol" || g2.v.(int64) <= g.v.(int64) {
+			t.Fatalf("second answer: %s got %v; want carol with a token above %v", g2.who, g2.v, g.v)
+		}
+	})
 }
 
 func TestUnlock(t *testing.T) {
