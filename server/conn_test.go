@@ -253,7 +253,7 @@ func TestInfo(t *testing.T) {
 	t.Run("INFO keyspace counts locks", func(t *testing.T) {
 		c := c.with(t)
 		n := c.int("DBSIZE")
-		c.expect(bulk(fmt.Sprintf("# Keyspace\r\nlocks:%d\r\n", n)), "INFO", "keyspace")
+		c.expect(bulk(fmt.Sprintf("# Keyspace\r\nlocks:%d\r\nwaiters:0\r\n", n)), "INFO", "keyspace")
 	})
 }
 
