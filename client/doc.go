@@ -1,0 +1,39 @@
+// Package client is a small Go client for lockd over go-redis.
+//
+// A Client is one owner: a random UUID (or WithOwner) sent with every
+// command. TryLock sends one LOCK; Lock waits for the lock on the server
+// (LOCK ... WAIT) until ctx ends, retrying -TRYAGAIN. Both return a *Lock
+// with the grant's fencing token; pass Token to the resource the lock
+// protects.
+//
+//	c := client.New(rdb)
+//	l, err := c.Lock(ctx, "orders-42", 30*time.Second)
+//	if err != nil {
+//		return err
+//	}
+//	defer l.Unlock(context.WithoutCancel(ctx))
+//	// work, passing l.Token() along and stopping when <-l.Lost() fires
+//
+// A lock taken with a positive ttl has a lease that one goroutine per Lock
+// renews (RENEW PX ttl, every ttl/3, each bounded by ttl/4). The renewer
+// stops at Unlock, or when the lock is lost: then Lost is closed. A lock with
+// ttl 0 has no lease and no renewer. Unlock must be called for every Lock,
+// lost or not; it is the documented way to stop its goroutine.
+//
+// The server cannot tell two locks of one owner apart, so a Client lets at
+// most one of its Locks hold or take a name at a time: TryLock reports
+// ErrNotAcquired and Lock waits for the other to Unlock.
+//
+// Errors are sentinels compared with errors.Is: ErrNotAcquired, ErrNotHeld,
+// ErrTryAgain (which also wraps the server's -TRYAGAIN reply) and
+// ErrInvalidTTL; ctx's error is returned as it is; other errors of go-redis
+// and the server are wrapped.
+//
+// Timeouts: go-redis bounds reads by its ReadTimeout and, only with
+// ContextTimeoutEnabled, by ctx's deadline. Lock keeps every WAIT inside
+// both (see WithWaitStep), and renewal never waits on go-redis longer than
+// its own bound. For TryLock and Unlock to honor ctx's deadline on a stalled
+// connection, set ContextTimeoutEnabled on rdb.
+//
+// All methods are safe for concurrent use by any goroutine.
+package client
