@@ -272,6 +272,8 @@ func (n *Node) step(m *raftpb.Message) error {
 		return nil
 	case <-n.stopc:
 		return ErrClosed
+	case <-n.haltc:
+		return n.failed()
 	}
 }
 

@@ -254,6 +254,13 @@ func (n *Node) Close() error {
 
 var errNodeFailed = errors.New("replication: node stopped after a storage error")
 
+// Failed is closed when a storage error stopped the node; Err then says why.
+// The node answers nothing but errors from then on: its process should exit.
+func (n *Node) Failed() <-chan struct{} { return n.haltc }
+
+// Err returns the storage error that stopped the node, or nil.
+func (n *Node) Err() error { return n.failed() }
+
 // failed returns the storage error that stopped the raft loop, if any.
 func (n *Node) failed() error {
 	if p := n.fatal.Load(); p != nil {

@@ -255,3 +255,29 @@ func poll(t testing.TB, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+func TestStorageErrorStopsTheNode(t *testing.T) {
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx := context.Background()
+	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "a", Owner: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	// The disk goes away under the log: the next write fails.
+	n.disk.wal.f.Close()
+	n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o"})
+	select {
+	case <-n.Failed():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a failed log write did not stop the node")
+	}
+	if n.Err() == nil {
+		t.Fatal("Err() is nil after a storage failure")
+	}
+	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "c", Owner: "o"}); err == nil {
+		t.Fatal("Execute succeeded on a node whose storage failed")
+	}
+}

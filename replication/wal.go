@@ -397,13 +397,24 @@ func preallocate(f *os.File, size int64) {
 	}
 }
 
+// fdatasync syncs f's data (and the metadata needed to read it back). It
+// goes through SyscallConn so that it is safe against a concurrent Close.
 func fdatasync(f *os.File) error {
-	for {
-		err := syscall.Fdatasync(int(f.Fd()))
-		if err != syscall.EINTR {
-			return err
-		}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
 	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		for {
+			if serr = syscall.Fdatasync(int(fd)); serr != syscall.EINTR {
+				return
+			}
+		}
+	}); err != nil {
+		return err
+	}
+	return serr
 }
 
 func syncDir(dir string) error {

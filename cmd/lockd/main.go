@@ -206,8 +206,14 @@ func run(args []string, stderr io.Writer) int {
 
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	s := <-sig
-	log.Info("shutting down", "signal", s.String())
-	srv.Close()
-	return 0
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+		srv.Close()
+		return 0
+	case <-srv.Node().Failed():
+		log.Error("node failed; exiting", "err", srv.Node().Err())
+		srv.Close()
+		return 1
+	}
 }
