@@ -40,7 +40,8 @@ type Config struct {
 	// NoFsync turns it off; acknowledged writes may then be lost in a
 	// machine crash.
 	NoFsync bool
-	// RequestTimeout bounds Execute (default 5s; at most 20s, well inside
+	// RequestTimeout bounds Execute (default 2s, below go-redis's 3s read
+	// timeout so clients hear -TRYAGAIN rather than time out; at most 20s, well inside
 	// lock.DedupWindow).
 	RequestTimeout time.Duration
 	// TickInterval is the raft tick (default 100ms). A follower starts an
@@ -69,7 +70,7 @@ type Config struct {
 func (c *Config) withDefaults() Config {
 	d := *c
 	if d.RequestTimeout == 0 {
-		d.RequestTimeout = 5 * time.Second
+		d.RequestTimeout = 2 * time.Second
 	}
 	if d.TickInterval == 0 {
 		d.TickInterval = 100 * time.Millisecond

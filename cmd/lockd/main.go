@@ -68,7 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret peers present on the cluster port")
 	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
-	fs.DurationVar(&o.requestTimeout, "request-timeout", 5*time.Second, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
 	fs.DurationVar(&o.tick, "raft-tick", 100*time.Millisecond, "raft tick; elections start after 10 ticks without a leader")
 	fs.Uint64Var(&o.snapEntries, "snapshot-entries", 10000, "log entries between snapshots")
 	fs.IntVar(&o.maxNameLen, "max-name-len", 512, "longest lock name, in bytes")
