@@ -40,7 +40,7 @@ type Config struct {
 	WriteTimeout time.Duration
 	// ReadTimeout bounds how long OWNER, LOCKINFO and DBSIZE wait for the
 	// local replica to apply what is known to be committed (default 1s);
-	// past it they answer from the replica as it is.
+	// past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
 	// Version is reported by INFO and HELLO.
 	Version string

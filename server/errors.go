@@ -26,6 +26,7 @@ var (
 	errMaxClients    = errors.New("ERR max number of clients reached")
 	errTryNoLeader   = errors.New("TRYAGAIN no leader; retry later")
 	errTryTimeout    = errors.New("TRYAGAIN request timed out; outcome unknown")
+	errCatchingUp    = errors.New("TRYAGAIN replica is catching up; retry later")
 	errEmptyCommand  = errors.New("ERR empty command")
 	errInvalidExpire = errors.New("invalid expire time") // wrapped by expireError
 )

@@ -118,7 +118,10 @@ func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
 		r.err(err)
 		return
 	}
-	s.catchUp()
+	if err := s.catchUp(); err != nil {
+		r.err(err)
+		return
+	}
 	info, ok := s.node.Table().Get(string(args[1]))
 	if !ok {
 		r.null()
@@ -129,11 +132,17 @@ func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
 
 // catchUp waits, for at most the read timeout, until the local replica has
 // applied what this node knows to be committed (see
-// replication.Node.WaitApplied); after that, reads answer from what is there.
-func (s *Server) catchUp() {
+// replication.Node.WaitApplied). When it cannot, the read is refused with
+// -TRYAGAIN rather than answered from a replica that may miss acknowledged
+// writes (a leader that has not yet committed in its term, a replica still
+// replaying its log).
+func (s *Server) catchUp() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadTimeout)
 	defer cancel()
-	s.node.WaitApplied(ctx)
+	if err := s.node.WaitApplied(ctx); err != nil {
+		return errCatchingUp
+	}
+	return nil
 }
 
 // cmdLockInfo: LOCKINFO name → null or [owner, token, ttl_ms] (a map under
@@ -144,7 +153,10 @@ func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
 		r.err(err)
 		return
 	}
-	s.catchUp()
+	if err := s.catchUp(); err != nil {
+		r.err(err)
+		return
+	}
 	t := s.node.Table()
 	info, ok := t.Get(string(args[1]))
 	if !ok {
@@ -174,7 +186,10 @@ func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
 
 // cmdDBSize: the number of held locks.
 func (s *Server) cmdDBSize(c *client, r reply, args [][]byte) {
-	s.catchUp()
+	if err := s.catchUp(); err != nil {
+		r.err(err)
+		return
+	}
 	r.int(int64(s.node.Table().Len()))
 }
 
