@@ -151,50 +151,43 @@ func roundTrip(t *testing.T, rdb *redis.Client, name string) {
 // TestGoRedis: go-redis v9 with its default options (RESP3, negotiated with
 // HELLO 3) and with Protocol 2, with and without a password.
 func TestGoRedis(t *testing.T) {
-	for _, pass := range []string{"", testPassword} {
-		label := "open"
-		if pass != "" {
-			label = "requirepass"
-		}
-		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass)
-			for _, tc := range []struct {
-				name  string
-				proto int
-				resp  string
-			}{{"default", 0, "resp=3"}, {"protocol2", 2, "resp=2"}} {
-				t.Run(tc.name, func(t *testing.T) {
-					rdb := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Protocol: tc.proto, Password: pass})
-					t.Cleanup(func() { rdb.Close() })
-					ci, err := rdb.ClientInfo(context.Background()).Result()
-					if err != nil {
-						t.Fatalf("CLIENT INFO: %v", err)
-					}
-					if fmt.Sprintf("resp=%d", ci.Resp) != tc.resp {
-						t.Fatalf("the connection speaks resp=%d; want %s", ci.Resp, tc.resp)
-					}
-					roundTrip(t, rdb, "go-redis-"+tc.name)
-				})
-			}
-			if pass == "" {
-				return
-			}
-			t.Run("no-password", func(t *testing.T) {
-				rdb := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Protocol: 2, MaxRetries: -1})
+	withAndWithoutPassword(t, func(t *testing.T, c *cluster, pass string) {
+		for _, tc := range []struct {
+			name  string
+			proto int
+			resp  string
+		}{{"default", 0, "resp=3"}, {"protocol2", 2, "resp=2"}} {
+			t.Run(tc.name, func(t *testing.T) {
+				rdb := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Protocol: tc.proto, Password: pass})
 				t.Cleanup(func() { rdb.Close() })
-				_, err := rdb.Do(context.Background(), "OWNER", "x").Result()
-				if err == nil || !strings.HasPrefix(err.Error(), "NOAUTH ") {
-					t.Fatalf("OWNER without a password: %v; want NOAUTH", err)
+				ci, err := rdb.ClientInfo(context.Background()).Result()
+				if err != nil {
+					t.Fatalf("CLIENT INFO: %v", err)
 				}
-				wrong := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Password: "wrong", MaxRetries: -1})
-				t.Cleanup(func() { wrong.Close() })
-				_, err = wrong.Do(context.Background(), "OWNER", "x").Result()
-				if err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS ") {
-					t.Fatalf("OWNER with a wrong password: %v; want WRONGPASS", err)
+				if fmt.Sprintf("resp=%d", ci.Resp) != tc.resp {
+					t.Fatalf("the connection speaks resp=%d; want %s", ci.Resp, tc.resp)
 				}
+				roundTrip(t, rdb, "go-redis-"+tc.name)
 			})
+		}
+		if pass == "" {
+			return
+		}
+		t.Run("no-password", func(t *testing.T) {
+			rdb := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Protocol: 2, MaxRetries: -1})
+			t.Cleanup(func() { rdb.Close() })
+			_, err := rdb.Do(context.Background(), "OWNER", "x").Result()
+			if err == nil || !strings.HasPrefix(err.Error(), "NOAUTH ") {
+				t.Fatalf("OWNER without a password: %v; want NOAUTH", err)
+			}
+			wrong := redis.NewClient(&redis.Options{Addr: c.nodes[1].client, Password: "wrong", MaxRetries: -1})
+			t.Cleanup(func() { wrong.Close() })
+			_, err = wrong.Do(context.Background(), "OWNER", "x").Result()
+			if err == nil || !strings.HasPrefix(err.Error(), "WRONGPASS ") {
+				t.Fatalf("OWNER with a wrong password: %v; want WRONGPASS", err)
+			}
 		})
-	}
+	})
 }
 
 // TestRedisCLI: redis-cli one-shot (RESP2 and -3), interactive on a pipe,
@@ -365,46 +358,33 @@ func TestRedisPy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pass := range []string{"", testPassword} {
-		label := "open"
-		if pass != "" {
-			label = "requirepass"
+	withAndWithoutPassword(t, func(t *testing.T, c *cluster, pass string) {
+		out := runClientScript(t, c, pass, redisPyPython, script, "py")
+		m := scriptLines(out, 2)
+		if m["meta done"] != "ok" {
+			t.Fatalf("the script did not finish:\n%s", out)
 		}
-		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass)
-			host, port, _ := strings.Cut(c.nodes[1].client, ":")
-			args := []string{script, host, port, "py"}
-			if pass != "" {
-				args = append(args, pass)
-			}
-			out := runTool(t, nil, false, redisPyPython, args...)
-			t.Logf("redis-py output:\n%s", out)
-			m := scriptLines(out, 2)
-			if m["meta done"] != "ok" {
-				t.Fatalf("the script did not finish:\n%s", out)
-			}
-			if pass != "" && !strings.Contains(m["meta noauth"], "Authentication required") {
-				t.Errorf("without the password redis-py got %q; want NOAUTH Authentication required", m["meta noauth"])
-			}
-			parse := func(form string) func(string) (lockState, error) {
-				return func(s string) (lockState, error) {
-					var st lockState
-					var f string
-					_, err := fmt.Sscanf(s, "form=%s owner=%s token=%d ttl=%d", &f, &st.Owner, &st.Token, &st.TTL)
-					if err == nil && f != form {
-						err = fmt.Errorf("LOCKINFO came as %s; want %s", f, form)
-					}
-					return st, err
+		if pass != "" && !strings.Contains(m["meta noauth"], "Authentication required") {
+			t.Errorf("without the password redis-py got %q; want NOAUTH Authentication required", m["meta noauth"])
+		}
+		parse := func(form string) func(string) (lockState, error) {
+			return func(s string) (lockState, error) {
+				var st lockState
+				var f string
+				_, err := fmt.Sscanf(s, "form=%s owner=%s token=%d ttl=%d", &f, &st.Owner, &st.Token, &st.TTL)
+				if err == nil && f != form {
+					err = fmt.Errorf("LOCKINFO came as %s; want %s", f, form)
 				}
+				return st, err
 			}
-			checkScript(t, out, m, "resp2 ", "py-owner", parse("array"))
-			if m["meta resp3"] == "unsupported" {
-				t.Logf("redis-py %s has no protocol=3: RESP3 part not run", m["meta version"])
-				return
-			}
-			checkScript(t, out, m, "resp3 ", "py-owner", parse("map"))
-		})
-	}
+		}
+		checkScript(t, out, m, "resp2 ", "py-owner", parse("array"))
+		if m["meta resp3"] == "unsupported" {
+			t.Logf("redis-py %s has no protocol=3: RESP3 part not run", m["meta version"])
+			return
+		}
+		checkScript(t, out, m, "resp3 ", "py-owner", parse("map"))
+	})
 }
 
 // TestIoredis: ioredis becomes ready (its INFO ready check needs loading:0)
@@ -416,46 +396,58 @@ func TestIoredis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pass := range []string{"", testPassword} {
-		label := "open"
-		if pass != "" {
-			label = "requirepass"
+	withAndWithoutPassword(t, func(t *testing.T, c *cluster, pass string) {
+		out := runClientScript(t, c, pass, node, script, "io")
+		m := scriptLines(out, 1)
+		if m["ready"] != "ready" || m["done"] != "ok" {
+			t.Fatalf("ioredis did not become ready and finish:\n%s", out)
 		}
-		t.Run(label, func(t *testing.T) {
-			c := startNodeWith(t, pass)
-			host, port, _ := strings.Cut(c.nodes[1].client, ":")
-			args := []string{script, host, port, "io"}
-			if pass != "" {
-				args = append(args, pass)
+		if pass != "" && !strings.Contains(m["noauth"], "NOAUTH") {
+			t.Errorf("without the password ioredis got %q; want NOAUTH", m["noauth"])
+		}
+		checkScript(t, out, m, "", "io-owner", func(s string) (lockState, error) {
+			var v []any
+			if err := json.Unmarshal([]byte(s), &v); err != nil {
+				return lockState{}, err
 			}
-			out := runTool(t, nil, false, node, args...)
-			t.Logf("ioredis output:\n%s", out)
-			m := scriptLines(out, 1)
-			if m["ready"] != "ready" || m["done"] != "ok" {
-				t.Fatalf("ioredis did not become ready and finish:\n%s", out)
+			if len(v) != 3 {
+				return lockState{}, errors.New("not 3 elements")
 			}
-			if pass != "" && !strings.Contains(m["noauth"], "NOAUTH") {
-				t.Errorf("without the password ioredis got %q; want NOAUTH", m["noauth"])
-			}
-			checkScript(t, out, m, "", "io-owner", func(s string) (lockState, error) {
-				var v []any
-				if err := json.Unmarshal([]byte(s), &v); err != nil {
-					return lockState{}, err
-				}
-				if len(v) != 3 {
-					return lockState{}, errors.New("not 3 elements")
-				}
-				o, _ := v[0].(string)
-				tok, _ := v[1].(float64)
-				ttl, _ := v[2].(float64)
-				return lockState{Owner: o, Token: int64(tok), TTL: int64(ttl)}, nil
-			})
+			o, _ := v[0].(string)
+			tok, _ := v[1].(float64)
+			ttl, _ := v[2].(float64)
+			return lockState{Owner: o, Token: int64(tok), TTL: int64(ttl)}, nil
 		})
-	}
+	})
 }
 
 // startNodeWith starts a one-node cluster like startNode, with --requirepass
 // pass when pass is not empty.
 func startNodeWith(t testing.TB, pass string, extra ...string) *cluster {
 	return startCluster(t, 1, clusterOpts{extra: extra, password: pass})
+}
+
+// withAndWithoutPassword runs test once on a node without a password
+// ("open") and once on a node with --requirepass ("requirepass").
+func withAndWithoutPassword(t *testing.T, test func(t *testing.T, c *cluster, pass string)) {
+	for _, pass := range []string{"", testPassword} {
+		label := "open"
+		if pass != "" {
+			label = "requirepass"
+		}
+		t.Run(label, func(t *testing.T) { test(t, startNodeWith(t, pass), pass) })
+	}
+}
+
+// runClientScript runs a client-library script against node 1 of c:
+// interpreter script host port tag [password]; it returns the output.
+func runClientScript(t *testing.T, c *cluster, pass, interpreter, script, tag string) string {
+	host, port, _ := strings.Cut(c.nodes[1].client, ":")
+	args := []string{script, host, port, tag}
+	if pass != "" {
+		args = append(args, pass)
+	}
+	out := runTool(t, nil, false, interpreter, args...)
+	t.Logf("%s output:\n%s", tag, out)
+	return out
 }
