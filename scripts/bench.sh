@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# bench.sh — compare lockd with Redis under the same lock workload, on loopback only.
+# bench.sh — compare lockd with Redis and etcd under the same lock workload, on loopback only.
 #
 # Builds ./cmd/lockd and ./cmd/lockbench, then runs lockbench against:
 #   redis         one redis-server (no persistence)
 #   redis-repl    a redis primary with two replicas (--replicaof); every write is
 #                 followed by WAIT 1 1000 (lockbench -wait-replicas 1)
 #   redis-aof     (only if BENCH_REDIS_AOF=1) one redis-server, appendfsync always
+#   etcd          a three-member etcd cluster (default fsync behaviour), the
+#                 standard etcd lock recipe (lockbench -mode etcd: one session
+#                 per client, Mutex.TryLock / Unlock), clients spread round-robin
+#                 over all three members
 #   lockd         a three-node lockd cluster (default fsync policy), the clients
 #                 spread round-robin over all three nodes
 # and prints a table: target, acquires/s, p50, p99, and lockd's throughput
@@ -14,15 +18,15 @@
 # Usage: scripts/bench.sh            (from anywhere; it works in the repo root)
 # Environment (defaults in brackets):
 #   BENCH_CLIENTS [50]  BENCH_NAMES [10000]  BENCH_SECONDS [10]  BENCH_WARMUP [1]
-#   BENCH_TTL [30s]  BENCH_TARGETS [redis,redis-repl,lockd] (comma list, any order)
+#   BENCH_TTL [30s]  BENCH_TARGETS [redis,redis-repl,etcd,lockd] (comma list, any order)
 #   BENCH_REDIS_AOF [0]  set to 1 to add the redis-aof target
-#   BENCH_PORT_BASE [random free block in 20000-31999]; ports BASE..BASE+10 are used
+#   BENCH_PORT_BASE [random free block in 20000-31999]; ports BASE..BASE+16 are used
 #   BENCH_STARTUP_TIMEOUT [30] seconds to wait for servers, leader, replicas
 #   BENCH_KEEP [0]  set to 1 to keep the temp dir (logs, JSON results)
 #   LOCKD_EXTRA_ARGS []  extra flags for every lockd node (e.g. --fsync=always)
 #   BENCH_LOCKD_BIN []  use this lockd binary instead of building ./cmd/lockd
-# Needs go, redis-server, redis-cli, jq; installs the Debian packages
-# redis-server / jq with apt-get when missing.
+# Needs go, redis-server, redis-cli, jq, and etcd for the etcd target; installs
+# the Debian packages redis-server / jq / etcd-server with apt-get when missing.
 set -euo pipefail
 
 CLIENTS=${BENCH_CLIENTS:-50}
@@ -30,7 +34,7 @@ NAMES=${BENCH_NAMES:-10000}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-1}
 TTL=${BENCH_TTL:-30s}
-TARGETS=${BENCH_TARGETS:-redis,redis-repl,lockd}
+TARGETS=${BENCH_TARGETS:-redis,redis-repl,etcd,lockd}
 STARTUP_TIMEOUT=${BENCH_STARTUP_TIMEOUT:-30}
 if [[ ${BENCH_REDIS_AOF:-0} == 1 ]]; then TARGETS="$TARGETS,redis-aof"; fi
 for v in CLIENTS NAMES SECONDS_RUN WARMUP STARTUP_TIMEOUT; do
@@ -47,6 +51,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 command -v redis-server >/dev/null && command -v redis-cli >/dev/null || need_pkgs+=(redis-server)
 command -v jq >/dev/null || need_pkgs+=(jq)
+if want etcd; then command -v etcd >/dev/null || need_pkgs+=(etcd-server); fi
 if ((${#need_pkgs[@]})); then
 	log "installing ${need_pkgs[*]} with apt-get"
 	export DEBIAN_FRONTEND=noninteractive
@@ -54,7 +59,8 @@ if ((${#need_pkgs[@]})); then
 		{ timeout 300 apt-get update -q >/dev/null && timeout 300 apt-get install -y -q "${need_pkgs[@]}" >/dev/null; } ||
 		die "could not install ${need_pkgs[*]}"
 fi
-# The Debian package starts a system redis on 6379; we never use that port.
+# The Debian packages may start a system redis on 6379 and etcd on 2379/2380;
+# we never use those ports.
 
 # --- temp dir, process list, cleanup ----------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lockd-bench.XXXXXX")
@@ -99,7 +105,7 @@ if want lockd; then
 fi
 
 # --- ports ------------------------------------------------------------------
-NPORTS=11
+NPORTS=17
 ports_free() { # base: true when no TCP socket uses a port in BASE..BASE+NPORTS-1
 	local used
 	used=$(ss -Htan 2>/dev/null | awk '{print $4}' | sed 's/.*://' | sort -u)
@@ -116,7 +122,7 @@ else
 	# outgoing connection takes one of our ports between the check and the bind.
 	BASE=
 	for _ in $(seq 20); do
-		b=$((20000 + RANDOM % 1200 * 10))
+		b=$((20000 + RANDOM % 600 * 20))
 		if ports_free "$b"; then BASE=$b; break; fi
 	done
 	[[ -n $BASE ]] || die "found no free block of $NPORTS ports"
@@ -126,6 +132,8 @@ P_PRIMARY=$((BASE + 1)) P_REPLICA1=$((BASE + 2)) P_REPLICA2=$((BASE + 3))
 P_LOCKD=($((BASE + 4)) $((BASE + 5)) $((BASE + 6)))
 P_CLUSTER=($((BASE + 7)) $((BASE + 8)) $((BASE + 9)))
 P_AOF=$((BASE + 10))
+P_ETCD=($((BASE + 11)) $((BASE + 12)) $((BASE + 13)))      # client URLs
+P_ETCD_PEER=($((BASE + 14)) $((BASE + 15)) $((BASE + 16))) # peer URLs
 log "ports $BASE..$((BASE + NPORTS - 1)), temp dir $TMP"
 
 # --- helpers ----------------------------------------------------------------
@@ -184,6 +192,10 @@ has_leader() { # port: INFO replication shows a non-zero leader_id
 }
 all_have_leader() {
 	for p in "${P_LOCKD[@]}"; do has_leader "$p" || return 1; done
+}
+etcd_serves() { # port: a lease grant, a TryLock and an Unlock through this member succeed
+	"$TMP/bin/lockbench" -mode etcd -endpoints "127.0.0.1:$1" -clients 1 -names 1 \
+		-duration 100ms -warmup 0s -timeout 2s -prefix bench-probe: >/dev/null 2>&1
 }
 
 run_bench() { # target endpoints extra-args...
@@ -247,7 +259,33 @@ if want redis-aof; then
 	stop_pids "$pid"
 fi
 
-# --- 4. three-node lockd cluster --------------------------------------------
+# --- 4. three-member etcd cluster -------------------------------------------
+if want etcd; then
+	cluster=
+	for i in 0 1 2; do cluster+="${cluster:+,}etcd$((i + 1))=http://127.0.0.1:${P_ETCD_PEER[i]}"; done
+	epids=()
+	mkdir -p "$TMP/etcd" # each member creates its own data dir (mode 0700)
+	for i in 0 1 2; do
+		name=etcd$((i + 1))
+		etcd --name "$name" --data-dir "$TMP/etcd/$name" \
+			--listen-client-urls "http://127.0.0.1:${P_ETCD[i]}" \
+			--advertise-client-urls "http://127.0.0.1:${P_ETCD[i]}" \
+			--listen-peer-urls "http://127.0.0.1:${P_ETCD_PEER[i]}" \
+			--initial-advertise-peer-urls "http://127.0.0.1:${P_ETCD_PEER[i]}" \
+			--initial-cluster "$cluster" --initial-cluster-state new \
+			--initial-cluster-token "lockd-bench-$BASE" \
+			--logger zap --log-level error \
+			>"$TMP/logs/$name.log" 2>&1 &
+		PIDS+=($!)
+		LIVE+=($!)
+		epids+=($!)
+	done
+	for p in "${P_ETCD[@]}"; do wait_until "etcd serving writes on $p" etcd_serves "$p"; done
+	run_bench etcd "127.0.0.1:${P_ETCD[0]},127.0.0.1:${P_ETCD[1]},127.0.0.1:${P_ETCD[2]}" -mode etcd
+	stop_pids "${epids[@]}"
+fi
+
+# --- 5. three-node lockd cluster --------------------------------------------
 if want lockd; then
 	peers="1=127.0.0.1:${P_CLUSTER[0]},2=127.0.0.1:${P_CLUSTER[1]},3=127.0.0.1:${P_CLUSTER[2]}"
 	lpids=()

@@ -14,23 +14,24 @@ import (
 const (
 	modeLockd = "lockd" // LOCK / UNLOCK against lockd
 	modeRedis = "redis" // SET NX PX / compare-and-delete script against redis-server
+	modeEtcd  = "etcd"  // concurrency.Mutex TryLock / Unlock against etcd (v3 API)
 )
 
 // config is everything one run needs. Defaults live in parseFlags.
 type config struct {
-	endpoints    []string      // host:port, workers are spread over them round-robin
+	endpoints    []string      // host:port (etcd: client URLs without scheme), workers are spread over them round-robin
 	clients      int           // number of concurrent workers
 	names        int           // number of distinct lock names
 	duration     time.Duration // measured window
 	warmup       time.Duration // run before the window; nothing recorded
-	ttl          time.Duration // lease of every acquire (PX)
+	ttl          time.Duration // lease of every acquire (PX); etcd: session TTL, rounded up to seconds
 	timeout      time.Duration // bound on every network call
-	mode         string        // modeLockd or modeRedis
+	mode         string        // modeLockd, modeRedis or modeEtcd
 	waitReplicas int           // redis mode: WAIT n 1000 after each write
-	password     string
+	password     string        // lockd and redis only
 	jsonOut      bool
 	seed         uint64 // worker i uses seed+i
-	protocol     int    // RESP version go-redis negotiates (2 or 3)
+	protocol     int    // RESP version go-redis negotiates (2 or 3); unused by etcd
 	prefix       string // lock name prefix
 }
 
@@ -44,11 +45,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.names, "names", 10000, "number of distinct lock names")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "measured duration")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "warm-up before the measured window (not recorded)")
-	fs.DurationVar(&c.ttl, "ttl", 30*time.Second, "lease of each lock (sent as PX milliseconds)")
+	fs.DurationVar(&c.ttl, "ttl", 30*time.Second, "lease of each lock (sent as PX milliseconds; etcd: session TTL, rounded up to whole seconds)")
 	fs.DurationVar(&c.timeout, "timeout", 5*time.Second, "timeout of every network call")
-	fs.StringVar(&c.mode, "mode", modeLockd, "lockd (LOCK/UNLOCK) or redis (SET NX PX / compare-and-delete)")
+	fs.StringVar(&c.mode, "mode", modeLockd, "lockd (LOCK/UNLOCK), redis (SET NX PX / compare-and-delete) or etcd (concurrency.Mutex TryLock/Unlock, one session per client)")
 	fs.IntVar(&c.waitReplicas, "wait-replicas", 0, "redis mode: send WAIT <n> 1000 after each write")
-	fs.StringVar(&c.password, "password", "", "password (AUTH)")
+	fs.StringVar(&c.password, "password", "", "password (AUTH); lockd and redis modes only")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as one JSON object")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed; worker i uses seed+i")
 	fs.IntVar(&c.protocol, "protocol", 3, "RESP protocol version to negotiate (2 or 3)")
@@ -84,14 +85,16 @@ func (c config) validate() error {
 		return errors.New("-ttl must be at least 1ms")
 	case c.timeout <= 0:
 		return errors.New("-timeout must be positive")
-	case c.mode != modeLockd && c.mode != modeRedis:
-		return fmt.Errorf("-mode must be %q or %q, not %q", modeLockd, modeRedis, c.mode)
+	case c.mode != modeLockd && c.mode != modeRedis && c.mode != modeEtcd:
+		return fmt.Errorf("-mode must be %q, %q or %q, not %q", modeLockd, modeRedis, modeEtcd, c.mode)
 	case c.waitReplicas < 0:
 		return errors.New("-wait-replicas must not be negative")
 	case c.waitReplicas > 0 && c.mode != modeRedis:
 		return errors.New("-wait-replicas applies to -mode redis only")
 	case c.waitReplicas > 0 && c.timeout <= waitTimeout:
 		return fmt.Errorf("-timeout must exceed the %v WAIT timeout", waitTimeout)
+	case c.password != "" && c.mode == modeEtcd:
+		return errors.New("-password applies to -mode lockd and redis only")
 	case c.protocol != 2 && c.protocol != 3:
 		return errors.New("-protocol must be 2 or 3")
 	}

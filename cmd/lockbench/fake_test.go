@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tidwall/redcon"
 )
@@ -197,5 +198,25 @@ func TestRunSetupFails(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run([]string{"-endpoints", addr, "-timeout", "1s"}, &out, &errb); code != 1 {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// An etcd endpoint where nothing listens fails setup within the call timeout
+// (the clients dial lazily; the session's lease grant is what fails).
+func TestRunEtcdSetupFails(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := run([]string{"-mode", "etcd", "-endpoints", addr, "-clients", "3", "-timeout", "500ms"}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), addr) {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("setup failure took %v", d)
 	}
 }

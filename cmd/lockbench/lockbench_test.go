@@ -47,7 +47,10 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults", args: nil},
 		{name: "redis wait", args: []string{"-mode", "redis", "-wait-replicas", "1"}},
-		{name: "bad mode", args: []string{"-mode", "etcd"}, wantErr: "-mode"},
+		{name: "bad mode", args: []string{"-mode", "zookeeper"}, wantErr: "-mode"},
+		{name: "etcd", args: []string{"-mode", "etcd", "-endpoints", "127.0.0.1:2379,127.0.0.1:2381", "-ttl", "1500ms"}},
+		{name: "etcd wait", args: []string{"-mode", "etcd", "-wait-replicas", "1"}, wantErr: "redis only"},
+		{name: "etcd password", args: []string{"-mode", "etcd", "-password", "x"}, wantErr: "-password"},
 		{name: "wait needs redis", args: []string{"-wait-replicas", "1"}, wantErr: "redis only"},
 		{name: "wait needs timeout", args: []string{"-mode", "redis", "-wait-replicas", "1", "-timeout", "1s"}, wantErr: "WAIT timeout"},
 		{name: "zero clients", args: []string{"-clients", "0"}, wantErr: "-clients"},
@@ -79,6 +82,23 @@ func TestParseFlags(t *testing.T) {
 	if c.clients != 50 || c.names != 10000 || c.duration != 10*time.Second || c.ttl != 30*time.Second ||
 		c.mode != modeLockd || c.warmup != time.Second || fmt.Sprint(c.endpoints) != "[127.0.0.1:6379]" {
 		t.Fatalf("defaults changed: %+v", c)
+	}
+}
+
+func TestEtcdTTLSeconds(t *testing.T) {
+	tests := []struct {
+		ttl  time.Duration
+		want int
+	}{
+		{time.Millisecond, 1},
+		{time.Second, 1},
+		{time.Second + time.Millisecond, 2},
+		{30 * time.Second, 30},
+	}
+	for _, tt := range tests {
+		if got := etcdTTLSeconds(tt.ttl); got != tt.want {
+			t.Errorf("etcdTTLSeconds(%v) = %d, want %d", tt.ttl, got, tt.want)
+		}
 	}
 }
 

@@ -1,14 +1,16 @@
 // Command lockbench measures lock throughput and latency against lockd or,
 // for comparison, against redis-server using the single-instance Redis lock
-// recipe.
+// recipe, or against etcd using its standard lock recipe (clientv3/concurrency).
 //
 // Each of -clients workers loops until the deadline: it picks one of -names
 // lock names at random, acquires it (lockd: LOCK name owner PX ttl; redis:
-// SET name owner NX PX ttl, then WAIT n 1000 if -wait-replicas n) and, when
-// granted, releases it (lockd: UNLOCK name owner; redis: EVALSHA of a
-// compare-and-delete script, then WAIT). Workers are spread round-robin over
-// -endpoints; each endpoint has one go-redis client whose pool holds a
-// connection per worker. Latencies go into HDR histograms (1 µs..1 h,
+// SET name owner NX PX ttl, then WAIT n 1000 if -wait-replicas n; etcd:
+// Mutex.TryLock) and, when granted, releases it (lockd: UNLOCK name owner;
+// redis: EVALSHA of a compare-and-delete script, then WAIT; etcd:
+// Mutex.Unlock). Workers are spread round-robin over -endpoints; for lockd
+// and redis each endpoint has one go-redis client whose pool holds a
+// connection per worker; for etcd each worker has its own etcd client and
+// session (see etcdLocker). Latencies go into HDR histograms (1 µs..1 h,
 // 3 significant digits).
 //
 // Exit status: 0 when something succeeded, 1 when every operation failed or
@@ -49,26 +51,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	sigCtx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
-	// The whole run, setup included, ends by this deadline whatever happens.
+	// The whole run, setup included, ends by this deadline whatever happens;
+	// closing etcd sessions afterwards may take one more -timeout.
 	hardLimit := time.Duration(len(cfg.endpoints))*cfg.timeout + cfg.warmup + cfg.duration + 2*cfg.timeout + time.Second
 	ctx, cancel := context.WithTimeout(sigCtx, hardLimit)
 	defer cancel()
 
-	clients := make([]*redis.Client, len(cfg.endpoints))
-	for i, n := range workersPerEndpoint(cfg.clients, len(cfg.endpoints)) {
-		clients[i] = newClient(cfg, cfg.endpoints[i], n)
-	}
-	defer func() {
-		for _, c := range clients {
-			_ = c.Close()
-		}
-	}()
-
-	lockers, err := setup(ctx, cfg, clients)
+	lockers, closeLockers, err := newLockers(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "lockbench:", err)
 		return 1
 	}
+	defer closeLockers()
 
 	names := make([]string, cfg.names)
 	for i := range names {
@@ -81,7 +75,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	workers := make([]*worker, cfg.clients)
 	for i := range workers {
 		workers[i] = &worker{
-			l:         lockers[endpointOf(i, len(cfg.endpoints))],
+			l:         lockers[i],
 			owner:     uuid.NewString(),
 			names:     names,
 			rng:       rand.New(rand.NewPCG(cfg.seed+uint64(i), uint64(i))),
@@ -133,6 +127,34 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// newLockers makes one locker per worker, spread round-robin over the
+// endpoints, and checks that every endpoint answers; the function it returns
+// releases them, bounded by the call timeout.
+func newLockers(ctx context.Context, cfg config) ([]locker, func(), error) {
+	if cfg.mode == modeEtcd {
+		return newEtcdLockers(ctx, cfg)
+	}
+	clients := make([]*redis.Client, len(cfg.endpoints))
+	for i, n := range workersPerEndpoint(cfg.clients, len(cfg.endpoints)) {
+		clients[i] = newClient(cfg, cfg.endpoints[i], n)
+	}
+	closeAll := func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}
+	perEndpoint, err := setup(ctx, cfg, clients)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	lockers := make([]locker, cfg.clients)
+	for w := range lockers {
+		lockers[w] = perEndpoint[endpointOf(w, len(perEndpoint))]
+	}
+	return lockers, closeAll, nil
 }
 
 // newClient makes the go-redis client for one endpoint, with a connection per

@@ -71,7 +71,7 @@ type counters struct {
 	released         int64 // releases that removed the lock
 	releaseNotHeld   int64 // releases answered 0: the lock was no longer ours
 	waitShort        int64 // WAIT answered fewer replicas than asked for
-	tokenRegressions int64 // lockd: a fencing token not larger than this worker's previous one
+	tokenRegressions int64 // lockd, etcd: a fencing token not larger than this worker's previous one
 	errors           int64 // failed calls of any kind
 	errTexts         map[string]int64
 	acquireMax       time.Duration

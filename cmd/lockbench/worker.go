@@ -24,12 +24,12 @@ const compareAndDelete = `if redis.call('get',KEYS[1])==ARGV[1] then return redi
 // acquireResult is the answer to one acquire.
 type acquireResult struct {
 	granted   bool
-	token     int64 // lockd only: the fencing token of a grant
+	token     int64 // lockd and etcd: the fencing token of a grant (etcd: its revision)
 	waitShort bool  // redis with WAIT: fewer replicas acknowledged than asked
 }
 
-// locker is one way of taking and releasing a lock; lockdLocker and
-// redisLocker are its implementations. Errors are call failures; "busy" and
+// locker is one way of taking and releasing a lock; lockdLocker,
+// redisLocker and etcdLocker are its implementations. Errors are call failures; "busy" and
 // "not held" are results.
 type locker interface {
 	acquire(ctx context.Context, name, owner string) (acquireResult, error)
@@ -211,8 +211,9 @@ func (w *worker) release(ctx context.Context, name string, start time.Time, meas
 
 // checkToken counts a regression when a fresh grant's fencing token is not
 // larger than the previous one this worker saw. Grants happen one after the
-// other in real time, so PROTOCOL.md requires them to increase. Redis mode
-// has no tokens (always 0) and is never checked.
+// other in real time, so PROTOCOL.md requires them to increase; etcd's
+// revisions must too (see etcdLocker). Redis mode has no tokens (always 0)
+// and is never checked.
 func (w *worker) checkToken(name string, token int64) {
 	if token == 0 {
 		return
