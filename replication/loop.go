@@ -24,7 +24,6 @@ func (n *Node) run() {
 	t := time.NewTicker(n.cfg.TickInterval)
 	defer t.Stop()
 	defer n.prop.timer.Stop()
-	batch := make([]lock.Command, 0, maxBatch)
 	for {
 		// Storage work waits in queues here, never blocking the loop: the
 		// storage goroutines deliver their responses through stepc, which
@@ -59,17 +58,16 @@ func (n *Node) run() {
 				}
 			}
 		case c := <-n.propc:
-			batch = append(batch[:0], c)
+			n.hold(c)
 		drain:
-			for len(batch) < maxBatch {
+			for range maxBatch {
 				select {
 				case c := <-n.propc:
-					batch = append(batch, c)
+					n.hold(c)
 				default:
 					break drain
 				}
 			}
-			n.propose(batch)
 		case r := <-n.reportc:
 			if r.snapshot {
 				n.rn.ReportSnapshot(r.peer, r.status)
@@ -86,10 +84,16 @@ func (n *Node) run() {
 		case <-n.haltc:
 			return
 		}
-		for n.rn.HasReady() {
-			n.handleReady(n.rn.Ready())
-		}
+		n.drainReady()
+		n.proposeHeld()
 		n.flushStorageQueues()
+	}
+}
+
+// drainReady handles every Ready raft has.
+func (n *Node) drainReady() {
+	for n.rn.HasReady() {
+		n.handleReady(n.rn.Ready())
 	}
 }
 
@@ -134,6 +138,9 @@ func (n *Node) handleReady(rd raft.Ready) {
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:
+			if ents := m.GetEntries(); len(ents) > 0 {
+				n.prop.lastIndex = ents[len(ents)-1].GetIndex()
+			}
 			n.appendQ = append(n.appendQ, m)
 		case raft.LocalApplyThread:
 			n.applyConfChanges(m.GetEntries())

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -49,6 +50,10 @@ type wal struct {
 	off      int64        // append offset in f
 	buf      []byte
 	lastHard *raftpb.HardState
+
+	// syncGate, when set (tests only), is received from before each sync:
+	// a test holds the disk still by leaving it open.
+	syncGate atomic.Pointer[chan struct{}]
 }
 
 // walSegment is one file, named <seq>-<first>.wal in hex: seq orders the
@@ -243,6 +248,13 @@ func (w *wal) newSegment(first uint64) error {
 		seq = w.segs[n-1].seq + 1
 	}
 	path := filepath.Join(w.dir, fmt.Sprintf("%016x-%016x.wal", seq, first))
+	if w.f != nil {
+		// The old segment's last records must be durable before records
+		// in the new one are: replay refuses a gap before the last segment.
+		if err := w.syncNow(); err != nil {
+			return err
+		}
+	}
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -258,8 +270,8 @@ func (w *wal) newSegment(first uint64) error {
 	w.f, w.off = f, 0
 	w.segs = append(w.segs, walSegment{seq: seq, first: first, path: path})
 	if w.lastHard != nil {
-		w.buf = appendRecord(w.buf[:0], recHard, w.lastHard)
-		return w.flush()
+		w.buf = appendRecord(w.buf, recHard, w.lastHard)
+		return w.syncNow()
 	}
 	return nil
 }
@@ -272,18 +284,18 @@ func (w *wal) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	return w.syncNow()
 }
 
-// write appends entries and hard state without syncing; syncNow makes
-// everything written so far durable. Several writes may share one sync.
+// write queues entries and hard state in memory; syncNow writes everything
+// queued so far with one write and makes it durable with one sync. Several
+// Readys share both.
 func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	if raftEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
-	if len(ents) > 0 && w.off >= w.segSize {
+	if len(ents) > 0 && w.off+int64(len(w.buf)) >= w.segSize {
 		if err := w.newSegment(ents[0].GetIndex()); err != nil {
 			return err
 		}
 	}
-	w.buf = w.buf[:0]
 	for _, e := range ents {
 		w.buf = appendRecord(w.buf, recEntry, e)
 	}
@@ -291,10 +303,17 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 		w.buf = appendRecord(w.buf, recHard, hs)
 		w.lastHard = proto.Clone(hs).(*raftpb.HardState)
 	}
-	return w.writeBuf()
+	return nil
 }
 
+// syncNow writes what is queued and, unless syncing is off, syncs it.
 func (w *wal) syncNow() error {
+	if err := w.writeBuf(); err != nil {
+		return err
+	}
+	if g := w.syncGate.Load(); g != nil {
+		<-*g
+	}
 	if w.sync {
 		return fdatasync(w.f)
 	}
@@ -307,9 +326,10 @@ func (w *wal) reset(index uint64) error {
 	if err := w.newSegment(index + 1); err != nil {
 		return err
 	}
-	w.buf = binary.AppendUvarint(append(w.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, recReset), index)
-	sealRecord(w.buf)
-	if err := w.flush(); err != nil {
+	start := len(w.buf)
+	w.buf = binary.AppendUvarint(append(w.buf, 0, 0, 0, 0, 0, 0, 0, 0, recReset), index)
+	sealRecord(w.buf[start:])
+	if err := w.syncNow(); err != nil {
 		return err
 	}
 	return w.dropBefore(len(w.segs) - 1)
@@ -335,19 +355,16 @@ func (w *wal) dropBefore(i int) error {
 	return nil
 }
 
-// flush writes w.buf and syncs.
-func (w *wal) flush() error {
-	if err := w.writeBuf(); err != nil {
-		return err
-	}
-	return w.syncNow()
-}
-
+// writeBuf writes the queued records at the end of the current segment.
 func (w *wal) writeBuf() error {
+	if len(w.buf) == 0 {
+		return nil
+	}
 	if _, err := w.f.WriteAt(w.buf, w.off); err != nil {
 		return err
 	}
 	w.off += int64(len(w.buf))
+	w.buf = w.buf[:0]
 	return nil
 }
 

@@ -113,6 +113,28 @@ func TestWALRefusesDamageBeforeTheLastSegment(t *testing.T) {
 	}
 }
 
+// Several Readys' writes share one sync, also when they cross into new
+// segments: every record lands, in order, in the segment it belongs to.
+func TestWALWritesSharingOneSyncAcrossSegments(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openTestWAL(t, dir, 64)
+	for i := uint64(1); i <= 10; i++ {
+		must(t, w.write(hard(1, 1, i-1), []*raftpb.Entry{ent(1, i, fmt.Sprint("entry-", i))}))
+	}
+	must(t, w.syncNow())
+	if len(w.segs) < 3 {
+		t.Fatalf("expected the writes to span several segments, have %d", len(w.segs))
+	}
+	w.close()
+	_, st := openTestWAL(t, dir, 64)
+	if len(st.entries) != 10 || st.entries[0].GetIndex() != 1 || st.entries[9].GetIndex() != 10 {
+		t.Fatalf("replayed %v; want entries 1..10", indexes(st.entries))
+	}
+	if st.hard.GetCommit() != 9 {
+		t.Fatalf("hard state %v; want commit 9", st.hard)
+	}
+}
+
 func TestWALCompactAndReset(t *testing.T) {
 	dir := t.TempDir()
 	w, _ := openTestWAL(t, dir, 16)
