@@ -96,38 +96,64 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 }
 
 // await sends cmd to the leader until this node has applied it, and
-// returns its first result.
+// returns its first result. One timer serves both the resend and the
+// deadline: it is the hot path of every write.
 func (n *Node) await(ctx context.Context, cmd lock.Command, result <-chan int64) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.RequestTimeout)
-	defer cancel()
+	now := time.Now()
+	deadline := now.Add(n.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	sent := false
 	var sentTo uint64
-	resend := time.NewTimer(resendAfter)
-	defer resend.Stop()
+	var resendAt time.Time
+	timer := time.NewTimer(min(resendAfter, deadline.Sub(now)))
+	defer timer.Stop()
 	for {
 		changed := n.leaderChanged()
 		if lead := n.leader.Load(); lead != 0 && lead != sentTo {
 			n.route(lead, cmd)
 			sent, sentTo = true, lead
-			resend.Reset(resendAfter)
+			now = time.Now()
+			resendAt = now.Add(resendAfter)
+			timer.Reset(earlier(resendAt, deadline).Sub(now))
 		}
 		select {
 		case v := <-result:
 			return v, nil
 		case <-changed:
 			sentTo = 0 // send again to whoever leads now
-		case <-resend.C:
-			sentTo = 0
-			resend.Reset(resendAfter)
+			continue
+		case <-timer.C:
 		case <-ctx.Done():
-			if sent {
-				return 0, ErrTimeout
-			}
-			return 0, ErrNoLeader
+			return 0, n.expired(sent)
 		case <-n.stopc:
 			return 0, ErrClosed
 		}
+		now = time.Now()
+		if !now.Before(deadline) {
+			return 0, n.expired(sent)
+		}
+		if !now.Before(resendAt) {
+			sentTo = 0 // no answer yet: send again
+		}
+		timer.Reset(earlier(now.Add(resendAfter), deadline).Sub(now))
 	}
+}
+
+func earlier(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// expired is await's error when its time runs out.
+func (n *Node) expired(sent bool) error {
+	if sent {
+		return ErrTimeout
+	}
+	return ErrNoLeader
 }
 
 // route hands cmd to the local proposer or forwards it to the leader.
