@@ -39,7 +39,50 @@ func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
 	cmd.ID = n.newID()
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
-	return n.await(ctx, cmd, result)
+	return n.await(ctx, n.deadline(ctx), cmd, result, 0)
+}
+
+// ExecuteAll executes cmds together, as a client's pipeline: all are sent
+// to the leader at once and in order, so they share its next entries instead
+// of waiting for one commit each, and their results come back in order.
+// Each acts as Execute's would; none may be an OpLockWait. Commands on the
+// same lock should not share a call: a resend after a leader change may
+// reorder commands that were sent together.
+func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]int64, []error) {
+	vs, errs := make([]int64, len(cmds)), make([]error, len(cmds))
+	if err := n.failed(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return vs, errs
+	}
+	deadline := n.deadline(ctx)
+	results := make([]<-chan int64, len(cmds))
+	for i := range cmds {
+		cmds[i].ID = n.newID()
+		results[i] = n.pending.register(cmds[i].ID)
+	}
+	lead := n.leader.Load()
+	if lead != 0 {
+		for _, c := range cmds {
+			n.route(lead, c)
+		}
+	}
+	for i, c := range cmds {
+		vs[i], errs[i] = n.await(ctx, deadline, c, results[i], lead)
+		n.pending.cancel(c.ID)
+	}
+	return vs, errs
+}
+
+// deadline is when a request made now must have its answer: the request
+// timeout from now, or ctx's deadline if that is earlier.
+func (n *Node) deadline(ctx context.Context) time.Time {
+	deadline := time.Now().Add(n.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		return d
+	}
+	return deadline
 }
 
 // ExecuteWait runs an OpLockWait: it returns the token once the lock is this
@@ -55,7 +98,7 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	cmd.ID = n.newID()
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
-	v, err := n.await(ctx, cmd, result)
+	v, err := n.await(ctx, n.deadline(ctx), cmd, result, 0)
 	if err != nil || v != lock.Queued {
 		return v, err
 	}
@@ -96,18 +139,14 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 }
 
 // await sends cmd to the leader until this node has applied it, and
-// returns its first result. One timer serves both the resend and the
-// deadline: it is the hot path of every write.
-func (n *Node) await(ctx context.Context, cmd lock.Command, result <-chan int64) (int64, error) {
+// returns its first result, or an error at deadline. sentTo is the leader
+// cmd was already sent to, 0 if none. One timer serves both the resend and
+// the deadline: it is the hot path of every write.
+func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, result <-chan int64, sentTo uint64) (int64, error) {
 	now := time.Now()
-	deadline := now.Add(n.cfg.RequestTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	sent := false
-	var sentTo uint64
-	var resendAt time.Time
-	timer := time.NewTimer(min(resendAfter, deadline.Sub(now)))
+	sent := sentTo != 0
+	resendAt := now.Add(resendAfter)
+	timer := time.NewTimer(earlier(resendAt, deadline).Sub(now))
 	defer timer.Stop()
 	for {
 		changed := n.leaderChanged()
@@ -132,6 +171,11 @@ func (n *Node) await(ctx context.Context, cmd lock.Command, result <-chan int64)
 		}
 		now = time.Now()
 		if !now.Before(deadline) {
+			select {
+			case v := <-result: // came with the deadline: still in time
+				return v, nil
+			default:
+			}
 			return 0, n.expired(sent)
 		}
 		if !now.Before(resendAt) {

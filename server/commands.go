@@ -1,5 +1,7 @@
 package server
 
+import "github.com/lockd/lockd/lock"
+
 // commandSpec describes one command: how it is checked before it runs, and
 // what COMMAND tells clients about it.
 type commandSpec struct {
@@ -9,6 +11,12 @@ type commandSpec struct {
 	flags  []string
 	key    int // position of the first key (lock name), 0 for none
 	run    func(s *Server, c *client, r reply, args [][]byte)
+
+	// Writes that a pipeline may send together (see pipeline.go): parse
+	// turns the arguments into the command run would execute, answer
+	// replies with its result.
+	parse  func(s *Server, args [][]byte) (lock.Command, error)
+	answer func(r reply, v int64, err error)
 }
 
 // commandTable maps upper-case command names to their specs.
@@ -16,9 +24,12 @@ var commandTable map[string]*commandSpec
 
 func init() {
 	specs := []*commandSpec{
-		{name: "lock", arity: -3, flags: []string{"write"}, key: 1, run: (*Server).cmdLock},
-		{name: "unlock", arity: 3, flags: []string{"write"}, key: 1, run: (*Server).cmdUnlock},
-		{name: "renew", arity: 5, flags: []string{"write"}, key: 1, run: (*Server).cmdRenew},
+		{name: "lock", arity: -3, flags: []string{"write"}, key: 1, run: (*Server).cmdLock,
+			parse: (*Server).lockArgs, answer: answerLock},
+		{name: "unlock", arity: 3, flags: []string{"write"}, key: 1, run: (*Server).cmdUnlock,
+			parse: (*Server).unlockArgs, answer: answerInt},
+		{name: "renew", arity: 5, flags: []string{"write"}, key: 1, run: (*Server).cmdRenew,
+			parse: (*Server).renewArgs, answer: answerInt},
 		{name: "owner", arity: 2, flags: []string{"readonly", "fast"}, key: 1, run: (*Server).cmdOwner},
 		{name: "lockinfo", arity: 2, flags: []string{"readonly", "fast"}, key: 1, run: (*Server).cmdLockInfo},
 		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, run: (*Server).cmdDBSize},

@@ -21,6 +21,7 @@ func (s *Server) cmdEcho(c *client, r reply, args [][]byte) { r.bulkBytes(args[1
 
 func (s *Server) cmdQuit(c *client, r reply, args [][]byte) {
 	r.ok()
+	c.quit = true
 	c.conn.Close()
 }
 

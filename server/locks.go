@@ -24,6 +24,11 @@ func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
 	} else {
 		v, err = s.node.Execute(context.Background(), cmd)
 	}
+	answerLock(r, v, err)
+}
+
+// answerLock replies to LOCK: the token, or a null when not granted.
+func answerLock(r reply, v int64, err error) {
 	switch {
 	case err != nil:
 		r.err(err)
@@ -32,6 +37,15 @@ func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
 	default:
 		r.int(v)
 	}
+}
+
+// answerInt replies to UNLOCK and RENEW: 1 or 0.
+func answerInt(r reply, v int64, err error) {
+	if err != nil {
+		r.err(err)
+		return
+	}
+	r.int(v)
 }
 
 // lockArgs parses LOCK's arguments into a command. Nothing is sent on error.
@@ -74,42 +88,42 @@ func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 
 // cmdUnlock: UNLOCK name owner
 func (s *Server) cmdUnlock(c *client, r reply, args [][]byte) {
+	s.execInt(r, args, s.unlockArgs)
+}
+
+func (s *Server) unlockArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpUnlock}
-	if err := s.nameOwner(&cmd, args); err != nil {
-		r.err(err)
-		return
-	}
-	s.execInt(r, cmd)
+	return cmd, s.nameOwner(&cmd, args)
 }
 
 // cmdRenew: RENEW name owner PX ms | EX s
 func (s *Server) cmdRenew(c *client, r reply, args [][]byte) {
+	s.execInt(r, args, s.renewArgs)
+}
+
+func (s *Server) renewArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpRenew}
 	if err := s.nameOwner(&cmd, args); err != nil {
-		r.err(err)
-		return
+		return cmd, err
 	}
 	opt := strings.ToUpper(string(args[3]))
 	if opt != "PX" && opt != "EX" {
-		r.err(errSyntax)
-		return
+		return cmd, errSyntax
 	}
 	ttl, err := s.ttlArg("renew", opt, args[4])
-	if err != nil {
-		r.err(err)
-		return
-	}
 	cmd.TTL = ttl
-	s.execInt(r, cmd)
+	return cmd, err
 }
 
-func (s *Server) execInt(r reply, cmd lock.Command) {
-	v, err := s.node.Execute(context.Background(), cmd)
+// execInt parses a write with parse and answers 1 or 0.
+func (s *Server) execInt(r reply, args [][]byte, parse func([][]byte) (lock.Command, error)) {
+	cmd, err := parse(args)
 	if err != nil {
 		r.err(err)
 		return
 	}
-	r.int(v)
+	v, err := s.node.Execute(context.Background(), cmd)
+	answerInt(r, v, err)
 }
 
 // cmdOwner: OWNER name, from the local replica.

@@ -41,6 +41,7 @@ type client struct {
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
+	quit    bool // QUIT ran: the rest of its pipeline is ignored (own goroutine only)
 
 	resp3 atomic.Bool
 	last  atomic.Pointer[commandSpec] // the last command run
@@ -151,30 +152,55 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 }
 
 // handle runs one command. redcon calls it on the connection's goroutine.
+// A write followed by more pipelined commands starts a pipeline instead.
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	c := conn.Context().(*client)
+	if c.quit {
+		return
+	}
+	if len(conn.PeekPipeline()) > 0 {
+		if _, _, ok := s.batchable(c, cmd); ok {
+			s.pipeline(conn, c, cmd)
+			return
+		}
+	}
+	s.run(conn, c, cmd)
+}
+
+// run runs one command and writes its reply.
+func (s *Server) run(conn redcon.Conn, c *client, cmd redcon.Command) {
 	r := reply{c: conn, resp3: c.resp3.Load()}
+	spec := s.admit(c, r, cmd)
+	if spec == nil {
+		return
+	}
+	spec.run(s, c, r, cmd.Args)
+}
+
+// admit counts cmd and checks that it exists, that the client may run it
+// and its arity; when not, it replies with the error and returns nil.
+func (s *Server) admit(c *client, r reply, cmd redcon.Command) *commandSpec {
 	s.commands.Add(1)
 	if len(cmd.Args) == 0 {
 		r.err(errEmptyCommand)
-		return
+		return nil
 	}
 	name := strings.ToUpper(string(cmd.Args[0]))
 	spec, ok := commandTable[name]
 	if !ok {
 		r.err(unknownCommandError{args: cmd.Args})
-		return
+		return nil
 	}
 	c.last.Store(spec)
 	if !c.authed && !spec.noAuth {
 		r.err(errNoAuth)
-		return
+		return nil
 	}
 	if n := len(cmd.Args); (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
 		r.err(arityError{cmd: spec.name})
-		return
+		return nil
 	}
-	spec.run(s, c, r, cmd.Args)
+	return spec
 }
 
 // listener wraps accepted connections with the wire guard and a deadline on
