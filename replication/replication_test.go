@@ -287,7 +287,7 @@ func TestStorageErrorStopsTheNode(t *testing.T) {
 // command that arrives meanwhile waits for the disk and then goes out in one
 // entry, instead of one entry each.
 func TestLeaderGroupsCommandsWhileEntriesAwaitCommit(t *testing.T) {
-	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: 10 * time.Second})
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: 10 * time.Second, MaxInflight: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,3 +43,32 @@ func BenchmarkLockUnlock(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPipelinedLockUnlock is one go-redis client pipelining 64 LOCKs of
+// distinct names, then their 64 UNLOCKs; one op is one LOCK and its UNLOCK.
+func BenchmarkPipelinedLockUnlock(b *testing.B) {
+	srv := startServer(b)
+	rdb := newRedis(b, srv)
+	ctx := context.Background()
+	const depth = 64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += depth {
+		n := min(depth, b.N-done)
+		for _, op := range []string{"LOCK", "UNLOCK"} {
+			pipe := rdb.Pipeline()
+			cmds := make([]*redis.Cmd, n)
+			for i := range cmds {
+				cmds[i] = pipe.Do(ctx, op, fmt.Sprintf("pipelined-%d", i), "owner")
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for i, c := range cmds {
+				if v, err := c.Int64(); err != nil || v <= 0 {
+					b.Fatalf("%s pipelined-%d: %d, %v", op, i, v, err)
+				}
+			}
+		}
+	}
+}
