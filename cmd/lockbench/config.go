@@ -33,7 +33,11 @@ type config struct {
 	seed         uint64 // worker i uses seed+i
 	protocol     int    // RESP version go-redis negotiates (2 or 3); unused by etcd
 	prefix       string // lock name prefix
+	pipeline     int    // lockd, redis: commands per pipeline (1: one command per round trip)
 }
+
+// maxPipeline bounds -pipeline.
+const maxPipeline = 1000
 
 // parseFlags turns the command line into a validated config.
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -54,6 +58,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed; worker i uses seed+i")
 	fs.IntVar(&c.protocol, "protocol", 3, "RESP protocol version to negotiate (2 or 3)")
 	fs.StringVar(&c.prefix, "prefix", "lockbench:", "prefix of every lock name")
+	fs.IntVar(&c.pipeline, "pipeline", 1, "commands per round trip: with N > 1 each worker sends acquires of N distinct random names in one pipeline, "+
+		"then the releases of the granted ones in another; every command's latency is recorded as its pipeline's round trip "+
+		"(latency per pipeline of N). 1 to 1000; lockd and redis modes, not with -wait-replicas")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -97,6 +104,14 @@ func (c config) validate() error {
 		return errors.New("-password applies to -mode lockd and redis only")
 	case c.protocol != 2 && c.protocol != 3:
 		return errors.New("-protocol must be 2 or 3")
+	case c.pipeline < 1 || c.pipeline > maxPipeline:
+		return fmt.Errorf("-pipeline must be between 1 and %d", maxPipeline)
+	case c.pipeline > 1 && c.mode == modeEtcd:
+		return errors.New("-pipeline > 1 applies to -mode lockd and redis only (etcd locks one name per call)")
+	case c.pipeline > 1 && c.waitReplicas > 0:
+		return errors.New("-pipeline > 1 cannot be combined with -wait-replicas (WAIT follows each single write)")
+	case c.pipeline > c.names:
+		return fmt.Errorf("-pipeline (%d) must not exceed -names (%d): a pipeline locks distinct names", c.pipeline, c.names)
 	}
 	return nil
 }

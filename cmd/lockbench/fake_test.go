@@ -25,6 +25,9 @@ type fakeServer struct {
 	evals     int  // EVAL calls seen
 	waits     int  // WAIT calls seen
 	scriptSHA string
+	grants    int // LOCKs and SETs granted
+	releases  int // UNLOCK, EVALSHA and EVAL calls (after NOSCRIPT: only the EVAL)
+	maxLocks  int // most LOCKs or SETs read in one batch from a connection
 }
 
 // startFake serves f on n loopback listeners and returns their addresses.
@@ -61,6 +64,21 @@ func (f *fakeServer) handle(conn redcon.Conn, cmd redcon.Command) {
 	for i, a := range cmd.Args {
 		args[i] = string(a)
 	}
+	switch op := strings.ToUpper(args[0]); op {
+	case "LOCK", "SET":
+		// This command and those of the same kind already read behind it:
+		// pipelined commands arrive together.
+		n := 1
+		for _, next := range conn.PeekPipeline() {
+			if len(next.Args) == 0 || strings.ToUpper(string(next.Args[0])) != op {
+				break
+			}
+			n++
+		}
+		f.maxLocks = max(f.maxLocks, n)
+	case "UNLOCK", "EVALSHA", "EVAL":
+		f.releases++
+	}
 	switch strings.ToUpper(args[0]) + "/" + strconv.Itoa(len(args)) {
 	case "PING/1":
 		conn.WriteString("PONG")
@@ -78,6 +96,7 @@ func (f *fakeServer) handle(conn redcon.Conn, cmd redcon.Command) {
 			return
 		}
 		f.held[args[1]] = args[2]
+		f.grants++
 		f.token++
 		conn.WriteInt64(f.token)
 	case "UNLOCK/3":
@@ -92,12 +111,14 @@ func (f *fakeServer) handle(conn redcon.Conn, cmd redcon.Command) {
 			return
 		}
 		f.held[args[1]] = args[2]
+		f.grants++
 		conn.WriteString("OK")
 	case "SCRIPT/3":
 		conn.WriteBulkString(f.scriptSHA)
 	case "EVALSHA/5":
 		if f.noScript > 0 || args[1] != f.scriptSHA {
 			f.noScript--
+			f.releases-- // answered NOSCRIPT: the EVAL that follows is the release
 			conn.WriteError("NOSCRIPT No matching script. Please use EVAL.")
 			return
 		}
@@ -156,6 +177,9 @@ func TestRunLockdMode(t *testing.T) {
 	defer f.mu.Unlock()
 	if len(f.held) != 0 {
 		t.Fatalf("locks left held: %v", f.held)
+	}
+	if f.maxLocks != 1 {
+		t.Fatalf("%d LOCKs arrived together without -pipeline", f.maxLocks)
 	}
 }
 
@@ -218,5 +242,45 @@ func TestRunEtcdSetupFails(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("setup failure took %v", d)
+	}
+}
+
+// A pipelined run sends the acquires together, counts every answer, and
+// releases exactly the granted locks: every grant the fake made is released
+// once, and no release reaches a lock held by another worker.
+func TestRunPipelined(t *testing.T) {
+	for _, tt := range []struct {
+		mode, proto string
+		noScript    int
+	}{{"lockd", "2", 0}, {"lockd", "3", 0}, {"redis", "3", 3}} {
+		t.Run(tt.mode+"/RESP"+tt.proto, func(t *testing.T) {
+			f := &fakeServer{noScript: tt.noScript}
+			addrs := startFake(t, f, 2)
+			r, code, stderr := runJSON(t, "-mode", tt.mode, "-protocol", tt.proto, "-pipeline", "8", "-endpoints", strings.Join(addrs, ","))
+			if code != 0 || r.Errors != 0 || r.Acquires == 0 || r.Busy == 0 || r.TokenRegressions != 0 || r.ReleaseNotHeld != 0 || r.Pipeline != 8 {
+				t.Fatalf("exit %d, report %+v, stderr %q", code, r, stderr)
+			}
+			// 4 workers hold up to 8 of 20 names each, so some acquires are
+			// busy; each answered command is one latency value.
+			if r.AcquireUs.Count != r.Acquires+r.Busy || r.ReleaseUs.Count != r.Releases {
+				t.Fatalf("latency counts %d, %d for %d acquires, %d busy, %d releases",
+					r.AcquireUs.Count, r.ReleaseUs.Count, r.Acquires, r.Busy, r.Releases)
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if len(f.held) != 0 {
+				t.Fatalf("locks left held: %v", f.held)
+			}
+			// The window counts fewer than the fake saw (warm-up, the tail).
+			if f.releases != f.grants || int64(f.grants) < r.Acquires {
+				t.Fatalf("fake saw %d grants and %d releases; report %d acquires, %d releases", f.grants, f.releases, r.Acquires, r.Releases)
+			}
+			if f.maxLocks < 2 || f.maxLocks > 8 {
+				t.Fatalf("at most %d acquires arrived together, want 2..8", f.maxLocks)
+			}
+			if f.evals != tt.noScript {
+				t.Fatalf("%d EVAL fallbacks after NOSCRIPT, want %d", f.evals, tt.noScript)
+			}
+		})
 	}
 }

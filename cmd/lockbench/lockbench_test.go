@@ -60,6 +60,17 @@ func TestParseFlags(t *testing.T) {
 		{name: "protocol", args: []string{"-protocol", "4"}, wantErr: "-protocol"},
 		{name: "stray arg", args: []string{"extra"}, wantErr: "unexpected"},
 		{name: "bad endpoint", args: []string{"-endpoints", "nohost"}, wantErr: "-endpoints"},
+		{name: "pipeline lockd", args: []string{"-pipeline", "32"}},
+		{name: "pipeline redis", args: []string{"-mode", "redis", "-pipeline", "1000"}},
+		{name: "pipeline 1 etcd", args: []string{"-mode", "etcd", "-pipeline", "1"}},
+		{name: "pipeline 1 with wait", args: []string{"-mode", "redis", "-wait-replicas", "1", "-pipeline", "1"}},
+		{name: "pipeline zero", args: []string{"-pipeline", "0"}, wantErr: "-pipeline must be between 1 and 1000"},
+		{name: "pipeline negative", args: []string{"-pipeline", "-3"}, wantErr: "-pipeline must be between 1 and 1000"},
+		{name: "pipeline too long", args: []string{"-pipeline", "1001"}, wantErr: "-pipeline must be between 1 and 1000"},
+		{name: "pipeline etcd", args: []string{"-mode", "etcd", "-pipeline", "2"}, wantErr: "-pipeline > 1 applies to -mode lockd and redis only"},
+		{name: "pipeline with wait", args: []string{"-mode", "redis", "-wait-replicas", "1", "-pipeline", "8"}, wantErr: "-pipeline > 1 cannot be combined with -wait-replicas"},
+		{name: "pipeline over names", args: []string{"-names", "10", "-pipeline", "11"}, wantErr: "must not exceed -names"},
+		{name: "pipeline of all names", args: []string{"-names", "10", "-pipeline", "10"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,7 +91,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.clients != 50 || c.names != 10000 || c.duration != 10*time.Second || c.ttl != 30*time.Second ||
-		c.mode != modeLockd || c.warmup != time.Second || fmt.Sprint(c.endpoints) != "[127.0.0.1:6379]" {
+		c.mode != modeLockd || c.warmup != time.Second || fmt.Sprint(c.endpoints) != "[127.0.0.1:6379]" || c.pipeline != 1 {
 		t.Fatalf("defaults changed: %+v", c)
 	}
 }
@@ -227,6 +238,17 @@ func TestReport(t *testing.T) {
 			t.Errorf("human output lacks %q:\n%s", want, buf.String())
 		}
 	}
+	if strings.Contains(buf.String(), "pipeline") || back["pipeline"].(float64) != 1 {
+		t.Errorf("pipeline 1 reported as %v:\n%s", back["pipeline"], buf.String())
+	}
+	cfg.pipeline = 32
+	buf.Reset()
+	if err := buildReport(cfg, &total, acq, rel, 2*time.Second, false).writeHuman(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "latency per pipeline of 32") {
+		t.Errorf("human output does not say the latency is per pipeline:\n%s", buf.String())
+	}
 
 	empty := buildReport(cfg, &counters{errors: 5}, newHist(), newHist(), time.Second, false)
 	if !empty.allFailed() {
@@ -259,11 +281,54 @@ func (f *fakeLocker) acquire(_ context.Context, name, owner string) (acquireResu
 }
 
 func (f *fakeLocker) release(_ context.Context, name, owner string) (bool, bool, error) {
+	if f.fail != nil {
+		return false, false, f.fail
+	}
 	if f.held[name] != owner {
 		return false, false, nil
 	}
 	delete(f.held, name)
 	return true, false, nil
+}
+
+// fakePipeliner is a fakeLocker that also takes batches; it records them.
+type fakePipeliner struct {
+	fakeLocker
+	reverse  bool // in a batch, hand the largest token to the first grant
+	failOdd  bool // fail every second command of a batch
+	batches  [][]string
+	releases [][]string
+}
+
+func (f *fakePipeliner) acquireAll(ctx context.Context, names []string, owner string, res []acquireResult, errs []error) {
+	f.batches = append(f.batches, append([]string(nil), names...))
+	for i, name := range names {
+		if f.failOdd && i%2 == 1 {
+			res[i], errs[i] = acquireResult{}, errors.New("TRYAGAIN odd")
+			continue
+		}
+		res[i], errs[i] = f.acquire(ctx, name, owner)
+	}
+	if f.reverse { // same tokens, handed out in the opposite order
+		var toks []int64
+		for i := range res {
+			if res[i].granted {
+				toks = append(toks, res[i].token)
+			}
+		}
+		for i := range res {
+			if res[i].granted {
+				res[i].token, toks = toks[len(toks)-1], toks[:len(toks)-1]
+			}
+		}
+	}
+}
+
+func (f *fakePipeliner) releaseAll(ctx context.Context, names []string, owner string, released []bool, errs []error) {
+	f.releases = append(f.releases, append([]string(nil), names...))
+	for i, name := range names {
+		released[i], _, errs[i] = f.release(ctx, name, owner)
+	}
 }
 
 func TestWorkerRun(t *testing.T) {
@@ -325,4 +390,134 @@ func TestWorkerRun(t *testing.T) {
 			t.Fatalf("counters %+v", w.c)
 		}
 	})
+}
+
+func TestWorkerRunPipelined(t *testing.T) {
+	names := []string{"a", "b", "c", "d", "e", "f", "g", "h"}
+	newWorker := func(f *fakePipeliner, n int) *worker {
+		return &worker{
+			l: f, p: f, pipeline: n, owner: "me", names: names, rng: rand.New(rand.NewPCG(1, 2)),
+			timeout: time.Second, hist: &histShard{acquire: newHist(), release: newHist()},
+			uncertain: map[string]struct{}{},
+		}
+	}
+	t.Run("granted ones released", func(t *testing.T) {
+		f := &fakePipeliner{fakeLocker: fakeLocker{held: map[string]string{"c": "other", "f": "other"}}}
+		w := newWorker(f, 4)
+		now := time.Now()
+		w.run(context.Background(), now, now.Add(20*time.Millisecond))
+		if len(f.batches) == 0 || len(f.releases) > len(f.batches) {
+			t.Fatalf("%d acquire and %d release pipelines", len(f.batches), len(f.releases))
+		}
+		var sent, released int64
+		for i, b := range f.batches {
+			if len(b) != 4 || len(map[string]bool{b[0]: true, b[1]: true, b[2]: true, b[3]: true}) != 4 {
+				t.Fatalf("batch %v is not 4 distinct names", b)
+			}
+			sent += 4
+			if i < len(f.releases) {
+				released += int64(len(f.releases[i]))
+			}
+		}
+		for _, r := range f.releases {
+			for _, name := range r {
+				if name == "c" || name == "f" {
+					t.Fatalf("released %q, which another owner holds", name)
+				}
+			}
+		}
+		// The last pipeline may have started after stop: answered, not recorded.
+		c := w.c
+		if c.granted+c.busy != sent && c.granted+c.busy != sent-4 || c.busy == 0 || c.errors != 0 ||
+			c.released > released || c.releaseNotHeld != 0 || c.tokenRegressions != 0 {
+			t.Fatalf("counters %+v for %d acquires sent, %d releases sent", c, sent, released)
+		}
+		if w.hist.acquire.TotalCount() != c.granted+c.busy || w.hist.release.TotalCount() != c.released {
+			t.Fatalf("histograms hold %d, %d values, counters %+v", w.hist.acquire.TotalCount(), w.hist.release.TotalCount(), c)
+		}
+		if len(f.held) != 2 {
+			t.Fatalf("held after the run: %v", f.held)
+		}
+	})
+	t.Run("tokens unordered inside a pipeline", func(t *testing.T) {
+		f := &fakePipeliner{fakeLocker: fakeLocker{held: map[string]string{}}, reverse: true}
+		w := newWorker(f, 8)
+		now := time.Now()
+		w.run(context.Background(), now, now.Add(10*time.Millisecond))
+		if w.c.granted < 16 || w.c.tokenRegressions != 0 {
+			t.Fatalf("counters %+v", w.c)
+		}
+	})
+	t.Run("token regression across pipelines", func(t *testing.T) {
+		f := &fakePipeliner{fakeLocker: fakeLocker{held: map[string]string{}, regret: true}}
+		w := newWorker(f, 8)
+		now := time.Now()
+		w.run(context.Background(), now, now.Add(10*time.Millisecond))
+		// Every grant gets token 1: all but the first pipeline's regress.
+		if w.c.granted < 16 || w.c.tokenRegressions != w.c.granted-8 {
+			t.Fatalf("counters %+v", w.c)
+		}
+	})
+	t.Run("failed commands counted one by one", func(t *testing.T) {
+		f := &fakePipeliner{fakeLocker: fakeLocker{held: map[string]string{}}, failOdd: true}
+		w := newWorker(f, 4)
+		now := time.Now()
+		w.run(context.Background(), now, now.Add(30*time.Millisecond))
+		// Two of four fail in each pipeline, then the worker pauses 5ms.
+		if len(f.batches) == 0 || len(f.batches) > 7 || w.c.errors != 2*int64(len(f.batches)) ||
+			w.c.granted != w.c.errors || w.c.released != w.c.granted {
+			t.Fatalf("%d pipelines, counters %+v", len(f.batches), w.c)
+		}
+		if len(w.uncertain) == 0 {
+			t.Fatal("failed names not marked uncertain")
+		}
+	})
+	t.Run("all failing", func(t *testing.T) {
+		f := &fakePipeliner{fakeLocker: fakeLocker{held: map[string]string{}, fail: errors.New("TRYAGAIN no leader")}}
+		w := newWorker(f, 4)
+		now := time.Now()
+		w.run(context.Background(), now, now.Add(30*time.Millisecond))
+		if w.c.errors == 0 || w.c.errors > 7*4 || w.c.errTexts["acquire: TRYAGAIN no leader"] != w.c.errors ||
+			len(f.releases) != 0 || w.hist.acquire.TotalCount() != 0 {
+			t.Fatalf("counters %+v, %d release pipelines", w.c, len(f.releases))
+		}
+	})
+}
+
+func TestPickDistinct(t *testing.T) {
+	names := make([]string, 50)
+	for i := range names {
+		names[i] = fmt.Sprint(i)
+	}
+	w := &worker{names: names, rng: rand.New(rand.NewPCG(3, 4))}
+	seen := map[string]int{}
+	for _, k := range []int{1, 2, 7, 49, 50} {
+		out := make([]string, k)
+		for round := 0; round < 200; round++ {
+			w.pickDistinct(out)
+			set := map[string]bool{}
+			for _, n := range out {
+				set[n] = true
+				seen[n]++
+			}
+			if len(set) != k {
+				t.Fatalf("k=%d: %v has duplicates", k, out)
+			}
+		}
+	}
+	if len(seen) != len(names) {
+		t.Fatalf("only %d of %d names ever picked", len(seen), len(names))
+	}
+	// The first element of a full draw is every name about equally often.
+	first := map[string]int{}
+	out := make([]string, 50)
+	for round := 0; round < 5000; round++ {
+		w.pickDistinct(out)
+		first[out[0]]++
+	}
+	for _, n := range names {
+		if first[n] < 50 || first[n] > 200 {
+			t.Fatalf("name %s first %d times of 5000", n, first[n])
+		}
+	}
 }

@@ -13,6 +13,13 @@
 // session (see etcdLocker). Latencies go into HDR histograms (1 µs..1 h,
 // 3 significant digits).
 //
+// With -pipeline N > 1 (lockd and redis without -wait-replicas) a worker
+// instead picks N distinct names at random, sends their N acquires in one
+// go-redis pipeline and then the releases of the granted ones in another.
+// Counts stay per command (each grant is one acquire, each null one busy);
+// each answered command is recorded with its pipeline's round-trip time, so
+// the latencies reported are per pipeline of N.
+//
 // Exit status: 0 when something succeeded, 1 when every operation failed or
 // setup failed, 2 for bad flags.
 package main
@@ -82,6 +89,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 			timeout:   cfg.timeout,
 			hist:      shards[i%len(shards)],
 			uncertain: make(map[string]struct{}),
+			pipeline:  cfg.pipeline,
+		}
+		if cfg.pipeline > 1 {
+			p, ok := lockers[i].(pipeliner)
+			if !ok { // config.validate allows -pipeline only where it is
+				fmt.Fprintf(stderr, "lockbench: -mode %s cannot pipeline\n", cfg.mode)
+				return 1
+			}
+			workers[i].p = p
 		}
 	}
 

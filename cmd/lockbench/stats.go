@@ -33,7 +33,10 @@ func newHist() *hdrhistogram.Histogram {
 }
 
 // recordUs adds d to h in microseconds, clamped to the histogram's range.
-func recordUs(h *hdrhistogram.Histogram, d time.Duration) {
+func recordUs(h *hdrhistogram.Histogram, d time.Duration) { recordUsN(h, d, 1) }
+
+// recordUsN adds d to h n times (n >= 1).
+func recordUsN(h *hdrhistogram.Histogram, d time.Duration, n int64) {
 	us := d.Microseconds()
 	if us < histLowUs {
 		us = histLowUs
@@ -41,7 +44,7 @@ func recordUs(h *hdrhistogram.Histogram, d time.Duration) {
 	if us > histHighUs {
 		us = histHighUs
 	}
-	_ = h.RecordValue(us) // cannot fail: us is in range
+	_ = h.RecordValues(us, n) // cannot fail: us is in range
 }
 
 // histShard is one of a few histograms shared by workers (memory stays bounded
@@ -53,11 +56,16 @@ type histShard struct {
 }
 
 func (s *histShard) record(acquire bool, d time.Duration) {
+	s.recordN(acquire, d, 1)
+}
+
+// recordN records d n times (n commands answered by one pipeline).
+func (s *histShard) recordN(acquire bool, d time.Duration, n int64) {
 	s.mu.Lock()
 	if acquire {
-		recordUs(s.acquire, d)
+		recordUsN(s.acquire, d, n)
 	} else {
-		recordUs(s.release, d)
+		recordUsN(s.release, d, n)
 	}
 	s.mu.Unlock()
 }
@@ -184,6 +192,7 @@ type report struct {
 	WarmupS          float64        `json:"warmup_s"`
 	TTLMs            int64          `json:"ttl_ms"`
 	WaitReplicas     int            `json:"wait_replicas"`
+	Pipeline         int            `json:"pipeline"` // commands per round trip; latencies are per pipeline
 	Acquires         int64          `json:"acquires"` // granted acquires
 	Busy             int64          `json:"busy"`
 	Releases         int64          `json:"releases"`
@@ -218,6 +227,7 @@ func buildReport(c config, total *counters, acquire, release *hdrhistogram.Histo
 		WarmupS:          c.warmup.Seconds(),
 		TTLMs:            c.ttl.Milliseconds(),
 		WaitReplicas:     c.waitReplicas,
+		Pipeline:         c.pipeline,
 		Acquires:         total.granted,
 		Busy:             total.busy,
 		Releases:         total.released,
@@ -253,6 +263,9 @@ func (r report) writeHuman(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lockbench mode=%s endpoints=%s clients=%d names=%d ttl=%dms wait-replicas=%d\n",
 		r.Mode, strings.Join(r.Endpoints, ","), r.Clients, r.Names, r.TTLMs, r.WaitReplicas)
+	if r.Pipeline > 1 {
+		fmt.Fprintf(&b, "pipeline=%d: latency per pipeline of %d (each command is recorded with its pipeline's round trip)\n", r.Pipeline, r.Pipeline)
+	}
 	fmt.Fprintf(&b, "measured %.2fs after %.2fs warm-up", r.DurationS, r.WarmupS)
 	if r.Interrupted {
 		b.WriteString(" (interrupted)")
