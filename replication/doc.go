@@ -5,9 +5,10 @@
 // snapshots (storage.go), the storage goroutines (threads.go), the internal
 // RESP stream between nodes (peer.go for the outbound side, inbound.go for
 // the cluster port), the leader's proposer that stamps and batches commands
-// (proposer.go), the pending-request table (pending.go), and the catch-up
-// wait of reads (read.go). Its write calls are Execute and ExecuteWait: they
-// return once this node has applied the command.
+// and holds them while MaxInflight entries await commit (proposer.go), the
+// pending-request table (pending.go), and the catch-up wait of reads
+// (read.go). Its write calls are Execute, ExecuteAll (a client's pipeline)
+// and ExecuteWait: they return once this node has applied the commands.
 //
 // Goroutines: one owns the raft.RawNode (run): it alone ticks, steps,
 // proposes and takes Readys; it never waits for the disk or the network.
@@ -18,6 +19,6 @@
 // to propose (propc), peer reports (reportc). One writer per peer, one accept
 // loop and one reader per inbound peer connection. All stop on Close, and
 // all but the peer links stop when a storage error halts the node (Failed).
-// Execute, ExecuteWait, WaitApplied, Status, Table and SinceApply may be
+// Execute, ExecuteAll, ExecuteWait, WaitApplied, Status, Table and SinceApply may be
 // called from any goroutine.
 package replication

@@ -6,6 +6,8 @@
 //
 // Goroutines: redcon runs one goroutine per client connection and calls the
 // handler on it; a handler may block in replication.Execute for at most the
-// request timeout. Reads (OWNER, LOCKINFO, DBSIZE) never block on the network.
+// request timeout. A pipeline's consecutive writes on distinct locks are
+// executed together (pipeline.go). Reads (OWNER, LOCKINFO, DBSIZE) never
+// block on the network.
 // Close stops accepting, closes every connection and the node.
 package server
