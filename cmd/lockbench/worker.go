@@ -264,10 +264,7 @@ func (w *worker) acquire(ctx context.Context, name string, start time.Time, meas
 	cancel()
 	elapsed := time.Since(start)
 	if err != nil {
-		w.uncertain[name] = struct{}{}
-		if measured && ctx.Err() == nil {
-			w.c.addError("acquire", err)
-		}
+		w.failed(ctx, "acquire", name, err, measured)
 		w.pause(ctx)
 		return false
 	}
@@ -296,10 +293,7 @@ func (w *worker) release(ctx context.Context, name string, start time.Time, meas
 	cancel()
 	elapsed := time.Since(start)
 	if err != nil {
-		w.uncertain[name] = struct{}{}
-		if measured && ctx.Err() == nil {
-			w.c.addError("release", err)
-		}
+		w.failed(ctx, "release", name, err, measured)
 		w.pause(ctx)
 		return
 	}
@@ -382,6 +376,15 @@ func (w *worker) runPipelined(ctx context.Context, from, stop time.Time) {
 	}
 }
 
+// failed records a call on name that failed: its lock state is now unknown,
+// and the error counts when measured and the run is not ending.
+func (w *worker) failed(ctx context.Context, op, name string, err error, measured bool) {
+	w.uncertain[name] = struct{}{}
+	if measured && ctx.Err() == nil {
+		w.c.addError(op, err)
+	}
+}
+
 // acquireAll takes names in one pipeline and records each outcome as acquire
 // does; res[i] is names[i]'s answer when errs[i] is nil. It reports whether
 // any command failed.
@@ -395,10 +398,7 @@ func (w *worker) acquireAll(ctx context.Context, names []string, res []acquireRe
 	for i, name := range names {
 		if err := errs[i]; err != nil {
 			failed = true
-			w.uncertain[name] = struct{}{}
-			if measured && ctx.Err() == nil {
-				w.c.addError("acquire", err)
-			}
+			w.failed(ctx, "acquire", name, err, measured)
 			continue
 		}
 		answered++
@@ -436,10 +436,7 @@ func (w *worker) releaseAll(ctx context.Context, names []string, released []bool
 	for i, name := range names {
 		if err := errs[i]; err != nil {
 			failed = true
-			w.uncertain[name] = struct{}{}
-			if measured && ctx.Err() == nil {
-				w.c.addError("release", err)
-			}
+			w.failed(ctx, "release", name, err, measured)
 			continue
 		}
 		answered++
