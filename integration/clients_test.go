@@ -333,7 +333,8 @@ func checkScript(t *testing.T, out string, m map[string]string, prefix, owner st
 	want := map[string]string{
 		"ping": "PONG", "relock": fmt.Sprint(tok), "other": "nil", "owner": owner, "renew": "1",
 		"unlock-other": "0", "unlock": "1", "owner-after": "nil", "lockinfo-after": "nil", "unlock-next": "1",
-		"error": "wrong number of arguments for 'lock' command",
+		"error":    "wrong number of arguments for 'lock' command",
+		"pipeline": "granted=20 distinct=20 unlock=1 relock=granted owner=someone-else",
 	}
 	for step, w := range want {
 		if got := get(step); !strings.HasSuffix(got, w) || (step != "error" && got != w) {

@@ -70,6 +70,20 @@ async function main() {
   } catch (e) {
     p("error", e.message);
   }
+  // A pipeline: 20 LOCKs, then UNLOCK and LOCK by someone else of the
+  // first name, then its OWNER.
+  const pipe = r.pipeline();
+  for (let i = 0; i < 20; i++) pipe.call("LOCK", `${name}-p${i}`, "io-owner", "PX", "30000");
+  pipe.call("UNLOCK", `${name}-p0`, "io-owner");
+  pipe.call("LOCK", `${name}-p0`, "someone-else", "PX", "30000");
+  pipe.call("OWNER", `${name}-p0`);
+  const res = (await pipe.exec()).map(([err, v]) => (err ? `error:${err.message}` : v));
+  const toks = res.slice(0, 20).filter((t) => typeof t === "number" && t > 0);
+  p(
+    "pipeline",
+    `granted=${toks.length} distinct=${new Set(toks).size} unlock=${res[20]} ` +
+      `relock=${typeof res[21] === "number" && res[21] > Math.max(...toks) ? "granted" : res[21]} owner=${res[22]}`,
+  );
   await r.quit();
   p("done", "ok");
 }

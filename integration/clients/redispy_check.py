@@ -55,6 +55,20 @@ def run(r, proto, name):
         p("error", "none")
     except redis.ResponseError as e:
         p("error", e)
+    # A pipeline (no MULTI): 20 LOCKs, then UNLOCK and LOCK by someone else
+    # of the first name, then its OWNER.
+    pipe = r.pipeline(transaction=False)
+    for i in range(20):
+        pipe.execute_command("LOCK", "%s-p%d" % (name, i), "py-owner", "PX", 30000)
+    pipe.execute_command("UNLOCK", name + "-p0", "py-owner")
+    pipe.execute_command("LOCK", name + "-p0", "someone-else", "PX", 30000)
+    pipe.execute_command("OWNER", name + "-p0")
+    res = pipe.execute()
+    toks = [t for t in res[:20] if isinstance(t, int) and t > 0]
+    p("pipeline", "granted=%d distinct=%d unlock=%s relock=%s owner=%s" % (
+        len(toks), len(set(toks)), show(res[20]),
+        "granted" if isinstance(res[21], int) and res[21] > max(toks, default=0) else show(res[21]),
+        show(res[22])))
 
 
 def main():
