@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -46,15 +47,43 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback address that was free a moment ago.
+// Ports for lockd processes come from below Linux's ephemeral range
+// (32768-60999 by default), which outgoing connections draw from: a port
+// picked there could be taken by some connection's local end before the
+// process binds it, and on a restart the node's old port too. None is
+// handed out twice by one test binary.
+const portLow, portHigh = 20000, 32000
+
+var ports struct {
+	sync.Mutex
+	used map[int]bool
+}
+
+// freePort returns a loopback address that was free a moment ago, from
+// below the ephemeral range, not returned before by this test binary.
 func freePort(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	ports.Lock()
+	defer ports.Unlock()
+	if ports.used == nil {
+		ports.used = map[int]bool{}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	for range 1000 {
+		p := portLow + rand.IntN(portHigh-portLow)
+		if ports.used[p] {
+			continue
+		}
+		ports.used[p] = true
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // proc is one lockd process.
