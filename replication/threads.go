@@ -63,7 +63,8 @@ func (n *Node) appendLoop() {
 }
 
 // persist writes the batch's snapshots, entries and hard states with one
-// sync, then makes them visible to raft's in-memory log.
+// sync (none when only the commit index moved; see wal), then makes them
+// visible to raft's in-memory log.
 func (n *Node) persist(batch []*raftpb.Message) error {
 	for _, m := range batch {
 		if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
@@ -75,7 +76,7 @@ func (n *Node) persist(batch []*raftpb.Message) error {
 			return err
 		}
 	}
-	if err := n.disk.wal.syncNow(); err != nil {
+	if err := n.disk.wal.flush(); err != nil {
 		return err
 	}
 	for _, m := range batch {

@@ -30,7 +30,11 @@ import (
 // last hard state wins, a reset drops every entry before it.
 //
 // One Ready's entries and hard state are appended with one write and made
-// durable with one fdatasync. Segments are preallocated so that the sync
+// durable with one fdatasync. A hard state that differs from the last synced
+// one only in its commit index is written but not synced by itself: raft's
+// commit index is volatile state that a restarted node learns again from the
+// leader (load never lets it fall below the snapshot), and syncing it cost a
+// second flush per round on every node. Segments are preallocated so that the sync
 // rarely has file metadata to write. A record that fails its length or CRC
 // check ends the log: it was torn by a crash before its sync, so nothing
 // acknowledged depended on it; recovery cuts the segment there.
@@ -50,6 +54,11 @@ type wal struct {
 	off      int64        // append offset in f
 	buf      []byte
 	lastHard *raftpb.HardState
+	// mustSync is set when buf holds records that must be durable before
+	// they are acknowledged: entries, or a new term or vote.
+	mustSync bool
+	synced   *raftpb.HardState // the last hard state made durable
+	syncs    uint64            // syncs so far (for tests)
 
 	// syncGate, when set (tests only), is received from before each sync:
 	// a test holds the disk still by leaving it open.
@@ -127,7 +136,7 @@ func openWAL(dir string, sync bool, segSize int64) (*wal, *walState, error) {
 			return nil, nil, err
 		}
 	}
-	w.lastHard = st.hard
+	w.lastHard, w.synced = st.hard, st.hard
 	return w, st, nil
 }
 
@@ -299,11 +308,27 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	for _, e := range ents {
 		w.buf = appendRecord(w.buf, recEntry, e)
 	}
+	if len(ents) > 0 {
+		w.mustSync = true
+	}
 	if !raftEmptyHardState(hs) {
 		w.buf = appendRecord(w.buf, recHard, hs)
 		w.lastHard = proto.Clone(hs).(*raftpb.HardState)
+		if hs.GetTerm() != w.synced.GetTerm() || hs.GetVote() != w.synced.GetVote() {
+			w.mustSync = true
+		}
 	}
 	return nil
+}
+
+// flush writes what is queued and syncs it if it must be durable: it holds
+// entries or a new term or vote (see wal). A commit index alone is written
+// without a sync; the next sync makes it durable too.
+func (w *wal) flush() error {
+	if w.mustSync {
+		return w.syncNow()
+	}
+	return w.writeBuf()
 }
 
 // syncNow writes what is queued and, unless syncing is off, syncs it.
@@ -315,8 +340,12 @@ func (w *wal) syncNow() error {
 		<-*g
 	}
 	if w.sync {
-		return fdatasync(w.f)
+		if err := fdatasync(w.f); err != nil {
+			return err
+		}
+		w.syncs++
 	}
+	w.mustSync, w.synced = false, w.lastHard
 	return nil
 }
 

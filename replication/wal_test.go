@@ -181,3 +181,30 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+func TestWALSyncsEntriesAndVotesButNotACommitAlone(t *testing.T) {
+	dir := t.TempDir()
+	w, _ := openTestWAL(t, dir, 1<<20)
+	base := w.syncs
+	step := func(hs *raftpb.HardState, ents []*raftpb.Entry, wantSyncs uint64, what string) {
+		t.Helper()
+		must(t, w.write(hs, ents))
+		must(t, w.flush())
+		if got := w.syncs - base; got != wantSyncs {
+			t.Fatalf("after %s: %d syncs; want %d", what, got, wantSyncs)
+		}
+	}
+	step(hard(1, 1, 0), []*raftpb.Entry{ent(1, 1, "a"), ent(1, 2, "b")}, 1, "entries and a vote")
+	step(hard(1, 1, 2), nil, 1, "a commit index alone")
+	step(nil, []*raftpb.Entry{ent(1, 3, "c")}, 2, "an entry")
+	step(hard(2, 0, 2), nil, 3, "a new term")
+	step(hard(2, 3, 2), nil, 4, "a vote")
+	step(hard(2, 3, 3), nil, 4, "a commit index alone")
+	w.close()
+
+	// What was written without a sync is still in the log (the OS has it).
+	_, st := openTestWAL(t, dir, 1<<20)
+	if got := st.hard.GetCommit(); got != 3 || len(st.entries) != 3 {
+		t.Fatalf("replayed commit %d and %d entries; want 3 and 3", got, len(st.entries))
+	}
+}
