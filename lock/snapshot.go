@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 )
@@ -13,8 +14,22 @@ const snapshotVersion = 1
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
 // sorted by name, remembered request IDs in the order they were applied. Two
-// tables that applied the same batches return identical bytes.
-func (t *Table) Snapshot() []byte {
+// tables that applied the same batches return identical bytes. It is
+// View().Encode().
+func (t *Table) Snapshot() []byte { return t.View().Encode() }
+
+// SnapshotView is a table's state at one moment, which Encode turns into a
+// snapshot on any goroutine while the table goes on applying. View does the
+// part that grows with the number of locks; Encode the part that grows with
+// the remembered request IDs (up to MaxDedup, usually far more than locks).
+type SnapshotView struct {
+	prefix   []byte           // version, clock, fence and locks, encoded
+	seen     []seenRec        // live remembered IDs; their array is not written again
+	answered map[uint64]int64 // later results of some of them
+}
+
+// View captures the table's state for Encode.
+func (t *Table) View() *SnapshotView {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	names := make([]string, 0, len(t.locks))
@@ -23,7 +38,7 @@ func (t *Table) Snapshot() []byte {
 	}
 	slices.Sort(names)
 
-	b := make([]byte, 0, 64+len(names)*48+(len(t.order)-t.head)*20)
+	b := make([]byte, 0, 64+len(names)*48)
 	b = append(b, snapshotVersion)
 	b = binary.AppendUvarint(b, t.term)
 	b = binary.AppendVarint(b, t.stamp)
@@ -47,12 +62,26 @@ func (t *Table) Snapshot() []byte {
 			b = binary.AppendVarint(b, w.deadline)
 		}
 	}
-	live := t.order[t.head:]
-	b = binary.AppendUvarint(b, uint64(len(live)))
-	for _, r := range live {
+	live := t.order[t.head:len(t.order):len(t.order)]
+	t.shared.Store(true)
+	return &SnapshotView{prefix: b, seen: live, answered: maps.Clone(t.answered)}
+}
+
+// Encode returns the snapshot of the state View captured.
+func (v *SnapshotView) Encode() []byte {
+	b := make([]byte, 0, len(v.prefix)+binary.MaxVarintLen64+len(v.seen)*20)
+	b = append(b, v.prefix...)
+	b = binary.AppendUvarint(b, uint64(len(v.seen)))
+	for _, r := range v.seen {
+		val := r.v
+		if len(v.answered) > 0 {
+			if a, ok := v.answered[r.id]; ok {
+				val = a
+			}
+		}
 		b = binary.AppendUvarint(b, r.id)
 		b = binary.AppendVarint(b, r.at)
-		b = binary.AppendVarint(b, t.seen[r.id])
+		b = binary.AppendVarint(b, val)
 	}
 	return b
 }
@@ -111,15 +140,14 @@ func (t *Table) Restore(data []byte) error {
 		return ErrCorrupt
 	}
 	for i := uint64(0); i < count && d.err == nil; i++ {
-		r := seenRec{id: d.uvarint(), at: d.varint()}
-		v := d.varint()
+		r := seenRec{id: d.uvarint(), at: d.varint(), v: d.varint()}
 		if d.err != nil {
 			break
 		}
 		if _, dup := n.seen[r.id]; dup || r.id == 0 {
 			return ErrCorrupt
 		}
-		n.seen[r.id] = v
+		n.seen[r.id] = r.v
 		n.order = append(n.order, r)
 	}
 	if d.err != nil {
@@ -134,7 +162,8 @@ func (t *Table) Restore(data []byte) error {
 	defer t.mu.Unlock()
 	t.locks, t.expiry, t.fence = n.locks, n.expiry, n.fence
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
-	t.seen, t.order, t.head = n.seen, n.order, 0
+	t.seen, t.answered, t.order, t.head = n.seen, nil, n.order, 0
+	t.shared.Store(false) // a view of the old order keeps the old array
 	t.waiting = n.waiting
 	return nil
 }

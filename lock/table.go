@@ -3,7 +3,9 @@ package lock
 import (
 	"container/heap"
 	"math"
+	"slices"
 	"sync"
+	"sync/atomic"
 )
 
 // DedupWindow is how long, in the table's logical milliseconds, the result of a
@@ -36,9 +38,14 @@ type Table struct {
 	stamp int64  // leader stamp of the last applied batch
 	now   int64  // logical time in ms
 
-	seen  map[uint64]int64 // request ID -> result
-	order []seenRec        // IDs in the order they were applied
-	head  int              // order[head:] are live
+	seen     map[uint64]int64 // request ID -> result
+	answered map[uint64]int64 // IDs whose result changed after it was remembered
+	order    []seenRec        // IDs in the order they were applied
+	head     int              // order[head:] are live
+	// shared is set while a SnapshotView may read order's array: the next
+	// compaction copies the live records to a new array instead of moving
+	// them down in place.
+	shared atomic.Bool
 
 	out     []Result // results of queued requests, produced during one Apply
 	waiting int      // queued requests on all locks
@@ -59,9 +66,13 @@ type waiter struct {
 	deadline int64 // logical ms when it gives up
 }
 
+// seenRec is one remembered request ID. v is its result when remembered and
+// is never written again, so a SnapshotView can read it while the table
+// applies; a later result (a queued request answered) is in Table.answered.
 type seenRec struct {
 	id uint64
 	at int64
+	v  int64
 }
 
 // Info describes a held lock.
@@ -139,18 +150,26 @@ func (t *Table) advance(term uint64, stamp int64) {
 		}
 	}
 	for t.head < len(t.order) && (t.order[t.head].at < t.now-DedupWindow || len(t.order)-t.head > MaxDedup) {
-		delete(t.seen, t.order[t.head].id)
+		id := t.order[t.head].id
+		delete(t.seen, id)
+		if len(t.answered) > 0 {
+			delete(t.answered, id)
+		}
 		t.head++
 	}
 	if t.head > 1024 && t.head*2 > len(t.order) {
-		t.order = append(t.order[:0], t.order[t.head:]...)
+		if t.shared.Swap(false) {
+			t.order = slices.Clone(t.order[t.head:])
+		} else {
+			t.order = append(t.order[:0], t.order[t.head:]...)
+		}
 		t.head = 0
 	}
 }
 
 func (t *Table) remember(id uint64, v int64) {
 	t.seen[id] = v
-	t.order = append(t.order, seenRec{id: id, at: t.now})
+	t.order = append(t.order, seenRec{id: id, at: t.now, v: v})
 }
 
 func (t *Table) exec(c *Command) int64 {
@@ -234,6 +253,10 @@ func (t *Table) dropWaiter(h *held, id uint64) {
 func (t *Table) answer(id uint64, v int64) {
 	if _, ok := t.seen[id]; ok {
 		t.seen[id] = v
+		if t.answered == nil {
+			t.answered = make(map[uint64]int64)
+		}
+		t.answered[id] = v
 	}
 	t.out = append(t.out, Result{ID: id, Value: v})
 }
