@@ -37,7 +37,7 @@ type Node struct {
 	// Inputs of the storage goroutines.
 	appendc chan *raftpb.Message // MsgStorageAppend, in order
 	applyc  chan applyItem       // MsgStorageApply and snapshot restores, in order
-	snapc   chan *raftpb.Snapshot
+	compc   chan uint64          // from the snapshot goroutine: compact before this index's snapshot
 
 	pending pending
 	peers   map[uint64]*peer
@@ -67,6 +67,7 @@ type Node struct {
 	// Owned by the apply goroutine (set by recover before it starts).
 	snapIndex uint64
 	results   []lock.Result
+	snapping  atomic.Bool // a snapshot goroutine is running
 
 	nextID atomic.Uint64
 
@@ -167,7 +168,7 @@ func Start(c Config) (*Node, error) {
 	n.appliedc = make(chan struct{}, 1)
 	n.appendc = make(chan *raftpb.Message, 1024)
 	n.applyc = make(chan applyItem, 1024)
-	n.snapc = make(chan *raftpb.Snapshot, 1)
+	n.compc = make(chan uint64, 1)
 	n.prop.init()
 	n.peers = make(map[uint64]*peer)
 	for id, addr := range cfg.Peers {

@@ -208,6 +208,9 @@ func TestRestartRecoversSnapshotAndLog(t *testing.T) {
 	}
 	before := n.Table().Snapshot()
 	n.Close()
+	if snaps, _ := filepath.Glob(filepath.Join(dir, "snap", "*.snap")); len(snaps) == 0 {
+		t.Fatal("345 entries with SnapshotEntries 50 wrote no snapshot")
+	}
 
 	n = start()
 	defer n.Close()

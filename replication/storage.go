@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -21,11 +22,14 @@ import (
 // A snapshot file is synced and renamed into place before the log before it
 // is deleted, so a crash at any point leaves a loadable state.
 //
-// disk is used only by the goroutine that owns the raft node.
+// The log is used only by the append goroutine (and by start-up before it);
+// snapshots are written by it (from the leader) and by the goroutine that
+// makes the node's own, one at a time under snapMu.
 type disk struct {
 	wal     *wal
 	state   *walState // what the log held at open; consumed by load
 	snapDir string
+	snapMu  sync.Mutex
 }
 
 // loaded is what a node finds on disk at start-up.
@@ -88,6 +92,8 @@ func (d *disk) resetLog(index uint64) error { return d.wal.reset(index) }
 // saveSnapshot writes snap to its own file, synced, then removes all but the
 // newest two snapshot files.
 func (d *disk) saveSnapshot(snap *raftpb.Snapshot) error {
+	d.snapMu.Lock()
+	defer d.snapMu.Unlock()
 	body, err := proto.Marshal(snap)
 	if err != nil {
 		return err

@@ -21,7 +21,7 @@ type applyItem struct {
 // MsgStorageAppend messages of successive Readys in order, writes them all,
 // syncs once, updates the in-memory log raft reads, and only then delivers
 // their responses (votes, acknowledgements): nothing is promised before it
-// is durable. It also persists the apply goroutine's snapshots.
+// is durable. It also drops the log before a snapshot the node has written.
 func (n *Node) appendLoop() {
 	defer n.wg.Done()
 	var batch []*raftpb.Message
@@ -49,8 +49,8 @@ func (n *Node) appendLoop() {
 					}
 				}
 			}
-		case s := <-n.snapc:
-			if err := n.saveLocalSnapshot(s); err != nil {
+		case index := <-n.compc:
+			if err := n.compactLog(index); err != nil {
 				n.stopOnError(err)
 				return
 			}
@@ -119,13 +119,9 @@ func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
 	return nil
 }
 
-// saveLocalSnapshot persists a snapshot the apply goroutine made and drops
-// the log before it, keeping SnapshotEntries/2 entries for slow followers.
-func (n *Node) saveLocalSnapshot(s *raftpb.Snapshot) error {
-	if err := n.disk.saveSnapshot(s); err != nil {
-		return err
-	}
-	index := s.GetMetadata().GetIndex()
+// compactLog drops the log before a snapshot at index that is on disk,
+// keeping SnapshotEntries/2 entries for slow followers.
+func (n *Node) compactLog(index uint64) error {
 	keep := n.cfg.SnapshotEntries / 2
 	if index <= keep {
 		return nil
@@ -220,24 +216,41 @@ func (n *Node) notifyApplied() {
 	close(*n.advanced.Swap(&ch))
 }
 
-// maybeSnapshot snapshots the table once enough entries were applied since
-// the last snapshot, and hands it to the append goroutine to persist.
+// maybeSnapshot starts a snapshot once enough entries were applied since
+// the last one. Only the table's view is taken here, between two applies;
+// encoding it (which grows with the remembered request IDs, ~16 ms per
+// million) and writing it happen on a goroutine of its own, so that applies
+// and log writes go on meanwhile. One snapshot is made at a time.
 func (n *Node) maybeSnapshot() {
 	applied := n.applied.Load()
-	if applied-n.snapIndex < n.cfg.SnapshotEntries {
-		return
-	}
-	snap, err := n.mem.CreateSnapshot(applied, n.confState.Load(), n.table.Snapshot())
-	if err != nil {
-		if !errors.Is(err, raft.ErrSnapOutOfDate) {
-			n.log.Warn("snapshot", "index", applied, "err", err)
-		}
+	if applied-n.snapIndex < n.cfg.SnapshotEntries || !n.snapping.CompareAndSwap(false, true) {
 		return
 	}
 	n.snapIndex = applied
+	view, cs := n.table.View(), n.confState.Load()
+	n.wg.Add(1)
+	go n.snapshot(applied, cs, view)
+}
+
+// snapshot encodes view, the table at index, makes it raft's snapshot,
+// writes it to disk and then has the append goroutine drop the log before it.
+func (n *Node) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotView) {
+	defer n.wg.Done()
+	defer n.snapping.Store(false)
+	snap, err := n.mem.CreateSnapshot(index, cs, view.Encode())
+	if err != nil {
+		if !errors.Is(err, raft.ErrSnapOutOfDate) { // a newer one came from the leader
+			n.log.Warn("snapshot", "index", index, "err", err)
+		}
+		return
+	}
+	if err := n.disk.saveSnapshot(snap); err != nil {
+		n.stopOnError(err)
+		return
+	}
 	select {
-	case n.snapc <- snap:
-	default:
-		// The last one is not written yet; a later snapshot will be.
+	case n.compc <- index:
+	case <-n.stopc:
+	case <-n.haltc:
 	}
 }
