@@ -110,7 +110,7 @@ func (t *Table) Restore(data []byte) error {
 	}
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		name := d.string()
-		h := &held{owner: d.string(), token: d.uvarint(), deadline: d.varint()}
+		h := &held{name: name, owner: d.string(), token: d.uvarint(), deadline: d.varint(), index: -1}
 		nw := d.uvarint()
 		if d.err == nil && nw > uint64(len(d.b))/4 {
 			return ErrCorrupt
@@ -122,7 +122,7 @@ func (t *Table) Restore(data []byte) error {
 			}
 			h.waiters = append(h.waiters, w)
 			n.waiting++
-			n.expiry = append(n.expiry, expiryRec{deadline: w.deadline, name: name, waiter: w.id})
+			n.waits = append(n.waits, waitRec{deadline: w.deadline, name: name, waiter: w.id})
 		}
 		if d.err != nil {
 			break
@@ -132,7 +132,8 @@ func (t *Table) Restore(data []byte) error {
 		}
 		n.locks[name] = h
 		if h.deadline != 0 {
-			n.expiry = append(n.expiry, expiryRec{deadline: h.deadline, name: name, token: h.token})
+			h.index = len(n.leases)
+			n.leases = append(n.leases, h)
 		}
 	}
 	count = d.uvarint()
@@ -156,11 +157,12 @@ func (t *Table) Restore(data []byte) error {
 	if len(d.b) != 0 {
 		return ErrCorrupt
 	}
-	heap.Init(&n.expiry)
+	heap.Init(&n.leases)
+	heap.Init(&n.waits)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.locks, t.expiry, t.fence = n.locks, n.expiry, n.fence
+	t.locks, t.leases, t.waits, t.fence = n.locks, n.leases, n.waits, n.fence
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.answered, t.order, t.head = n.seen, nil, n.order, 0
 	t.shared.Store(false) // a view of the old order keeps the old array

@@ -31,8 +31,9 @@ type Table struct {
 	mu sync.RWMutex
 
 	locks  map[string]*held
-	expiry expiryHeap
-	fence  uint64 // the last token granted
+	leases leaseHeap // the held locks that have a lease
+	waits  waitHeap  // the ends of queued requests' waits
+	fence  uint64    // the last token granted
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
@@ -52,10 +53,12 @@ type Table struct {
 }
 
 type held struct {
+	name     string
 	owner    string
 	token    uint64
 	deadline int64 // logical ms; 0 = no lease
 	waiters  []waiter
+	index    int // position in Table.leases; -1 when not there
 }
 
 // waiter is a queued OpLockWait request.
@@ -138,17 +141,34 @@ func (t *Table) advance(term uint64, stamp int64) {
 	} else {
 		t.term, t.stamp = term, stamp
 	}
-	for len(t.expiry) > 0 && t.expiry[0].deadline <= t.now {
-		e := heap.Pop(&t.expiry).(expiryRec)
-		h := t.locks[e.name]
+	t.expire()
+	t.forget()
+}
+
+// expire ends the leases and waits that ran out by now, in the order of
+// their deadlines.
+func (t *Table) expire() {
+	for {
+		lease := len(t.leases) > 0 && t.leases[0].deadline <= t.now
+		wait := len(t.waits) > 0 && t.waits[0].deadline <= t.now
 		switch {
-		case h == nil:
-		case e.waiter != 0:
-			t.dropWaiter(h, e.waiter)
-		case h.token == e.token && h.deadline == e.deadline:
-			t.release(e.name, h)
+		case lease && (!wait || t.leases[0].expiresBefore(&t.waits[0])):
+			h := heap.Pop(&t.leases).(*held)
+			t.release(h.name, h)
+		case wait:
+			w := heap.Pop(&t.waits).(waitRec)
+			if h := t.locks[w.name]; h != nil {
+				t.dropWaiter(h, w.waiter)
+			}
+		default:
+			return
 		}
 	}
+}
+
+// forget drops the remembered request IDs older than the window, and the
+// oldest beyond MaxDedup.
+func (t *Table) forget() {
 	for t.head < len(t.order) && (t.order[t.head].at < t.now-DedupWindow || len(t.order)-t.head > MaxDedup) {
 		id := t.order[t.head].id
 		delete(t.seen, id)
@@ -178,7 +198,7 @@ func (t *Table) exec(c *Command) int64 {
 	case OpLock, OpLockWait:
 		if h == nil {
 			t.fence++
-			h = &held{owner: c.Owner, token: t.fence}
+			h = &held{name: c.Name, owner: c.Owner, token: t.fence, index: -1}
 			t.locks[c.Name] = h
 			t.setLease(c.Name, h, c.TTL)
 			return int64(h.token)
@@ -191,7 +211,7 @@ func (t *Table) exec(c *Command) int64 {
 			w := waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))}
 			h.waiters = append(h.waiters, w)
 			t.waiting++
-			heap.Push(&t.expiry, expiryRec{deadline: w.deadline, name: c.Name, waiter: w.id})
+			heap.Push(&t.waits, waitRec{deadline: w.deadline, name: c.Name, waiter: w.id})
 			return Queued
 		}
 		return 0
@@ -219,6 +239,9 @@ func (t *Table) exec(c *Command) int64 {
 // release ends h's hold on name and hands the lock to the first waiter
 // whose wait has not run out.
 func (t *Table) release(name string, h *held) {
+	if h.index >= 0 {
+		heap.Remove(&t.leases, h.index)
+	}
 	for len(h.waiters) > 0 {
 		w := h.waiters[0]
 		h.waiters = h.waiters[1:]
@@ -228,7 +251,7 @@ func (t *Table) release(name string, h *held) {
 			continue
 		}
 		t.fence++
-		next := &held{owner: w.owner, token: t.fence, waiters: h.waiters}
+		next := &held{name: name, owner: w.owner, token: t.fence, waiters: h.waiters, index: -1}
 		t.locks[name] = next
 		t.setLease(name, next, w.ttl)
 		t.answer(w.id, int64(next.token))
@@ -262,12 +285,19 @@ func (t *Table) answer(id uint64, v int64) {
 }
 
 func (t *Table) setLease(name string, h *held, ttl int64) {
-	if ttl <= 0 {
+	switch {
+	case ttl <= 0:
 		h.deadline = 0
-		return
+		if h.index >= 0 {
+			heap.Remove(&t.leases, h.index)
+		}
+	case h.index >= 0:
+		h.deadline = addSat(t.now, uint64(ttl))
+		heap.Fix(&t.leases, h.index)
+	default:
+		h.deadline = addSat(t.now, uint64(ttl))
+		heap.Push(&t.leases, h)
 	}
-	h.deadline = addSat(t.now, uint64(ttl))
-	heap.Push(&t.expiry, expiryRec{deadline: h.deadline, name: name, token: h.token})
 }
 
 // Get returns the holder of name.
@@ -303,33 +333,75 @@ func (t *Table) Clock() (term uint64, stamp, now int64) {
 	return t.term, t.stamp, t.now
 }
 
-// NextDeadline returns the earliest lease deadline, in logical ms. It may
-// name a lease that was already released or renewed; applying a tick past it
-// is harmless.
+// NextDeadline returns the earliest deadline of a lease or a queued
+// request's wait, in logical ms. It may name the wait of a request that was
+// already answered; applying a tick past it is harmless.
 func (t *Table) NextDeadline() (int64, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	if len(t.expiry) == 0 {
-		return 0, false
+	switch {
+	case len(t.leases) > 0 && (len(t.waits) == 0 || t.leases[0].deadline <= t.waits[0].deadline):
+		return t.leases[0].deadline, true
+	case len(t.waits) > 0:
+		return t.waits[0].deadline, true
 	}
-	return t.expiry[0].deadline, true
+	return 0, false
 }
 
-// expiryRec schedules the expiry of one grant. Records go stale when the lock
-// is released or its lease changes; stale records are skipped when popped.
-type expiryRec struct {
+// leaseHeap holds every lock that has a lease, earliest deadline first. A
+// lock is in it once: moved when its lease changes, taken out when it is
+// released, so it never holds more than the locks. Ties on the deadline go by
+// name, a total order: the order of expiries never depends on the heap's
+// layout (a restored table builds its heap anew).
+type leaseHeap []*held
+
+func (h leaseHeap) Len() int { return len(h) }
+func (h leaseHeap) Less(i, j int) bool {
+	if h[i].deadline != h[j].deadline {
+		return h[i].deadline < h[j].deadline
+	}
+	return h[i].name < h[j].name
+}
+func (h leaseHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *leaseHeap) Push(x any) {
+	x.(*held).index = len(*h)
+	*h = append(*h, x.(*held))
+}
+func (h *leaseHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	x.index = -1
+	return x
+}
+
+// expiresBefore reports whether h's lease ends before the wait w: by
+// deadline, then name; on the same lock the queued request's wait goes
+// first.
+func (h *held) expiresBefore(w *waitRec) bool {
+	if h.deadline != w.deadline {
+		return h.deadline < w.deadline
+	}
+	return h.name < w.name
+}
+
+// waitRec schedules the end of one queued request's wait. Records go stale
+// when the request is answered first; stale records are skipped when popped.
+type waitRec struct {
 	deadline int64
 	name     string
-	token    uint64
-	waiter   uint64 // non-zero: the end of this queued request's wait
+	waiter   uint64
 }
 
-// expiryHeap orders records by (deadline, name, token), a total order, so the
-// order of expiries never depends on the heap's layout.
-type expiryHeap []expiryRec
+// waitHeap orders records by (deadline, name, waiter), a total order.
+type waitHeap []waitRec
 
-func (h expiryHeap) Len() int { return len(h) }
-func (h expiryHeap) Less(i, j int) bool {
+func (h waitHeap) Len() int { return len(h) }
+func (h waitHeap) Less(i, j int) bool {
 	a, b := &h[i], &h[j]
 	if a.deadline != b.deadline {
 		return a.deadline < b.deadline
@@ -337,14 +409,11 @@ func (h expiryHeap) Less(i, j int) bool {
 	if a.name != b.name {
 		return a.name < b.name
 	}
-	if a.token != b.token {
-		return a.token < b.token
-	}
 	return a.waiter < b.waiter
 }
-func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(expiryRec)) }
-func (h *expiryHeap) Pop() any {
+func (h waitHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *waitHeap) Push(x any)   { *h = append(*h, x.(waitRec)) }
+func (h *waitHeap) Pop() any {
 	old := *h
 	x := old[len(old)-1]
 	*h = old[:len(old)-1]

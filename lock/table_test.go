@@ -968,3 +968,55 @@ func TestClockNeverGoesBack(t *testing.T) {
 		})
 	}
 }
+
+func TestLeaseHeapHoldsEachLeasedLockOnce(t *testing.T) {
+	for seed := range uint64(5) {
+		t.Run(fmt.Sprintf("seed %d: after every entry the heap holds exactly the locks with a lease", seed), func(t *testing.T) {
+			log := randomLog(rand.New(rand.NewPCG(seed, 5)), 3000)
+			tab := NewTable()
+			most := 0
+			for i, e := range log {
+				tab.Apply(e.term, &e.batch, nil)
+				leased := 0
+				for name, h := range tab.locks {
+					if h.deadline == 0 {
+						if h.index != -1 {
+							t.Fatalf("entry %d: %s has no lease but heap index %d", i, name, h.index)
+						}
+						continue
+					}
+					leased++
+					if h.index < 0 || h.index >= len(tab.leases) || tab.leases[h.index] != h {
+						t.Fatalf("entry %d: %s has a lease but is not at its heap index %d", i, name, h.index)
+					}
+				}
+				if len(tab.leases) != leased {
+					t.Fatalf("entry %d: heap holds %d records for %d leased locks", i, len(tab.leases), leased)
+				}
+				most = max(most, leased)
+			}
+			if most == 0 {
+				t.Error("the random log never leased a lock: the test tests little")
+			}
+		})
+	}
+}
+
+func TestLeaseHeapStaysSmallUnderLockUnlock(t *testing.T) {
+	tab := NewTable()
+	stamp := int64(0)
+	for i := range 10_000 {
+		name := fmt.Sprintf("n%d", i%10)
+		stamp++
+		run(t, tab,
+			at(1, stamp, lockCmd(0, name, "o", 30_000), renewCmd(0, name, "o", 20_000)),
+			at(1, stamp, unlockCmd(0, name, "o")),
+		)
+		if i%10 == 0 {
+			run(t, tab, at(1, stamp, lockCmd(0, "kept", "o", 30_000)))
+		}
+	}
+	if len(tab.leases) != 1 {
+		t.Fatalf("after 10,000 leased grants and releases the heap holds %d records; want 1 (the lock still held)", len(tab.leases))
+	}
+}
