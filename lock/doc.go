@@ -8,6 +8,8 @@
 // byte-identical snapshots.
 //
 // Concurrency: Apply and Restore take the table's write lock; the read methods
-// (Get, Len, Clock, NextDeadline, Snapshot) take its read lock. Any goroutine may
-// call them; lockd calls Apply only from the goroutine that owns the raft node.
+// (Get, Len, Clock, NextDeadline, Snapshot, View) take its read lock. Any
+// goroutine may call them; lockd calls Apply only from the goroutine that owns
+// the raft node. A SnapshotView's Encode reads nothing the table still writes,
+// so it may run while the table applies.
 package lock

@@ -14,7 +14,10 @@
 // proposes and takes Readys; it never waits for the disk or the network.
 // Raft runs with AsyncStorageWrites: an append goroutine writes and syncs the
 // log and hands raft's responses back through stepc, an apply goroutine
-// applies committed entries and answers their waiters. Others reach run
+// applies committed entries and answers their waiters. Every SnapshotEntries
+// entries the apply goroutine takes the table's View and starts a snapshot
+// goroutine that encodes and writes it; the append goroutine then drops the
+// log before it. Others reach run
 // through channels: peers' messages and storage responses (stepc), commands
 // to propose (propc), peer reports (reportc). One writer per peer, one accept
 // loop and one reader per inbound peer connection. All stop on Close, and
