@@ -73,6 +73,9 @@ type Config struct {
 	WireLimits respguard.Limits
 
 	Logger *slog.Logger
+
+	// beforeSync is datadir.Options.BeforeSync, for this package's tests.
+	beforeSync func() error
 }
 
 func (c *Config) withDefaults() Config {

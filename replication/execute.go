@@ -36,7 +36,11 @@ func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
 	if err := n.failed(); err != nil {
 		return 0, err
 	}
-	cmd.ID = n.newID()
+	id, err := n.newID()
+	if err != nil {
+		return 0, err
+	}
+	cmd.ID = id
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
 	return n.await(ctx, n.deadline(ctx), cmd, result, 0)
@@ -59,7 +63,17 @@ func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]int64, []
 	deadline := n.deadline(ctx)
 	results := make([]<-chan int64, len(cmds))
 	for i := range cmds {
-		cmds[i].ID = n.newID()
+		id, err := n.newID()
+		if err != nil {
+			for j := range errs {
+				errs[j] = err
+			}
+			for _, c := range cmds[:i] {
+				n.pending.cancel(c.ID)
+			}
+			return vs, errs
+		}
+		cmds[i].ID = id
 		results[i] = n.pending.register(cmds[i].ID)
 	}
 	lead := n.leader.Load()
@@ -95,7 +109,11 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	if err := n.failed(); err != nil {
 		return 0, err
 	}
-	cmd.ID = n.newID()
+	id, err := n.newID()
+	if err != nil {
+		return 0, err
+	}
+	cmd.ID = id
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
 	v, err := n.await(ctx, n.deadline(ctx), cmd, result, 0)
@@ -211,10 +229,14 @@ func (n *Node) route(lead uint64, cmd lock.Command) {
 	}
 }
 
-// newID returns a request ID unique across the cluster: the node ID in the
-// top 16 bits, below it a counter that starts at the microsecond clock when
-// the node starts, so IDs from before a restart are not reused while the
-// table still remembers them.
-func (n *Node) newID() uint64 {
-	return n.cfg.ID<<48 | n.nextID.Add(1)&(1<<48-1)
+// newID returns a request ID unique across the cluster and across restarts
+// (see idSource). When the reservation of more ids cannot be written, the
+// node's storage failed: it stops.
+func (n *Node) newID() (uint64, error) {
+	id, err := n.ids.next()
+	if err != nil {
+		n.stopOnError(err)
+		return 0, n.failed()
+	}
+	return id, nil
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/internal/datadir"
 	"github.com/lockd/lockd/lock"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -23,7 +24,7 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	table *lock.Table
-	disk  *disk
+	disk  *datadir.Dir
 	mem   *raft.MemoryStorage
 	rn    *raft.RawNode // owned by the run goroutine
 	start time.Time     // origin of this node's leader stamps
@@ -69,7 +70,7 @@ type Node struct {
 	results   []lock.Result
 	snapping  atomic.Bool // a snapshot goroutine is running
 
-	nextID atomic.Uint64
+	ids idSource
 
 	stopc    chan struct{}
 	haltc    chan struct{} // closed when a storage error stops the node
@@ -91,7 +92,10 @@ func Start(c Config) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d, err := openDisk(cfg.DataDir, !cfg.NoFsync)
+	d, rec, err := datadir.Open(cfg.DataDir, datadir.Options{
+		ClusterID: cfg.ClusterID, NodeID: cfg.ID, NoSync: cfg.NoFsync,
+		BeforeSync: cfg.beforeSync, Logger: cfg.Logger.With("node", cfg.ID),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +117,7 @@ func Start(c Config) (*Node, error) {
 	n.changed.Store(&ch)
 	adv := make(chan struct{})
 	n.advanced.Store(&adv)
-	n.nextID.Store(uint64(time.Now().UnixMicro()))
-
-	l, err := d.load()
-	if err != nil {
-		n.cancel()
-		d.close()
-		return nil, fmt.Errorf("recover %s: %w", cfg.DataDir, err)
-	}
+	n.ids = idSource{node: cfg.ID, reserve: d.ReserveIDs}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
@@ -136,27 +133,27 @@ func Start(c Config) (*Node, error) {
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{n.log},
 	}
-	if !l.empty() {
-		if err := n.recover(l); err != nil {
+	if !rec.Empty() {
+		if err := n.recover(rec); err != nil {
 			n.cancel()
-			d.close()
+			d.Close()
 			return nil, err
 		}
 		rc.Applied = n.snapIndex
 	}
 	if n.rn, err = raft.NewRawNode(rc); err != nil {
 		n.cancel()
-		d.close()
+		d.Close()
 		return nil, err
 	}
-	if l.empty() {
+	if rec.Empty() {
 		peers := make([]raft.Peer, 0, len(cfg.Peers))
 		for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
 			peers = append(peers, raft.Peer{ID: id})
 		}
 		if err := n.rn.Bootstrap(peers); err != nil {
 			n.cancel()
-			d.close()
+			d.Close()
 			return nil, err
 		}
 	}
@@ -192,27 +189,28 @@ func Start(c Config) (*Node, error) {
 	if n.inbound != nil {
 		n.inbound.start()
 	}
-	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(l.entries))
+	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(rec.Entries),
+		"incarnation", d.Identity().Incarnation)
 	return n, nil
 }
 
 // recover loads the snapshot and log found on disk into memory.
-func (n *Node) recover(l *loaded) error {
-	if l.snap != nil {
-		if err := n.mem.ApplySnapshot(l.snap); err != nil {
+func (n *Node) recover(l *datadir.Recovered) error {
+	if l.Snapshot != nil {
+		if err := n.mem.ApplySnapshot(l.Snapshot); err != nil {
 			return err
 		}
-		if err := n.table.Restore(l.snap.GetData()); err != nil {
+		if err := n.table.Restore(l.Snapshot.GetData()); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		n.snapIndex = l.snap.GetMetadata().GetIndex()
-		n.confState.Store(proto.Clone(l.snap.GetMetadata().GetConfState()).(*raftpb.ConfState))
+		n.snapIndex = l.Snapshot.GetMetadata().GetIndex()
+		n.confState.Store(proto.Clone(l.Snapshot.GetMetadata().GetConfState()).(*raftpb.ConfState))
 	}
-	if err := n.mem.Append(l.entries); err != nil {
+	if err := n.mem.Append(l.Entries); err != nil {
 		return err
 	}
-	if l.hard != nil {
-		hs := proto.Clone(l.hard).(*raftpb.HardState)
+	if l.HardState != nil {
+		hs := proto.Clone(l.HardState).(*raftpb.HardState)
 		last, _ := n.mem.LastIndex()
 		// The commit index is written without its own sync; it may lag the
 		// snapshot or, never in practice, run past the log.
@@ -247,7 +245,7 @@ func (n *Node) Close() error {
 		if n.inbound != nil {
 			n.inbound.wait()
 		}
-		n.disk.close()
+		n.disk.Close()
 		n.log.Info("node stopped")
 	})
 	return nil

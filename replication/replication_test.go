@@ -7,6 +7,8 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -260,7 +262,14 @@ func poll(t testing.TB, what string, cond func() bool) {
 }
 
 func TestStorageErrorStopsTheNode(t *testing.T) {
-	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: time.Second})
+	var full atomic.Bool
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: time.Second,
+		beforeSync: func() error {
+			if full.Load() {
+				return syscall.ENOSPC
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,8 +278,8 @@ func TestStorageErrorStopsTheNode(t *testing.T) {
 	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "a", Owner: "o"}); err != nil {
 		t.Fatal(err)
 	}
-	// The disk goes away under the log: the next write fails.
-	n.disk.wal.f.Close()
+	// The disk fills up under the log: the next write fails.
+	full.Store(true)
 	n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o"})
 	select {
 	case <-n.Failed():
@@ -290,7 +299,14 @@ func TestStorageErrorStopsTheNode(t *testing.T) {
 // command that arrives meanwhile waits for the disk and then goes out in one
 // entry, instead of one entry each.
 func TestLeaderGroupsCommandsWhileEntriesAwaitCommit(t *testing.T) {
-	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: 10 * time.Second, MaxInflight: 1})
+	var gate atomic.Pointer[chan struct{}]
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: 10 * time.Second, MaxInflight: 1,
+		beforeSync: func() error {
+			if g := gate.Load(); g != nil {
+				<-*g
+			}
+			return nil
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,8 +317,8 @@ func TestLeaderGroupsCommandsWhileEntriesAwaitCommit(t *testing.T) {
 	}
 	before := n.Status().Commit
 
-	gate := make(chan struct{})
-	n.disk.wal.syncGate.Store(&gate)
+	held := make(chan struct{})
+	gate.Store(&held)
 	const cmds = 200
 	errs := make(chan error, cmds)
 	for i := range cmds {
@@ -312,8 +328,8 @@ func TestLeaderGroupsCommandsWhileEntriesAwaitCommit(t *testing.T) {
 		}()
 	}
 	poll(t, "every command registered", func() bool { return n.Status().Pending == cmds })
-	n.disk.wal.syncGate.Store(nil)
-	close(gate)
+	gate.Store(nil)
+	close(held)
 	for range cmds {
 		if err := <-errs; err != nil {
 			t.Fatal(err)

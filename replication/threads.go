@@ -72,11 +72,11 @@ func (n *Node) persist(batch []*raftpb.Message) error {
 				return err
 			}
 		}
-		if err := n.disk.wal.write(hardStateOf(m), m.GetEntries()); err != nil {
+		if err := n.disk.Write(hardStateOf(m), m.GetEntries()); err != nil {
 			return err
 		}
 	}
-	if err := n.disk.wal.flush(); err != nil {
+	if err := n.disk.Flush(); err != nil {
 		return err
 	}
 	for _, m := range batch {
@@ -103,10 +103,10 @@ func hardStateOf(m *raftpb.Message) *raftpb.HardState {
 // installSnapshot persists a snapshot from the leader, replaces the log with
 // it, and queues the table's restore behind the entries already queued.
 func (n *Node) installSnapshot(s *raftpb.Snapshot) error {
-	if err := n.disk.saveSnapshot(s); err != nil {
+	if err := n.disk.SaveSnapshot(s); err != nil {
 		return err
 	}
-	if err := n.disk.resetLog(s.GetMetadata().GetIndex()); err != nil {
+	if err := n.disk.ResetLog(s.GetMetadata().GetIndex()); err != nil {
 		return err
 	}
 	if err := n.mem.ApplySnapshot(s); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
@@ -130,7 +130,7 @@ func (n *Node) compactLog(index uint64) error {
 	if err := n.mem.Compact(compact); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
 	}
-	return n.disk.compact(compact)
+	return n.disk.Compact(compact)
 }
 
 // applyLoop is the goroutine that applies committed entries to the table in
@@ -244,7 +244,7 @@ func (n *Node) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotV
 		}
 		return
 	}
-	if err := n.disk.saveSnapshot(snap); err != nil {
+	if err := n.disk.SaveSnapshot(snap); err != nil {
 		n.stopOnError(err)
 		return
 	}

@@ -1,105 +1,92 @@
-package replication
+package datadir
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
 
-// wal is the node's raft log on disk: a directory of segment files, each a
-// sequence of records
+// Record types of the log. Never renumber.
+const (
+	recEntry = 1 // a raftpb.Entry
+	recHard  = 2 // a raftpb.HardState
+	recReset = 3 // uvarint index: a snapshot at index replaced the log
+)
+
+// segMagic opens every log segment, followed by the format version and a
+// CRC-32C of the 12 bytes before it.
+var segMagic = []byte("lockdWAL")
+
+const (
+	segHeader = 16
+	// formatVersion is the version of segments, snapshot files and the
+	// node file. lockd 0.1 wrote segments without a header (version 1).
+	formatVersion = 2
+	// DefaultSegmentSize is the size a segment is preallocated to.
+	DefaultSegmentSize = 16 << 20
+)
+
+// wal is the raft log on disk: a directory of segment files, each a header
+// and then records (see record.go) whose payload is a type byte and a
+// message. Replaying the records in order rebuilds the log: an entry at or
+// below the last index replaces the tail from there on (raft overwrote a
+// conflicting suffix), the last hard state wins, a reset drops every entry
+// before it.
 //
-//	[4-byte little-endian payload length][4-byte CRC-32C of payload][payload]
-//
-// whose payload starts with a record type: an entry, a hard state, or a
-// reset (the log was replaced by a snapshot at some index). Replaying the
-// records in order rebuilds the log: an entry at or below the last index
-// replaces the tail from there on (raft overwrote a conflicting suffix), the
-// last hard state wins, a reset drops every entry before it.
-//
-// One Ready's entries and hard state are appended with one write and made
-// durable with one fdatasync. A hard state that differs from the last synced
-// one only in its commit index is written but not synced by itself: raft's
-// commit index is volatile state that a restarted node learns again from the
-// leader (load never lets it fall below the snapshot), and syncing it cost a
-// second flush per round on every node. Segments are preallocated so that the sync
-// rarely has file metadata to write. A record that fails its length or CRC
-// check ends the log: it was torn by a crash before its sync, so nothing
-// acknowledged depended on it; recovery cuts the segment there.
-//
-// Why not a library: etcd's server/storage/wal is built on the raftpb of
-// raft v3.6 (gogo types) and does not build against v3.7's pointer API;
-// tidwall/wal keeps no checksums and refuses to open a log with a torn
-// tail; bbolt (used before) costs two fsyncs and a B+tree update per Ready.
-//
-// wal is used only by the goroutine that owns the raft node.
+// Concurrency: one goroutine uses a wal (replication's append goroutine,
+// and start-up before it).
 type wal struct {
-	dir      string
-	sync     bool
-	segSize  int64
-	segs     []walSegment // oldest first; the last is open for appends
-	f        *os.File     // the last segment
-	off      int64        // append offset in f
+	dir     string
+	sync    bool
+	segSize int64
+	log     *slog.Logger
+	before  func() error // Options.BeforeSync
+
+	segs     []segment // oldest first; the last is open for appends
+	f        *os.File  // the last segment
+	off      int64     // append offset in f
 	buf      []byte
 	lastHard *raftpb.HardState
 	// mustSync is set when buf holds records that must be durable before
 	// they are acknowledged: entries, or a new term or vote.
 	mustSync bool
 	synced   *raftpb.HardState // the last hard state made durable
-	syncs    uint64            // syncs so far (for tests)
-
-	// syncGate, when set (tests only), is received from before each sync:
-	// a test holds the disk still by leaving it open.
-	syncGate atomic.Pointer[chan struct{}]
+	syncs    uint64
 }
 
-// walSegment is one file, named <seq>-<first>.wal in hex: seq orders the
+// segment is one file, named <seq>-<first>.wal in hex: seq orders the
 // segments, first is the index of the first entry written to it.
-type walSegment struct {
+type segment struct {
 	seq   uint64
 	first uint64
 	path  string
 }
 
-const (
-	recEntry = 1
-	recHard  = 2
-	recReset = 3
-
-	defaultSegmentSize = 16 << 20
-	maxRecord          = 1 << 30
-)
-
-var crcTable = crc32.MakeTable(crc32.Castagnoli)
-
-// errCorruptWAL reports damage that a crash cannot explain.
-var errCorruptWAL = errors.New("wal: corrupt")
-
-// walState is what replaying the log yields.
-type walState struct {
+// logState is what replaying the log yields.
+type logState struct {
 	entries []*raftpb.Entry // consecutive
 	hard    *raftpb.HardState
 	reset   uint64 // index of the last reset, 0 if none
 }
 
 // openWAL opens (or creates) the log in dir and replays it.
-func openWAL(dir string, sync bool, segSize int64) (*wal, *walState, error) {
+func openWAL(dir string, o *Options) (*wal, *logState, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	w := &wal{dir: dir, sync: sync, segSize: segSize}
+	w := &wal{dir: dir, sync: !o.NoSync, segSize: o.SegmentSize, log: o.Logger, before: o.BeforeSync}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, err
@@ -115,10 +102,10 @@ func openWAL(dir string, sync bool, segSize int64) (*wal, *walState, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		w.segs = append(w.segs, walSegment{seq: seq, first: first, path: filepath.Join(dir, name)})
+		w.segs = append(w.segs, segment{seq: seq, first: first, path: filepath.Join(dir, name)})
 	}
-	slices.SortFunc(w.segs, func(a, b walSegment) int { return cmp.Compare(a.seq, b.seq) })
-	st := &walState{}
+	slices.SortFunc(w.segs, func(a, b segment) int { return cmp.Compare(a.seq, b.seq) })
+	st := &logState{}
 	for i, s := range w.segs {
 		last := i == len(w.segs)-1
 		end, err := w.replay(s.path, st, last)
@@ -141,56 +128,91 @@ func openWAL(dir string, sync bool, segSize int64) (*wal, *walState, error) {
 }
 
 // replay applies the records of one segment to st and returns the offset
-// after the last good record. Only the last segment may end in a torn record.
-func (w *wal) replay(path string, st *walState, last bool) (int64, error) {
+// after the last good record. Only the last segment may end in a torn
+// record, and only there is a tail cut; damage anywhere is an error.
+func (w *wal) replay(path string, st *logState, last bool) (int64, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
 	}
-	var off int64
+	if len(data) < segHeader || allZero(data[:segHeader]) {
+		// Created, but its header never reached the disk: only possible
+		// for the newest segment, which then holds nothing.
+		if last && allZero(data) {
+			return -1, nil
+		}
+		return 0, &CorruptError{File: path, Offset: 0, Why: "segment header missing"}
+	}
+	if err := checkFileHeader(data, segMagic); err != nil {
+		return 0, &CorruptError{File: path, Offset: 0, Why: err.Error()}
+	}
+	off := segHeader
 	for {
-		payload, n := nextRecord(data[off:])
-		if n == 0 {
+		payload, n, ok := readRecord(data, off)
+		if !ok {
 			break
 		}
 		if err := st.apply(payload); err != nil {
-			return 0, fmt.Errorf("%s at %d: %w", path, off, err)
+			return 0, &CorruptError{File: path, Offset: int64(off), Why: err.Error()}
 		}
-		off += int64(n)
+		off += n
 	}
-	if !last && !allZero(data[off:]) {
-		return 0, fmt.Errorf("%w: %s: bad record at %d before the last segment", errCorruptWAL, path, off)
+	t, why := judgeTail(data, off)
+	switch {
+	case t == tailDamaged:
+		return 0, &CorruptError{File: path, Offset: int64(off), Why: why}
+	case t == tailTorn && !last:
+		// A segment is synced whole before the next one is started.
+		return 0, &CorruptError{File: path, Offset: int64(off), Why: why + " (in a segment before the last)"}
+	case t == tailTorn:
+		w.log.Warn("wal: cutting a torn tail", "file", path, "offset", off, "bytes", len(data)-off, "why", why)
+	case !allZero(data[off:]):
+		w.log.Warn("wal: clearing stray bytes after the end of the log", "file", path, "offset", off)
 	}
-	return off, nil
+	return int64(off), nil
 }
 
-// nextRecord returns the payload of the record at the front of b and the
-// record's size, or 0 when b holds no whole, intact record.
-func nextRecord(b []byte) ([]byte, int) {
-	if len(b) < 8 {
-		return nil, 0
-	}
-	n := binary.LittleEndian.Uint32(b)
-	if n == 0 || n > maxRecord || uint64(len(b)-8) < uint64(n) {
-		return nil, 0
-	}
-	payload := b[8 : 8+n]
-	if crc32.Checksum(payload, crcTable) != binary.LittleEndian.Uint32(b[4:]) {
-		return nil, 0
-	}
-	return payload, 8 + int(n)
+// CorruptError reports damage in the data directory that a crash cannot
+// explain. The node must not start on it: see the recovery section of
+// docs/DESIGN.md.
+type CorruptError struct {
+	File   string
+	Offset int64
+	Why    string
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("data directory damaged: %s at offset %d: %s", e.File, e.Offset, e.Why)
 }
 
-func (st *walState) apply(p []byte) error {
+// ErrCorrupt is wrapped by every CorruptError.
+var ErrCorrupt = errors.New("datadir: corrupt")
+
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// checkFileHeader checks the 16-byte header of a segment or snapshot file.
+func checkFileHeader(data, magic []byte) error {
+	if !bytes.Equal(data[:8], magic) {
+		return fmt.Errorf("not a %s file", magic)
+	}
+	if checksum(data[:12]) != binary.LittleEndian.Uint32(data[12:16]) {
+		return errors.New("file header fails its check")
+	}
+	if v := binary.LittleEndian.Uint32(data[8:]); v != formatVersion {
+		return fmt.Errorf("format version %d; this lockd reads version %d", v, formatVersion)
+	}
+	return nil
+}
+
+func fileHeader(magic []byte) []byte {
+	h := make([]byte, 16)
+	copy(h, magic)
+	binary.LittleEndian.PutUint32(h[8:], formatVersion)
+	binary.LittleEndian.PutUint32(h[12:], checksum(h[:12]))
+	return h
+}
+
+func (st *logState) apply(p []byte) error {
 	switch p[0] {
 	case recEntry:
 		e := &raftpb.Entry{}
@@ -206,7 +228,7 @@ func (st *walState) apply(p []byte) error {
 			case idx <= st.entries[n-1].GetIndex():
 				st.entries = st.entries[:idx-first]
 			case idx != st.entries[n-1].GetIndex()+1:
-				return fmt.Errorf("%w: entry %d after %d", errCorruptWAL, idx, st.entries[n-1].GetIndex())
+				return fmt.Errorf("entry %d after %d", idx, st.entries[n-1].GetIndex())
 			}
 		}
 		st.entries = append(st.entries, e)
@@ -219,22 +241,30 @@ func (st *walState) apply(p []byte) error {
 	case recReset:
 		idx, n := binary.Uvarint(p[1:])
 		if n <= 0 {
-			return errCorruptWAL
+			return errors.New("bad reset record")
 		}
 		st.reset = idx
 		st.entries = st.entries[:0]
 	default:
-		return fmt.Errorf("%w: record type %d", errCorruptWAL, p[0])
+		return fmt.Errorf("record type %d", p[0])
 	}
 	return nil
 }
 
 // openTail opens the last segment for appending at off, cutting off what a
-// crash left after the last good record.
+// crash left after the last good record; off -1 means the segment's header
+// is to be written first.
 func (w *wal) openTail(path string, off int64) error {
 	f, err := os.OpenFile(path, os.O_RDWR, 0o600)
 	if err != nil {
 		return err
+	}
+	if off < 0 {
+		if _, err := f.WriteAt(fileHeader(segMagic), 0); err != nil {
+			f.Close()
+			return err
+		}
+		off = segHeader
 	}
 	if err := f.Truncate(off); err != nil {
 		f.Close()
@@ -259,7 +289,7 @@ func (w *wal) newSegment(first uint64) error {
 	path := filepath.Join(w.dir, fmt.Sprintf("%016x-%016x.wal", seq, first))
 	if w.f != nil {
 		// The old segment's last records must be durable before records
-		// in the new one are: replay refuses a gap before the last segment.
+		// in the new one are: replay refuses damage before the last segment.
 		if err := w.syncNow(); err != nil {
 			return err
 		}
@@ -268,7 +298,15 @@ func (w *wal) newSegment(first uint64) error {
 	if err != nil {
 		return err
 	}
+	if _, err := f.WriteAt(fileHeader(segMagic), 0); err != nil {
+		f.Close()
+		return err
+	}
 	preallocate(f, w.segSize)
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
 	if err := syncDir(w.dir); err != nil {
 		f.Close()
 		return err
@@ -276,28 +314,19 @@ func (w *wal) newSegment(first uint64) error {
 	if w.f != nil {
 		w.f.Close()
 	}
-	w.f, w.off = f, 0
-	w.segs = append(w.segs, walSegment{seq: seq, first: first, path: path})
+	w.f, w.off = f, segHeader
+	w.segs = append(w.segs, segment{seq: seq, first: first, path: path})
 	if w.lastHard != nil {
-		w.buf = appendRecord(w.buf, recHard, w.lastHard)
+		w.buf = appendMsg(w.buf, recHard, w.lastHard)
 		return w.syncNow()
 	}
 	return nil
 }
 
-// save appends one Ready's entries and hard state and syncs them.
-func (w *wal) save(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	if err := w.write(hs, ents); err != nil {
-		return err
-	}
-	return w.syncNow()
-}
-
-// write queues entries and hard state in memory; syncNow writes everything
-// queued so far with one write and makes it durable with one sync. Several
-// Readys share both.
+// write queues entries and a hard state in memory; flush or syncNow writes
+// everything queued so far with one write. Several Readys share both.
 func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
-	if raftEmptyHardState(hs) && len(ents) == 0 {
+	if emptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
 	if len(ents) > 0 && w.off+int64(len(w.buf)) >= w.segSize {
@@ -306,13 +335,13 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 		}
 	}
 	for _, e := range ents {
-		w.buf = appendRecord(w.buf, recEntry, e)
+		w.buf = appendMsg(w.buf, recEntry, e)
 	}
 	if len(ents) > 0 {
 		w.mustSync = true
 	}
-	if !raftEmptyHardState(hs) {
-		w.buf = appendRecord(w.buf, recHard, hs)
+	if !emptyHardState(hs) {
+		w.buf = appendMsg(w.buf, recHard, hs)
 		w.lastHard = proto.Clone(hs).(*raftpb.HardState)
 		if hs.GetTerm() != w.synced.GetTerm() || hs.GetVote() != w.synced.GetVote() {
 			w.mustSync = true
@@ -322,8 +351,8 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 }
 
 // flush writes what is queued and syncs it if it must be durable: it holds
-// entries or a new term or vote (see wal). A commit index alone is written
-// without a sync; the next sync makes it durable too.
+// entries or a new term or vote. A commit index alone is written without a
+// sync (see the package doc); the next sync makes it durable too.
 func (w *wal) flush() error {
 	if w.mustSync {
 		return w.syncNow()
@@ -336,8 +365,10 @@ func (w *wal) syncNow() error {
 	if err := w.writeBuf(); err != nil {
 		return err
 	}
-	if g := w.syncGate.Load(); g != nil {
-		<-*g
+	if w.before != nil {
+		if err := w.before(); err != nil {
+			return err
+		}
 	}
 	if w.sync {
 		if err := fdatasync(w.f); err != nil {
@@ -355,9 +386,7 @@ func (w *wal) reset(index uint64) error {
 	if err := w.newSegment(index + 1); err != nil {
 		return err
 	}
-	start := len(w.buf)
-	w.buf = binary.AppendUvarint(append(w.buf, 0, 0, 0, 0, 0, 0, 0, 0, recReset), index)
-	sealRecord(w.buf[start:])
+	w.buf = appendRecord(w.buf, binary.AppendUvarint([]byte{recReset}, index))
 	if err := w.syncNow(); err != nil {
 		return err
 	}
@@ -406,29 +435,29 @@ func (w *wal) close() error {
 	return err
 }
 
-// appendRecord appends m as a record of type t.
-func appendRecord(b []byte, t byte, m proto.Message) []byte {
+// appendMsg appends m as a record of type t.
+func appendMsg(b []byte, t byte, m proto.Message) []byte {
 	start := len(b)
-	b = append(b, 0, 0, 0, 0, 0, 0, 0, 0, t)
+	b = append(b, make([]byte, recHeader)...)
+	b = append(b, t)
 	b, err := proto.MarshalOptions{}.MarshalAppend(b, m)
 	if err != nil {
-		panic(fmt.Sprintf("wal: marshal: %v", err)) // generated code cannot fail
+		panic(fmt.Sprintf("datadir: marshal: %v", err)) // generated code cannot fail
 	}
+	b = append(b, endMark)
 	sealRecord(b[start:])
 	return b
 }
 
-// sealRecord fills in the length and CRC of the record that is all of r.
-func sealRecord(r []byte) {
-	payload := r[8:]
-	binary.LittleEndian.PutUint32(r, uint32(len(payload)))
-	binary.LittleEndian.PutUint32(r[4:], crc32.Checksum(payload, crcTable))
+func emptyHardState(hs *raftpb.HardState) bool {
+	return hs == nil || (hs.GetTerm() == 0 && hs.GetVote() == 0 && hs.GetCommit() == 0)
 }
 
 // preallocate extends f to size bytes of written zeros, so that appending
 // records overwrites allocated, initialized blocks and fdatasync has no file
 // metadata to write (fallocate would leave "unwritten" extents, whose first
-// write is a metadata change). Failure only costs speed.
+// write is a metadata change), and so that whatever a torn write did not
+// reach reads as zeros. Failure only costs speed.
 func preallocate(f *os.File, size int64) {
 	st, err := f.Stat()
 	if err != nil || st.Size() >= size {
