@@ -112,9 +112,11 @@ func TestMinorityCutOffCannotGrantMajorityCan(t *testing.T) {
 	if err != nil || tok <= 0 {
 		t.Fatalf("LOCK on the majority = %d, %v", tok, err)
 	}
-	// Reads on the cut-off node still answer from its replica.
-	if _, err := ownerOf(ctx, c.client(lead), "contended"); err != nil {
-		t.Fatalf("OWNER on the cut-off node: %v", err)
+	// The cut-off node has heard from no quorum for longer than an election
+	// timeout (the majority elected a leader since): it does not vouch for
+	// its replica, which misses the majority's grant.
+	if o, err := ownerOf(ctx, c.client(lead), "contended"); err == nil || !strings.Contains(err.Error(), "may be stale") {
+		t.Fatalf("OWNER on the cut-off node = %q, %v; want -TRYAGAIN ... may be stale", o, err)
 	}
 
 	c.healAll()
@@ -268,7 +270,10 @@ func TestLeaseSurvivesFailoverWithItsRemainingTime(t *testing.T) {
 	}
 }
 
-func TestNoQuorumWritesFailReadsAnswer(t *testing.T) {
+// Without a quorum, writes fail at once and reads stop within an election
+// timeout or two: a node that hears from no leader cannot tell how stale its
+// replica is.
+func TestNoQuorumWritesAndReadsFail(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "1s"}})
 	ctx := context.Background()
 	c.waitLeader(10*time.Second, nil)
@@ -289,9 +294,13 @@ func TestNoQuorumWritesFailReadsAnswer(t *testing.T) {
 	if took := time.Since(start); took > 5*time.Second {
 		t.Fatalf("LOCK without quorum took %v", took)
 	}
-	if o, err := ownerOf(ctx, c.client(3), "before"); o != "o" || err != nil {
-		t.Fatalf("OWNER without quorum = %q, %v", o, err)
-	}
+	poll(t, 5*time.Second, "reads without quorum to be refused", func() bool {
+		o, err := ownerOf(ctx, c.client(3), "before")
+		if err == nil && o != "o" {
+			t.Fatalf("OWNER without quorum = %q", o)
+		}
+		return err != nil && strings.Contains(err.Error(), "may be stale")
+	})
 	var n int64
 	if n, err = c.client(3).Do(ctx, "UNLOCK", "before", "o").Int64(); err == nil {
 		t.Fatalf("UNLOCK without quorum = %d; want -TRYAGAIN", n)
@@ -304,6 +313,48 @@ func TestNoQuorumWritesFailReadsAnswer(t *testing.T) {
 	if tok, err := lockCmd(ctx, c.client(3), "during", "o"); tok <= 0 || err != nil {
 		t.Fatalf("LOCK with quorum back: %d, %v", tok, err)
 	}
+	if o, err := ownerOf(ctx, c.client(3), "before"); o != "o" || err != nil {
+		t.Fatalf("OWNER with quorum back = %q, %v", o, err)
+	}
+}
+
+// A follower cut off from the leader stops answering reads within two
+// election timeouts (1 s each at the defaults) and goes on refusing them for
+// as long as the partition lasts; it answered from its stale replica for
+// 20 s and more.
+func TestCutOffFollowerStopsAnsweringReads(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	f := c.others(lead)[0]
+	if tok, err := lockCmd(ctx, c.client(lead), "k", "before"); tok <= 0 || err != nil {
+		t.Fatalf("LOCK: %d, %v", tok, err)
+	}
+	poll(t, 5*time.Second, "the follower to see the lock", func() bool {
+		o, _ := ownerOf(ctx, c.client(f), "k")
+		return o == "before"
+	})
+	c.isolate(f)
+	cut := time.Now()
+	if v, err := c.client(lead).Do(ctx, "UNLOCK", "k", "before").Int64(); v != 1 || err != nil {
+		t.Fatalf("UNLOCK on the majority: %d, %v", v, err)
+	}
+	poll(t, 10*time.Second, "the cut-off follower to refuse reads", func() bool {
+		_, err := ownerOf(ctx, c.client(f), "k")
+		return err != nil && strings.Contains(err.Error(), "may be stale")
+	})
+	t.Logf("reads refused %v after the cut", time.Since(cut).Round(10*time.Millisecond))
+	for range 5 {
+		if o, err := ownerOf(ctx, c.client(f), "k"); err == nil {
+			t.Fatalf("the cut-off follower answered OWNER = %q", o)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.healAll()
+	poll(t, 10*time.Second, "the healed follower to answer again", func() bool {
+		o, err := ownerOf(ctx, c.client(f), "k")
+		return err == nil && o == ""
+	})
 }
 
 func TestLaggingNodeCatchesUpBySnapshot(t *testing.T) {

@@ -127,6 +127,14 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 	for i := 1; i <= n; i++ {
 		c.nodes[i] = &proc{id: i, client: freePort(t), cluster: freePort(t), dir: filepath.Join(t.TempDir(), fmt.Sprint(i))}
 	}
+	if n > 1 {
+		// A cluster needs a secret; each test's cluster has its own.
+		secret := filepath.Join(t.TempDir(), "cluster-secret")
+		if err := os.WriteFile(secret, []byte(fmt.Sprintf("%016x%016x\n", rand.Uint64(), rand.Uint64())), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		o.extra = append([]string{"--cluster-secret-file", secret}, o.extra...)
+	}
 	for i := 1; i <= n; i++ {
 		for j := 1; j <= n; j++ {
 			if i != j {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/respguard"
 )
 
@@ -25,7 +26,9 @@ type Config struct {
 	// DataDir holds the raft log and snapshots.
 	DataDir string
 	// ClusterID and Secret must match on every member; a peer that presents
-	// others is refused.
+	// others is refused (see handshake.go; the secret never crosses the
+	// wire). A cluster of more than one node needs a Secret of at least
+	// MinSecretLen bytes: no default leaves the cluster port open.
 	ClusterID string
 	Secret    string
 
@@ -69,8 +72,13 @@ type Config struct {
 	// PeerQueue is the number of frames queued per peer before sending
 	// drops them (default 4096).
 	PeerQueue int
-	// WireLimits bound what a peer may send on the cluster port.
-	WireLimits respguard.Limits
+	// MaxSnapshotBytes bounds a snapshot received from the leader (default
+	// 1 GiB; 1M locks take about 54 MB).
+	MaxSnapshotBytes int
+	// Validate, when set, checks a command forwarded by a peer as this
+	// node would check its own clients' commands (name, owner and lease
+	// limits); a command it refuses is dropped.
+	Validate func(*lock.Command) error
 
 	Logger *slog.Logger
 
@@ -113,16 +121,9 @@ func (c *Config) withDefaults() Config {
 			return dialer.DialContext(ctx, "tcp", addr)
 		}
 	}
-	if d.WireLimits.MaxBulk == 0 {
-		d.WireLimits.MaxBulk = 512 << 20
+	if d.MaxSnapshotBytes == 0 {
+		d.MaxSnapshotBytes = 1 << 30
 	}
-	if d.WireLimits.MaxCommand == 0 {
-		d.WireLimits.MaxCommand = 513 << 20
-	}
-	if d.WireLimits.PartialTimeout == 0 {
-		d.WireLimits.PartialTimeout = time.Minute
-	}
-	d.WireLimits = d.WireLimits.WithDefaults()
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -145,6 +146,12 @@ func (c *Config) validate() error {
 		return errors.New("heartbeat ticks must be fewer than election ticks")
 	case len(c.Peers) > 1 && c.Listener == nil:
 		return errors.New("a cluster of several nodes needs a cluster listener")
+	case len(c.Peers) > 1 && len(c.Secret) < MinSecretLen:
+		return fmt.Errorf("a cluster of %d nodes needs a cluster secret of at least %d characters, "+
+			"the same on every node (--cluster-secret-file or --cluster-secret; make one with: openssl rand -hex 32): "+
+			"without it anyone who reaches the cluster port could act as a member", len(c.Peers), MinSecretLen)
+	case c.MaxSnapshotBytes < 1<<20:
+		return fmt.Errorf("max snapshot bytes %d: at least 1 MiB", c.MaxSnapshotBytes)
 	}
 	for id := range c.Peers {
 		if id == 0 || id > 0xffff {
@@ -152,6 +159,16 @@ func (c *Config) validate() error {
 		}
 	}
 	return nil
+}
+
+// MinSecretLen is the shortest cluster secret accepted.
+const MinSecretLen = 16
+
+// wireLimits bound what an authenticated peer may send on the cluster port:
+// frames of at most three arguments, the largest a raft message, each
+// completed within a minute once started.
+var wireLimits = respguard.Limits{
+	MaxMultibulk: 3, MaxBulk: maxRaftFrame, MaxCommand: maxRaftFrame + 1024, MaxInline: 512, PartialTimeout: time.Minute,
 }
 
 func hasPeer(peers map[uint64]string, id uint64) bool {

@@ -1,38 +1,66 @@
 package replication
 
 import (
-	"crypto/subtle"
+	"errors"
+	"fmt"
+	"hash/crc32"
 	"net"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/respguard"
 	"github.com/tidwall/redcon"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
 
-// helloLimits bound what an unauthenticated peer may send.
-var helloLimits = respguard.Limits{MaxMultibulk: 8, MaxBulk: 4096, MaxCommand: 16 << 10, PartialTimeout: handshakeTimeout}
+// Limits of the cluster port.
+const (
+	// maxHandshakes bounds the connections in their handshake at once;
+	// more are closed at accept.
+	maxHandshakes = 32
+	// maxConnsPerPeer bounds a member's authenticated connections; a new
+	// one closes the oldest (a peer reconnects before noticing that its
+	// old connection died).
+	maxConnsPerPeer = 2
+	// Frame sizes, by kind. A raft message carries at most MaxSizePerMsg
+	// (1 MiB) of entries, or one entry, which the proposer keeps under
+	// maxEntryBytes; a forwarded command is bounded by the client limits.
+	maxRaftFrame    = 4 << 20
+	maxForwardFrame = 256 << 10
+	snapChunk       = 1 << 20
+)
 
-// inbound accepts peers on the cluster port. Each connection must open with
-// HELLO <cluster-id> <node-id> <secret> <client-addr>; after +OK it carries
-// RAFT and FORWARD frames from that peer, and nothing is written back.
+// inbound accepts peers on the cluster port. Each connection must pass the
+// handshake (handshake.go); then it carries frames from that peer, and
+// nothing more is written back:
+//
+//	RAFT <raftpb.Message>          any raft message but a snapshot
+//	FORWARD <lock.Command>         a client command for the leader
+//	SNAP <raftpb.Message> <size>   a snapshot message without its data,
+//	SNAPDATA <chunk>               then its data in chunks of at most 1 MiB,
+//	SNAPEND <crc32c>               then the CRC-32C of the whole data.
+//
+// What an authenticated peer sends is still checked: frames have the sizes
+// of their kind, raft messages come from the peer and are not local ones,
+// forwarded commands pass the same validation as client commands.
 type inbound struct {
 	n  *Node
 	ln net.Listener
 
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-	wg     sync.WaitGroup
+	mu          sync.Mutex
+	conns       map[net.Conn]struct{}
+	byPeer      map[uint64][]net.Conn // authenticated, oldest first
+	handshaking int
+	closed      bool
+	wg          sync.WaitGroup
 }
 
 func newInbound(n *Node, ln net.Listener) *inbound {
-	return &inbound{n: n, ln: ln, conns: make(map[net.Conn]struct{})}
+	return &inbound{n: n, ln: ln, conns: make(map[net.Conn]struct{}), byPeer: make(map[uint64][]net.Conn)}
 }
 
 func (in *inbound) start() {
@@ -78,6 +106,13 @@ func (in *inbound) accept() {
 			conn.Close()
 			return
 		}
+		if in.handshaking >= maxHandshakes {
+			in.mu.Unlock()
+			in.n.log.Warn("cluster port: too many connections in their handshake; closing one", "remote", conn.RemoteAddr().String())
+			conn.Close()
+			continue
+		}
+		in.handshaking++
 		in.conns[conn] = struct{}{}
 		in.wg.Add(1)
 		in.mu.Unlock()
@@ -87,82 +122,180 @@ func (in *inbound) accept() {
 
 func (in *inbound) serve(conn net.Conn) {
 	defer in.wg.Done()
+	authed := false
+	var from uint64
 	defer func() {
 		in.mu.Lock()
 		delete(in.conns, conn)
+		if !authed {
+			in.handshaking--
+		} else {
+			cs := in.byPeer[from]
+			for i, c := range cs {
+				if c == conn {
+					in.byPeer[from] = append(cs[:i:i], cs[i+1:]...)
+					break
+				}
+			}
+		}
 		in.mu.Unlock()
 		conn.Close()
 	}()
 	n := in.n
-	from, ok := in.handshake(conn)
-	if !ok {
+	claims, err := n.listenerHandshake(conn)
+	if err != nil {
+		n.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", err)
 		return
 	}
-	rd := redcon.NewReader(respguard.Wrap(conn, n.cfg.WireLimits))
+	from = claims.id
+	in.mu.Lock()
+	in.handshaking--
+	authed = true
+	cs := append(in.byPeer[from], conn)
+	for len(cs) > maxConnsPerPeer {
+		cs[0].Close()
+		cs = cs[1:]
+	}
+	in.byPeer[from] = cs
+	in.mu.Unlock()
+	if claims.clientAddr != "" {
+		n.setClientAddr(from, claims.clientAddr)
+	}
+	r := &frameReader{n: n, from: from, rd: redcon.NewReader(respguard.Wrap(conn, wireLimits))}
+	if err := r.run(); !errors.Is(err, ErrClosed) {
+		n.log.Warn("dropped peer connection", "peer", from, "err", err)
+	}
+}
+
+// frameReader reads one authenticated peer's frames.
+type frameReader struct {
+	n    *Node
+	from uint64
+	rd   *redcon.Reader
+
+	snap     *raftpb.Message // a snapshot being received
+	snapSize int
+	snapData []byte
+}
+
+// run reads frames until the connection fails or a frame is refused, and
+// returns why.
+func (r *frameReader) run() error {
 	for {
-		cmd, err := rd.ReadCommand()
+		cmd, err := r.rd.ReadCommand()
 		if err != nil {
-			return
+			return err
 		}
-		if len(cmd.Args) != 2 {
-			n.log.Warn("bad frame from peer", "peer", from)
-			return
-		}
-		switch string(cmd.Args[0]) {
-		case "RAFT":
-			m := &raftpb.Message{}
-			if err := proto.Unmarshal(cmd.Args[1], m); err != nil || m.GetFrom() != from {
-				n.log.Warn("bad raft message from peer", "peer", from, "err", err)
-				return
-			}
-			if err := n.step(m); err != nil {
-				return // stopping
-			}
-		case "FORWARD":
-			c, rest, err := lock.DecodeCommand(cmd.Args[1])
-			if err != nil || len(rest) != 0 || c.ID>>48 != from {
-				n.log.Warn("bad forwarded command from peer", "peer", from, "err", err)
-				return
-			}
-			n.submit(c)
-		default:
-			n.log.Warn("unknown frame from peer", "peer", from)
-			return
+		if err := r.frame(cmd.Args); err != nil {
+			return err
 		}
 	}
 }
 
-// handshake reads and checks HELLO, and answers it.
-func (in *inbound) handshake(conn net.Conn) (uint64, bool) {
-	n := in.n
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	cmd, err := redcon.NewReader(respguard.Wrap(conn, helloLimits)).ReadCommand()
-	if err != nil {
-		return 0, false
+// frame handles one frame; an error drops the connection.
+func (r *frameReader) frame(a [][]byte) error {
+	n := r.n
+	if len(a) < 2 {
+		return errors.New("bad frame")
 	}
-	refuse := func(why string) (uint64, bool) {
-		n.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", why)
-		conn.Write([]byte("-ERR " + why + "\r\n"))
-		return 0, false
+	kind, arg := string(a[0]), a[1]
+	if r.snap != nil && kind != "SNAPDATA" && kind != "SNAPEND" {
+		return fmt.Errorf("%s frame inside a snapshot", clipString(kind))
 	}
-	a := cmd.Args
-	if len(a) != 5 || !strings.EqualFold(string(a[0]), "HELLO") {
-		return refuse("expected HELLO")
+	switch {
+	case kind == "RAFT" && len(a) == 2:
+		if len(arg) > maxRaftFrame {
+			return fmt.Errorf("raft frame of %d bytes", len(arg))
+		}
+		m := &raftpb.Message{}
+		if err := proto.Unmarshal(arg, m); err != nil {
+			return err
+		}
+		if err := r.checkMessage(m); err != nil {
+			return err
+		}
+		if m.GetType() == raftpb.MsgSnap {
+			return errors.New("snapshot in a RAFT frame")
+		}
+		n.heard(r.from)
+		return n.step(m)
+	case kind == "FORWARD" && len(a) == 2:
+		if len(arg) > maxForwardFrame {
+			return fmt.Errorf("forward frame of %d bytes", len(arg))
+		}
+		c, rest, err := lock.DecodeCommand(arg)
+		if err != nil || len(rest) != 0 {
+			return fmt.Errorf("bad forwarded command: %v", err)
+		}
+		if err := n.checkForwarded(r.from, &c); err != nil {
+			// A command the leader would refuse from a client of its own:
+			// dropped, and its sender's request times out.
+			n.log.Warn("refused a forwarded command", "peer", r.from, "op", c.Op, "err", err)
+			return nil
+		}
+		n.submit(c)
+		return nil
+	case kind == "SNAP" && len(a) == 3:
+		m := &raftpb.Message{}
+		if err := proto.Unmarshal(arg, m); err != nil {
+			return err
+		}
+		if err := r.checkMessage(m); err != nil {
+			return err
+		}
+		size, err := strconv.Atoi(string(a[2]))
+		if err != nil || size < 0 || size > n.cfg.MaxSnapshotBytes || m.GetType() != raftpb.MsgSnap || len(m.GetSnapshot().GetData()) != 0 {
+			return fmt.Errorf("bad snapshot header (size %q)", clipString(string(a[2])))
+		}
+		n.heard(r.from)
+		r.snap, r.snapSize, r.snapData = m, size, make([]byte, 0, min(size, snapChunk))
+		return nil
+	case kind == "SNAPDATA" && len(a) == 2 && r.snap != nil:
+		if len(arg) > snapChunk || len(r.snapData)+len(arg) > r.snapSize {
+			return errors.New("snapshot data beyond its size")
+		}
+		n.heard(r.from)
+		r.snapData = append(r.snapData, arg...)
+		return nil
+	case kind == "SNAPEND" && len(a) == 2 && r.snap != nil:
+		sum, err := strconv.ParseUint(string(arg), 10, 32)
+		if err != nil || len(r.snapData) != r.snapSize || uint32(sum) != crc32.Checksum(r.snapData, castagnoli) {
+			return errors.New("snapshot data incomplete or damaged")
+		}
+		m := r.snap
+		m.Snapshot.Data = r.snapData
+		r.snap, r.snapData = nil, nil
+		n.log.Info("received a snapshot", "peer", r.from, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", r.snapSize)
+		return n.step(m)
 	}
-	if string(a[1]) != n.cfg.ClusterID {
-		return refuse("wrong cluster id")
+	return fmt.Errorf("unknown frame %s with %d arguments", clipString(kind), len(a)-1)
+}
+
+// checkMessage checks that a raft message is one a peer may send: from the
+// peer itself, to this node, and not one of raft's local message types.
+func (r *frameReader) checkMessage(m *raftpb.Message) error {
+	if m.GetFrom() != r.from || m.GetTo() != r.n.cfg.ID || raft.IsLocalMsg(m.GetType()) {
+		return fmt.Errorf("raft message %v from %d to %d", m.GetType(), m.GetFrom(), m.GetTo())
 	}
-	if subtle.ConstantTimeCompare(a[3], []byte(n.cfg.Secret)) != 1 {
-		return refuse("wrong secret")
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkForwarded checks a command a peer forwards: one of the client
+// operations, with an id of the peer's and, for a cancel, of a request of
+// the peer's; and whatever Config.Validate checks of client commands.
+func (n *Node) checkForwarded(from uint64, c *lock.Command) error {
+	switch {
+	case c.ID>>48 != from || c.ID&(1<<48-1) == 0:
+		return fmt.Errorf("request id %#x is not node %d's", c.ID, from)
+	case c.Op == lock.OpCancel && c.Target>>48 != from:
+		return errors.New("a cancel of another node's request")
+	case c.Op != lock.OpLock && c.Op != lock.OpLockWait && c.Op != lock.OpUnlock && c.Op != lock.OpRenew && c.Op != lock.OpCancel:
+		return fmt.Errorf("operation %v", c.Op)
 	}
-	id, err := strconv.ParseUint(string(a[2]), 10, 64)
-	if err != nil || id == n.cfg.ID || n.cfg.Peers[id] == "" {
-		return refuse("unknown node id")
+	if n.cfg.Validate != nil {
+		return n.cfg.Validate(c)
 	}
-	if _, err := conn.Write([]byte("+OK\r\n")); err != nil {
-		return 0, false
-	}
-	conn.SetDeadline(time.Time{})
-	n.setClientAddr(id, string(a[4]))
-	return id, true
+	return nil
 }

@@ -1,6 +1,7 @@
 package replication
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -47,12 +48,12 @@ func (n *Node) run() {
 			n.rn.Tick()
 			n.campaignAlone()
 		case m := <-n.stepc:
-			n.rn.Step(m)
+			n.stepMsg(m)
 		more:
 			for range 256 {
 				select {
 				case m := <-n.stepc:
-					n.rn.Step(m)
+					n.stepMsg(m)
 				default:
 					break more
 				}
@@ -138,8 +139,11 @@ func (n *Node) handleReady(rd raft.Ready) {
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:
+			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
+				n.lastIndex = s.GetMetadata().GetIndex()
+			}
 			if ents := m.GetEntries(); len(ents) > 0 {
-				n.prop.lastIndex = ents[len(ents)-1].GetIndex()
+				n.lastIndex = ents[len(ents)-1].GetIndex()
 			}
 			n.appendQ = append(n.appendQ, m)
 		case raft.LocalApplyThread:
@@ -206,6 +210,22 @@ func (n *Node) setSoftState(s *raft.SoftState) {
 	if s.RaftState == raft.StateLeader && oldRole != raft.StateLeader {
 		n.prop.tickNow = true // the term's first stamp
 	}
+}
+
+// stepMsg steps a message from a peer or a storage goroutine into raft. A
+// heartbeat carries the commit index up to what this node acknowledged; one
+// beyond this node's log means the node lost entries it had acknowledged
+// (a data directory restored from an older copy, damaged, or written with
+// --fsync never before a machine crash). Raft would panic on it; the node
+// stops instead, saying why.
+func (n *Node) stepMsg(m *raftpb.Message) {
+	if m.GetType() == raftpb.MsgHeartbeat && m.GetCommit() > n.lastIndex {
+		n.fail(fmt.Errorf("node %d (leading term %d) says index %d is committed with this node's acknowledgement, "+
+			"but this node's log ends at %d: it lost acknowledged entries and must not take part as its old self "+
+			"(see docs/DESIGN.md, Recovering a node)", m.GetFrom(), m.GetTerm(), m.GetCommit(), n.lastIndex))
+		return
+	}
+	n.rn.Step(m)
 }
 
 // notifyChange wakes everyone waiting on a leader or term change.
@@ -291,12 +311,4 @@ func (n *Node) submit(cmd lock.Command) {
 	case n.propc <- cmd:
 	default:
 	}
-}
-
-// stop halts the node after a storage error: the run and storage goroutines
-// end, and Execute fails from then on.
-func (n *Node) stopOnError(err error) {
-	n.log.Error("node stopped: cannot persist", "err", err)
-	n.fatal.CompareAndSwap(nil, &err)
-	n.halt.Do(func() { close(n.haltc) })
 }

@@ -57,8 +57,13 @@ type Node struct {
 	addrMu      sync.Mutex
 	clientAddrs map[uint64]string
 
+	// heardAt holds, per peer, when a raft frame from it last arrived
+	// (see heard); the map is fixed at start, the values are atomic.
+	heardAt map[uint64]*atomic.Int64
+
 	// Owned by the run goroutine.
 	prop      proposer
+	lastIndex uint64            // index of the last entry handed to the append goroutine
 	appendQ   []*raftpb.Message // storage work not yet taken by appendLoop
 	applyQ    []applyItem       // and by applyLoop
 	confIndex uint64            // index of the last conf change entry
@@ -168,11 +173,14 @@ func Start(c Config) (*Node, error) {
 	n.compc = make(chan uint64, 1)
 	n.prop.init()
 	n.peers = make(map[uint64]*peer)
+	n.heardAt = make(map[uint64]*atomic.Int64)
 	for id, addr := range cfg.Peers {
 		if id != cfg.ID {
 			n.peers[id] = newPeer(n, id, addr)
+			n.heardAt[id] = new(atomic.Int64)
 		}
 	}
+	n.lastIndex, _ = n.mem.LastIndex()
 	if cfg.Listener != nil {
 		n.inbound = newInbound(n, cfg.Listener)
 	}
@@ -251,19 +259,36 @@ func (n *Node) Close() error {
 	return nil
 }
 
-var errNodeFailed = errors.New("replication: node stopped after a storage error")
+// ErrFailed is wrapped by the error of a node that stopped itself: its
+// storage failed, or it found that it lost state it had promised.
+var ErrFailed = errors.New("node stopped")
 
-// Failed is closed when a storage error stopped the node; Err then says why.
-// The node answers nothing but errors from then on: its process should exit.
+// Failed is closed when the node stopped itself; Err then says why. The node
+// answers nothing but errors from then on: its process should exit.
 func (n *Node) Failed() <-chan struct{} { return n.haltc }
 
-// Err returns the storage error that stopped the node, or nil.
+// Err returns the error that stopped the node, or nil.
 func (n *Node) Err() error { return n.failed() }
 
-// failed returns the storage error that stopped the raft loop, if any.
+// failed returns the error that stopped the node, if any.
 func (n *Node) failed() error {
 	if p := n.fatal.Load(); p != nil {
-		return fmt.Errorf("%w: %v", errNodeFailed, *p)
+		return fmt.Errorf("%w: %v", ErrFailed, *p)
 	}
 	return nil
 }
+
+// fail stops the node for good: the run and storage goroutines end, and
+// Execute fails from then on. Any goroutine may call it.
+func (n *Node) fail(err error) {
+	n.log.Error("node stopped", "err", err)
+	n.fatal.CompareAndSwap(nil, &err)
+	n.halt.Do(func() { close(n.haltc) })
+}
+
+// stopOnError stops the node after a storage error.
+func (n *Node) stopOnError(err error) { n.fail(fmt.Errorf("cannot persist: %w", err)) }
+
+// stopOnLostState stops a node that an authenticated peer found to have
+// lost its state.
+func (n *Node) stopOnLostState(err error) { n.fail(err) }

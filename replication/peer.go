@@ -1,14 +1,15 @@
 package replication
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/lockd/lockd/lock"
@@ -73,6 +74,15 @@ func (p *peer) run() {
 	backoff := backoffMin
 	for {
 		conn, err := p.connect()
+		var lost *lostStateVerdict
+		switch {
+		case errors.As(err, &lost):
+			// An authenticated peer says this node lost its state.
+			p.n.stopOnLostState(lost)
+			return
+		case err != nil && !errors.Is(err, errRefused) && !isNetErr(err):
+			log.Warn("cannot connect to peer", "addr", p.addr, "err", err)
+		}
 		if err == nil {
 			backoff = backoffMin
 			p.connected.Store(true)
@@ -107,28 +117,10 @@ func (p *peer) connect() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := p.n.cfg
-	hello := redcon.AppendArray(nil, 5)
-	hello = redcon.AppendBulkString(hello, "HELLO")
-	hello = redcon.AppendBulkString(hello, c.ClusterID)
-	hello = redcon.AppendBulkString(hello, fmt.Sprint(c.ID))
-	hello = redcon.AppendBulkString(hello, c.Secret)
-	hello = redcon.AppendBulkString(hello, c.ClientAddr)
-	conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	if _, err := conn.Write(hello); err != nil {
+	if _, err := p.n.dialerHandshake(conn, p.id); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	line, err := bufio.NewReaderSize(conn, 512).ReadString('\n')
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("handshake: %w", err)
-	}
-	if line != "+OK\r\n" {
-		conn.Close()
-		return nil, fmt.Errorf("refused by peer: %q", line)
-	}
-	conn.SetDeadline(time.Time{})
 	return conn, nil
 }
 
@@ -143,48 +135,115 @@ func (p *peer) pump(conn net.Conn) error {
 		conn.Close()
 	}()
 	buf := make([]byte, 0, 64<<10)
-	var snaps int
 	for {
+		var snap *raftpb.Message
 		select {
 		case f := <-p.q:
-			buf, snaps = appendFrame(buf[:0], f), 0
-			snaps += isSnap(f)
+			if isSnap(f) {
+				snap = f.msg
+			} else {
+				buf = appendFrame(buf[:0], f)
+			}
 		case <-p.n.stopc:
 			return errStop
 		}
 	drain:
-		for len(buf) < flushBytes {
+		for snap == nil && len(buf) < flushBytes {
 			select {
 			case f := <-p.q:
+				if isSnap(f) {
+					snap = f.msg // written after what is buffered
+					break drain
+				}
 				buf = appendFrame(buf, f)
-				snaps += isSnap(f)
 			default:
 				break drain
 			}
 		}
-		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-		_, err := conn.Write(buf)
-		for ; snaps > 0; snaps-- {
+		if len(buf) > 0 {
+			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := conn.Write(buf); err != nil {
+				if snap != nil {
+					p.n.reportSnapshot(p.id, raft.SnapshotFailure)
+				}
+				return err
+			}
+			buf = buf[:0]
+		}
+		if snap != nil {
+			err := p.sendSnapshot(conn, snap)
 			status := raft.SnapshotFinish
 			if err != nil {
 				status = raft.SnapshotFailure
 			}
 			p.n.reportSnapshot(p.id, status)
-		}
-		if err != nil {
-			return err
-		}
-		if cap(buf) > 4<<20 {
-			buf = make([]byte, 0, 64<<10) // do not keep a snapshot's buffer
+			if err != nil {
+				return err
+			}
 		}
 	}
 }
 
-func isSnap(f frame) int {
-	if f.msg != nil && f.msg.GetType() == raftpb.MsgSnap {
-		return 1
+func isSnap(f frame) bool {
+	return f.msg != nil && f.msg.GetType() == raftpb.MsgSnap
+}
+
+// sendSnapshot streams a snapshot message: its header, its data in chunks,
+// each write with its own deadline (so a slow link that makes progress is
+// not cut off, and one that stalls is), then the data's CRC-32C. Nothing is
+// copied but one chunk at a time.
+func (p *peer) sendSnapshot(conn net.Conn, m *raftpb.Message) error {
+	data := m.GetSnapshot().GetData()
+	head := proto.Clone(m).(*raftpb.Message)
+	head.Snapshot.Data = nil
+	hb, err := proto.Marshal(head)
+	if err != nil {
+		return err
 	}
-	return 0
+	b := redcon.AppendArray(nil, 3)
+	b = redcon.AppendBulkString(b, "SNAP")
+	b = redcon.AppendBulk(b, hb)
+	b = redcon.AppendBulkString(b, strconv.Itoa(len(data)))
+	write := func(b []byte) error {
+		conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, err := conn.Write(b)
+		return err
+	}
+	if err := write(b); err != nil {
+		return err
+	}
+	for off := 0; off < len(data); off += snapChunk {
+		chunk := data[off:min(off+snapChunk, len(data))]
+		b = redcon.AppendArray(b[:0], 2)
+		b = redcon.AppendBulkString(b, "SNAPDATA")
+		b = append(b, '$')
+		b = strconv.AppendInt(b, int64(len(chunk)), 10)
+		b = append(b, '\r', '\n')
+		if err := write(b); err != nil {
+			return err
+		}
+		if err := write(chunk); err != nil {
+			return err
+		}
+		if err := write([]byte("\r\n")); err != nil {
+			return err
+		}
+	}
+	b = redcon.AppendArray(b[:0], 2)
+	b = redcon.AppendBulkString(b, "SNAPEND")
+	b = redcon.AppendBulkString(b, strconv.FormatUint(uint64(crc32.Checksum(data, castagnoli)), 10))
+	if err := write(b); err != nil {
+		return err
+	}
+	p.n.log.Info("sent a snapshot", "peer", p.id, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", len(data))
+	return nil
+}
+
+// isNetErr reports whether err is an ordinary network failure, not worth a
+// warning each time a down peer is retried.
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // appendFrame appends f as a RESP array: RAFT <message> or FORWARD <command>.

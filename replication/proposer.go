@@ -7,8 +7,16 @@ import (
 	"go.etcd.io/raft/v3"
 )
 
-// maxBatch bounds the commands in one proposed entry.
-const maxBatch = 4096
+// maxBatch bounds the commands in one proposed entry, and maxEntryBytes
+// its size (one command may exceed it alone): raft messages to peers, and
+// the cluster port's frame limit, rest on it.
+const (
+	maxBatch      = 4096
+	maxEntryBytes = 1 << 20
+)
+
+// cmdSize is about how many bytes c takes in an entry.
+func cmdSize(c *lock.Command) int { return len(c.Name) + len(c.Owner) + 40 }
 
 // proposer is the leader's part of the run goroutine that turns commands
 // into raft entries. It alone stamps entries, so stamps never go backwards
@@ -29,8 +37,7 @@ type proposer struct {
 	// Under load entries grow instead of multiplying, and every cost paid
 	// per entry (raft messages, log writes, syncs, wake-ups on three
 	// nodes) is shared by more commands. An idle leader proposes at once.
-	held      []lock.Command
-	lastIndex uint64 // index of the last entry handed to the append goroutine
+	held []lock.Command
 }
 
 // maxHeld bounds the commands a leader holds for the next entries; beyond
@@ -63,8 +70,15 @@ func (n *Node) proposeHeld() {
 		n.prop.held = n.prop.held[:0]
 		return
 	}
-	for len(n.prop.held) > 0 && n.prop.lastIndex < n.commit.Load()+uint64(n.cfg.MaxInflight) {
-		k := min(len(n.prop.held), maxBatch)
+	for len(n.prop.held) > 0 && n.lastIndex < n.commit.Load()+uint64(n.cfg.MaxInflight) {
+		k, size := 0, 0
+		for k < len(n.prop.held) && k < maxBatch {
+			size += cmdSize(&n.prop.held[k])
+			if k > 0 && size > maxEntryBytes {
+				break
+			}
+			k++
+		}
 		n.propose(n.prop.held[:k])
 		rest := copy(n.prop.held, n.prop.held[k:])
 		clear(n.prop.held[rest:])

@@ -2,6 +2,8 @@ package replication
 
 import (
 	"context"
+	"errors"
+	"time"
 
 	"go.etcd.io/raft/v3"
 )
@@ -24,6 +26,9 @@ import (
 // never lag a write this node acknowledged. It returns ctx's error when ctx
 // ends first; the caller may then read what the node has.
 func (n *Node) WaitApplied(ctx context.Context) error {
+	if err := n.waitFresh(ctx); err != nil {
+		return err
+	}
 	target := n.commit.Load()
 	for {
 		wake := *n.advanced.Load()
@@ -49,3 +54,73 @@ func (n *Node) ownTermApplied() bool {
 	term, _, _ := n.table.Clock()
 	return term == n.term.Load()
 }
+
+// ErrStale is WaitApplied's error on a node that has not heard from a
+// leader (a follower) or from a quorum (the leader) within an election
+// timeout: its replica may miss writes acknowledged elsewhere.
+var ErrStale = errors.New("no recent contact with a leader; the replica may be stale")
+
+// freshPoll is how often waitFresh looks again.
+const freshPoll = 10 * time.Millisecond
+
+// waitFresh waits, until ctx ends, for this node to be in recent contact
+// with the cluster (see fresh).
+func (n *Node) waitFresh(ctx context.Context) error {
+	if n.fresh() {
+		return nil
+	}
+	t := time.NewTicker(freshPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			if n.fresh() {
+				return nil
+			}
+		case <-ctx.Done():
+			return ErrStale
+		case <-n.stopc:
+			return ErrClosed
+		}
+	}
+}
+
+// fresh reports whether this node's replica is known to be recent: a node
+// alone always is; a follower when a raft frame from its leader arrived
+// within an election timeout; the leader when frames from enough peers to
+// make a quorum with it did. A follower still in touch with a leader that
+// lost its quorum hears from it until the leader notices (CheckQuorum, at
+// most two election timeouts), so reads lag by at most that much plus the
+// replication delay.
+func (n *Node) fresh() bool {
+	if len(n.cfg.Peers) == 1 {
+		return true
+	}
+	now := n.clockNanos()
+	window := int64(n.cfg.ElectionTicks) * n.cfg.TickInterval.Nanoseconds()
+	recent := func(id uint64) bool {
+		h := n.heardAt[id]
+		return h != nil && h.Load() != 0 && now-h.Load() <= window
+	}
+	if n.role.Load().(raft.StateType) == raft.StateLeader {
+		heard := 1
+		for id := range n.heardAt {
+			if recent(id) {
+				heard++
+			}
+		}
+		return heard > len(n.cfg.Peers)/2
+	}
+	lead := n.leader.Load()
+	return lead != 0 && lead != n.cfg.ID && recent(lead)
+}
+
+// heard records that a raft frame from peer arrived now.
+func (n *Node) heard(peer uint64) {
+	if h := n.heardAt[peer]; h != nil {
+		h.Store(n.clockNanos())
+	}
+}
+
+// clockNanos is this node's monotonic clock: nanoseconds since it started.
+func (n *Node) clockNanos() int64 { return int64(time.Since(n.start)) + 1 }

@@ -1,12 +1,10 @@
 package replication
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -33,7 +31,7 @@ func testCluster(t testing.TB, n int, tune func(*Config)) map[uint64]*Node {
 	for id := uint64(1); id <= uint64(n); id++ {
 		cfg := Config{
 			ID: id, Peers: peers, DataDir: filepath.Join(dir, fmt.Sprint(id)), Listener: lns[id],
-			ClusterID: "test", Secret: "s3cret", ClientAddr: fmt.Sprintf("client-%d", id),
+			ClusterID: "test", Secret: testSecret, ClientAddr: fmt.Sprintf("127.0.0.1:%d", 6378+id),
 			TickInterval: 10 * time.Millisecond, RequestTimeout: 5 * time.Second,
 		}
 		if tune != nil {
@@ -73,26 +71,6 @@ func waitLeader(t testing.TB, nodes map[uint64]*Node) uint64 {
 	return 0
 }
 
-// fakePeer connects to node's cluster port as member `as`.
-func fakePeer(t testing.TB, node *Node, as uint64, secret string) (net.Conn, string) {
-	t.Helper()
-	conn, err := net.Dial("tcp", node.cfg.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	b := redcon.AppendArray(nil, 5)
-	for _, a := range []string{"HELLO", "test", strconv.FormatUint(as, 10), secret, "fake"} {
-		b = redcon.AppendBulkString(b, a)
-	}
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := conn.Write(b); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(conn).ReadString('\n')
-	return conn, line
-}
-
 func forward(t testing.TB, conn net.Conn, c lock.Command) {
 	t.Helper()
 	b := redcon.AppendArray(nil, 2)
@@ -110,10 +88,7 @@ func TestDuplicateForwardAppliesOnce(t *testing.T) {
 	if follower == lead {
 		follower = 2
 	}
-	conn, line := fakePeer(t, nodes[lead], follower, "s3cret")
-	if line != "+OK\r\n" {
-		t.Fatalf("HELLO answered %q", line)
-	}
+	conn := asPeer(t, nodes[lead], nodes[follower], testSecret)
 	ctx := context.Background()
 	dup := lock.Command{Op: lock.OpLock, ID: follower<<48 | 77, Name: "a", Owner: "o1"}
 
@@ -141,27 +116,6 @@ func TestDuplicateForwardAppliesOnce(t *testing.T) {
 	}
 	if want := int64(first.Token) + 1; tok != want {
 		t.Fatalf("next grant got token %d; want %d (a duplicate must not consume a token)", tok, want)
-	}
-}
-
-func TestPeerWithWrongSecretOrClusterIsRefused(t *testing.T) {
-	nodes := testCluster(t, 3, nil)
-	lead := waitLeader(t, nodes)
-	tests := []struct {
-		name   string
-		as     uint64
-		secret string
-	}{
-		{"wrong secret", 2, "nope"},
-		{"unknown node id", 9, "s3cret"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, line := fakePeer(t, nodes[lead], tc.as, tc.secret)
-			if line == "+OK\r\n" || line == "" || line[0] != '-' {
-				t.Fatalf("HELLO answered %q; want an error", line)
-			}
-		})
 	}
 }
 

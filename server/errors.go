@@ -27,6 +27,7 @@ var (
 	errTryNoLeader   = errors.New("TRYAGAIN no leader; retry later")
 	errTryTimeout    = errors.New("TRYAGAIN request timed out; outcome unknown")
 	errCatchingUp    = errors.New("TRYAGAIN replica is catching up; retry later")
+	errStaleRead     = errors.New("TRYAGAIN no recent contact with a leader; this replica may be stale, retry later or on another node")
 	errEmptyCommand  = errors.New("ERR empty command")
 	errInvalidExpire = errors.New("invalid expire time") // wrapped by expireError
 )

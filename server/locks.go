@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"math"
 	"strconv"
 	"strings"
 
 	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/replication"
 )
 
 // cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]. With WAIT, a lock held
@@ -144,16 +146,19 @@ func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
 	r.bulk(info.Owner)
 }
 
-// catchUp waits, for at most the read timeout, until the local replica has
-// applied what this node knows to be committed (see
-// replication.Node.WaitApplied). When it cannot, the read is refused with
-// -TRYAGAIN rather than answered from a replica that may miss acknowledged
-// writes (a leader that has not yet committed in its term, a replica still
-// replaying its log).
+// catchUp waits, for at most the read timeout, until the local replica is
+// in recent contact with a leader and has applied what this node knows to
+// be committed (see replication.Node.WaitApplied). When it cannot, the read
+// is refused with -TRYAGAIN rather than answered from a replica that may
+// miss acknowledged writes (a node cut off from the leader, a leader that
+// has not yet committed in its term, a replica still replaying its log).
 func (s *Server) catchUp() error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadTimeout)
 	defer cancel()
 	if err := s.node.WaitApplied(ctx); err != nil {
+		if errors.Is(err, replication.ErrStale) {
+			return errStaleRead
+		}
 		return errCatchingUp
 	}
 	return nil

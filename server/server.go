@@ -59,19 +59,20 @@ func New(c Config) (*Server, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	node, err := replication.Start(cfg.Node)
-	if err != nil {
-		return nil, err
-	}
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node.ID),
-		node:    node,
 		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout},
 		started: time.Now(),
 		clients: make(map[uint64]*client),
 		served:  make(chan struct{}),
 	}
+	cfg.Node.Validate = s.validCommand
+	node, err := replication.Start(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	s.node = node
 	go func() {
 		defer close(s.served)
 		if err := redcon.Serve(s.ln, s.handle, s.accept, s.closed); err != nil {

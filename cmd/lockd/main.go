@@ -42,6 +42,7 @@ type options struct {
 	dataDir        string
 	clusterID      string
 	clusterSecret  string
+	secretFile     string
 	password       string
 	fsync          string
 	requestTimeout time.Duration
@@ -65,7 +66,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.peers, "peers", "", "every member as id=host:port of its cluster address, comma separated (default: this node alone)")
 	fs.StringVar(&o.dataDir, "data-dir", "./lockd-data", "directory for the raft log and snapshots")
 	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
-	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret peers present on the cluster port")
+	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret of the cluster's members, at least 16 characters (prefer --cluster-secret-file: arguments are visible to every local user)")
+	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored)")
 	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
@@ -78,7 +80,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -97,8 +99,21 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.fsync != "always" && o.fsync != "never" {
 		return nil, fmt.Errorf("--fsync %q: want always or never", o.fsync)
 	}
+	if o.secretFile != "" {
+		if o.clusterSecret != "" {
+			return nil, errors.New("give --cluster-secret or --cluster-secret-file, not both")
+		}
+		b, err := os.ReadFile(o.secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-secret-file: %w", err)
+		}
+		o.clusterSecret = strings.TrimSpace(string(b))
+	}
 	return o, nil
 }
+
+// errPrinted is a flag error the flag package has already printed.
+type errPrinted struct{ error }
 
 // parsePeers reads "1=host:port,2=host:port".
 func parsePeers(s string) (map[uint64]string, error) {
@@ -128,6 +143,10 @@ func run(args []string, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
+	}
+	var printed errPrinted
+	if errors.As(err, &printed) {
+		return 2
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "lockd:", err)
