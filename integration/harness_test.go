@@ -258,24 +258,6 @@ func (p *proc) kill() {
 	<-ex
 }
 
-// term sends SIGTERM to node i, waits for it to exit and returns its exit code.
-func (c *cluster) term(i int) int {
-	c.t.Helper()
-	p := c.nodes[i]
-	p.mu.Lock()
-	cmd, ex := p.cmd, p.ex
-	p.mu.Unlock()
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-ex:
-	case <-time.After(15 * time.Second):
-		c.t.Fatalf("node %d did not exit within 15s of SIGTERM", i)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.rc
-}
-
 // pause and resume send SIGSTOP and SIGCONT to node i.
 func (c *cluster) pause(i int)  { c.signal(i, syscall.SIGSTOP) }
 func (c *cluster) resume(i int) { c.signal(i, syscall.SIGCONT) }

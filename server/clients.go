@@ -110,7 +110,7 @@ func respVersion(resp3 bool) int {
 // clientKill: CLIENT KILL ip:port | CLIENT KILL ID id | ADDR ip:port [...].
 // With filters, the caller itself is spared unless SKIPME no.
 func (s *Server) clientKill(self *client, r reply, args [][]byte) {
-	match := func(*client) bool { return false }
+	var match func(*client) bool
 	legacy := len(args) == 1
 	skipMe := !legacy
 	if legacy {
