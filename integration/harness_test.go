@@ -183,6 +183,36 @@ func startNode(t testing.TB, extra ...string) *cluster {
 // start (re)starts node i and waits until it answers PING.
 func (c *cluster) start(i int) {
 	c.t.Helper()
+	c.waitPing(i, c.launch(i))
+}
+
+// exited waits up to timeout for node i's process to exit and returns its
+// exit code; it fails the test if the process is still running.
+func (c *cluster) exited(i int, timeout time.Duration) int {
+	c.t.Helper()
+	p := c.nodes[i]
+	p.mu.Lock()
+	ex := p.ex
+	p.mu.Unlock()
+	select {
+	case <-ex:
+	case <-time.After(timeout):
+		c.t.Fatalf("node %d still runs after %v", i, timeout)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rc
+}
+
+// logOf returns node i's log so far.
+func (c *cluster) logOf(i int) string {
+	b, _ := os.ReadFile(c.nodes[i].logPath)
+	return string(b)
+}
+
+// launch starts node i's process and returns a channel closed when it exits.
+func (c *cluster) launch(i int) chan struct{} {
+	c.t.Helper()
 	p := c.nodes[i]
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
@@ -206,6 +236,12 @@ func (c *cluster) start(i int) {
 		p.mu.Unlock()
 		close(ex)
 	}()
+	return ex
+}
+
+func (c *cluster) waitPing(i int, ex chan struct{}) {
+	c.t.Helper()
+	p := c.nodes[i]
 	poll(c.t, 10*time.Second, fmt.Sprintf("node %d answers PING", i), func() bool {
 		select {
 		case <-ex:
