@@ -180,7 +180,7 @@ func (n *Node) restore(s *raftpb.Snapshot) error {
 	}
 	n.snapIndex = index
 	n.applied.Store(index)
-	n.appliedT.Store(time.Now().UnixNano())
+	n.appliedT.Store(int64(time.Since(n.start)))
 	n.notifyApplied()
 	n.log.Info("installed snapshot", "index", index, "locks", n.table.Len())
 	return nil
@@ -206,7 +206,7 @@ func (n *Node) apply(ents []*raftpb.Entry) {
 		}
 		n.applied.Store(e.GetIndex())
 	}
-	n.appliedT.Store(time.Now().UnixNano())
+	n.appliedT.Store(int64(time.Since(n.start)))
 	n.notifyApplied()
 }
 
