@@ -37,6 +37,7 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 	case sub == "SETINFO" && n == 4:
 		attr, val := strings.ToUpper(string(args[2])), string(args[3])
 		if !validClientName(val) && val != "" {
+			//lint:ignore ST1005 Redis's reply, word for word
 			r.err(fmt.Errorf("ERR %s cannot contain spaces, newlines or special characters.", attr))
 			return
 		}
@@ -110,7 +111,7 @@ func respVersion(resp3 bool) int {
 // clientKill: CLIENT KILL ip:port | CLIENT KILL ID id | ADDR ip:port [...].
 // With filters, the caller itself is spared unless SKIPME no.
 func (s *Server) clientKill(self *client, r reply, args [][]byte) {
-	match := func(*client) bool { return false }
+	var match func(*client) bool
 	legacy := len(args) == 1
 	skipMe := !legacy
 	if legacy {

@@ -6,6 +6,8 @@ import (
 	"strings"
 )
 
+//lint:file-ignore ST1005 the texts Redis has are Redis's, word for word, final periods included
+
 // Errors a command can answer with. Each maps to its RESP text in respError.
 var (
 	errSyntax        = errors.New("ERR syntax error")
