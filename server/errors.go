@@ -25,6 +25,7 @@ var (
 	errClientName    = errors.New("ERR Client names cannot contain spaces, newlines or special characters.")
 	errInvalidWait   = errors.New("ERR invalid wait time in 'lock' command")
 	errShuttingDown  = errors.New("TRYAGAIN node shutting down; retry on another node")
+	errClosedUnknown = errors.New("TRYAGAIN node shutting down; outcome unknown")
 	errMaxClients    = errors.New("ERR max number of clients reached")
 	errTryNoLeader   = errors.New("TRYAGAIN no leader; retry later")
 	errTryTimeout    = errors.New("TRYAGAIN request timed out; outcome unknown")
