@@ -17,6 +17,7 @@ type listener struct {
 	net.Listener
 	limits       respguard.Limits
 	writeTimeout time.Duration
+	idleTimeout  time.Duration
 }
 
 func (l listener) Accept() (net.Conn, error) {
@@ -24,13 +25,14 @@ func (l listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &clientConn{Conn: respguard.Wrap(c, l.limits), writeTimeout: l.writeTimeout}, nil
+	return &clientConn{Conn: respguard.Wrap(c, l.limits), writeTimeout: l.writeTimeout, idleTimeout: l.idleTimeout}, nil
 }
 
 // clientConn is a client connection as redcon reads and writes it, over the
 // wire guard. It fails a write that cannot complete within writeTimeout,
-// tells whether its reader is blocked waiting for input, and watches for a
-// hang-up while a command blocks (watch).
+// fails a read that waits longer than idleTimeout (when positive) for the
+// client to send something, tells whether its reader is blocked waiting for
+// input, and watches for a hang-up while a command blocks (watch).
 //
 // Concurrency: one goroutine at a time reads: redcon's connection goroutine,
 // or during a watch the watcher, which is done before watch's stop returns.
@@ -38,6 +40,7 @@ func (l listener) Accept() (net.Conn, error) {
 type clientConn struct {
 	net.Conn     // the wire guard's
 	writeTimeout time.Duration
+	idleTimeout  time.Duration
 	reading      atomic.Bool // Read waits for the wire
 
 	// What the last watches read ahead, served by Read before the wire, and
@@ -59,6 +62,11 @@ func (c *clientConn) Read(b []byte) (int, error) {
 	if c.aheadErr != nil {
 		return 0, c.aheadErr
 	}
+	if c.idleTimeout > 0 {
+		if err := c.Conn.SetReadDeadline(time.Now().Add(c.idleTimeout)); err != nil {
+			return 0, err
+		}
+	}
 	c.reading.Store(true)
 	defer c.reading.Store(false)
 	return c.Conn.Read(b)
@@ -76,7 +84,8 @@ func (c *clientConn) Write(b []byte) (int, error) {
 // the client waits for the command like any other. When a read fails — the
 // client hung up or reset the connection, CLIENT KILL or Close closed it,
 // the wire guard refused what it sent — the watcher calls hangup, once, and
-// stops; Read returns that error after what was read ahead.
+// stops; Read returns that error after what was read ahead. The idle timeout
+// does not run during a watch: a client blocked in a command is not idle.
 //
 // stop ends the watch: it sets a read deadline in the past, which ends the
 // watcher's read, waits until the watcher is done and clears the deadline.

@@ -14,5 +14,6 @@
 // withdrawn through the log and the connection closed at once; what the
 // client pipelined is kept for after the wait. The watcher ends, by a read
 // deadline in the past, before the handler returns.
+// Clients idle for Config.IdleTimeout are disconnected by a read deadline.
 // Close stops accepting, closes every connection and the node.
 package server

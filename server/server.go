@@ -67,7 +67,7 @@ func New(c Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node.ID),
 		node:    node,
-		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout},
+		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout, idleTimeout: cfg.IdleTimeout},
 		started: time.Now(),
 		clients: make(map[uint64]*client),
 		served:  make(chan struct{}),
