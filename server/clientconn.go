@@ -96,7 +96,8 @@ func (c *clientConn) watch(limit int, hangup func()) (stop func()) {
 	go func() {
 		defer close(done)
 		for len(c.ahead) < limit {
-			c.ahead = slices.Grow(c.ahead, min(4096, limit-len(c.ahead)))
+			// Mostly nothing comes: start small, then double.
+			c.ahead = slices.Grow(c.ahead, min(max(512, len(c.ahead)), limit-len(c.ahead)))
 			n, err := c.Conn.Read(c.ahead[len(c.ahead):min(cap(c.ahead), limit)])
 			c.ahead = c.ahead[:len(c.ahead)+n]
 			if err != nil {
