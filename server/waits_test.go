@@ -87,6 +87,19 @@ func TestHungUpWaiterIsWithdrawn(t *testing.T) {
 			poll(t, "the probe's slot to be freed", func() bool { return holder.connectedClients() == 1 })
 		})
 	}
+	t.Run("a client that hangs up before its request is queued", func(t *testing.T) {
+		holder := holder.with(t)
+		w := dial(t, srv)
+		w.int("CLIENT", "ID") // counted in connected_clients from now on
+		w.send(encode("LOCK", "hung", "early", "PX", "30000", "WAIT", "600000"))
+		w.c.Close()
+		// The handler returns once the request is answered and, if it was
+		// queued, withdrawn: then nothing may be left in the queue.
+		poll(t, "the waiter's slot to be freed", func() bool { return holder.connectedClients() == 1 })
+		if n := srv.Node().Table().Waiting(); n != 0 {
+			t.Fatalf("%d requests still queued after the client left", n)
+		}
+	})
 	t.Run("a withdrawn waiter is not handed the lock", func(t *testing.T) {
 		holder := holder.with(t)
 		w := dial(t, srv)
