@@ -294,6 +294,17 @@ func (p *proc) kill() {
 	<-ex
 }
 
+// term sends SIGTERM to node i, waits for it to exit and returns its exit code.
+func (c *cluster) term(i int) int {
+	c.t.Helper()
+	p := c.nodes[i]
+	p.mu.Lock()
+	cmd := p.cmd
+	p.mu.Unlock()
+	cmd.Process.Signal(syscall.SIGTERM)
+	return c.exited(i, 15*time.Second)
+}
+
 // pause and resume send SIGSTOP and SIGCONT to node i.
 func (c *cluster) pause(i int)  { c.signal(i, syscall.SIGSTOP) }
 func (c *cluster) resume(i int) { c.signal(i, syscall.SIGCONT) }

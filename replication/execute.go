@@ -8,16 +8,24 @@ import (
 	"github.com/lockd/lockd/lock"
 )
 
-// Errors of Execute. Compare with errors.Is.
+// Errors of Execute, ExecuteAll and ExecuteWait. Compare with errors.Is.
+// Each says whether the command may have taken effect: ErrNoLeader and
+// ErrClosed only when it certainly did not, because it was never sent;
+// once it may have reached a leader the error is ErrTimeout or
+// ErrClosedUnknown.
 var (
-	// ErrNoLeader: no leader was known for the whole request timeout; the
-	// command was never sent and did not take effect.
+	// ErrNoLeader: no leader was known for the whole request timeout (or
+	// until ctx ended); the command was never sent and did not take effect.
 	ErrNoLeader = errors.New("no leader")
 	// ErrTimeout: the command was sent to a leader but this node did not
-	// apply it in time; it may or may not take effect.
+	// learn its result in time; it may or may not take effect.
 	ErrTimeout = errors.New("request timed out; outcome unknown")
-	// ErrClosed: the node is shutting down.
+	// ErrClosed: the node shut down before the command was sent; it did not
+	// take effect.
 	ErrClosed = errors.New("node closed")
+	// ErrClosedUnknown: the node shut down after the command was sent; it
+	// may or may not take effect.
+	ErrClosedUnknown = errors.New("node closed; outcome unknown")
 )
 
 // resendAfter is how long Execute waits for a result before sending the same
@@ -100,11 +108,15 @@ func (n *Node) deadline(ctx context.Context) time.Time {
 }
 
 // ExecuteWait runs an OpLockWait: it returns the token once the lock is this
-// request's, or 0 when cmd.Wait ms pass first. When the wait runs out here it
-// asks the cluster to cancel the request, and answers with whatever applied
-// first, the grant or the cancel, so a client never misses a lock granted to
-// it. A leader change does not lose the queued request: the queue is in the
-// replicated table.
+// request's, or 0 when cmd.Wait ms pass first. When the wait runs out here,
+// or ctx ends while the request is queued, it asks the cluster to cancel the
+// request and answers with whatever applied first, the grant or the cancel,
+// so a caller never misses a lock granted to it; a request withdrawn because
+// ctx ended is answered 0 and ctx's error. The cancel has a request timeout
+// of its own, whatever ctx says. Until the request's first result (queued or
+// final) ctx's deadline bounds the wait but its cancellation does not end
+// it: only a request known to be queued can be cancelled. A leader change
+// does not lose the queued request: the queue is in the replicated table.
 func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error) {
 	if err := n.failed(); err != nil {
 		return 0, err
@@ -116,28 +128,30 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	cmd.ID = id
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
-	v, err := n.await(ctx, n.deadline(ctx), cmd, result, 0)
+	v, err := n.await(context.WithoutCancel(ctx), n.deadline(ctx), cmd, result, 0)
 	if err != nil || v != lock.Queued {
 		return v, err
 	}
 	turn := time.NewTimer(time.Duration(cmd.Wait) * time.Millisecond)
 	defer turn.Stop()
-	for {
+	withdrawn := false
+	for queued := true; queued; {
 		select {
 		case v := <-result:
 			if v != lock.Queued {
 				return v, nil
 			}
-			continue
 		case <-turn.C:
+			queued = false
+		case <-ctx.Done():
+			queued, withdrawn = false, true
 		case <-n.stopc:
-			return 0, ErrClosed
+			return 0, ErrClosedUnknown
 		}
-		break
 	}
-	_, err = n.Execute(ctx, lock.Command{Op: lock.OpCancel, Name: cmd.Name, Owner: cmd.Owner, Target: cmd.ID})
-	if err != nil {
-		return 0, err // the request may still be granted: outcome unknown
+	cancel := lock.Command{Op: lock.OpCancel, Name: cmd.Name, Owner: cmd.Owner, Target: cmd.ID}
+	if _, err := n.Execute(context.WithoutCancel(ctx), cancel); err != nil {
+		return 0, sentBefore(err) // the request may still be granted
 	}
 	// The cancel is applied here, so the request's final result was too.
 	late := time.NewTimer(n.cfg.RequestTimeout)
@@ -145,15 +159,28 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	for {
 		select {
 		case v := <-result:
-			if v != lock.Queued {
+			switch {
+			case v == lock.Queued:
+			case v == 0 && withdrawn:
+				return 0, ctx.Err()
+			default:
 				return v, nil
 			}
 		case <-late.C:
 			return 0, ErrTimeout
 		case <-n.stopc:
-			return 0, ErrClosed
+			return 0, ErrClosedUnknown
 		}
 	}
+}
+
+// sentBefore is a request's error when a command sent after it (its cancel)
+// failed with err: the request itself was sent, so its outcome is unknown.
+func sentBefore(err error) error {
+	if errors.Is(err, ErrClosed) || errors.Is(err, ErrClosedUnknown) {
+		return ErrClosedUnknown
+	}
+	return ErrTimeout
 }
 
 // await sends cmd to the leader until this node has applied it, and
@@ -185,6 +212,9 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 		case <-ctx.Done():
 			return 0, n.expired(sent)
 		case <-n.stopc:
+			if sent {
+				return 0, ErrClosedUnknown
+			}
 			return 0, ErrClosed
 		}
 		now = time.Now()

@@ -50,7 +50,7 @@ type Node struct {
 	term     atomic.Uint64
 	commit   atomic.Uint64
 	applied  atomic.Uint64
-	appliedT atomic.Int64 // UnixNano of the last apply
+	appliedT atomic.Int64 // when the last apply was, in ns since start (monotonic)
 	changed  atomic.Pointer[chan struct{}]
 	advanced atomic.Pointer[chan struct{}] // closed and replaced after each apply
 

@@ -47,14 +47,16 @@ func (n *Node) Status() Status {
 	return s
 }
 
-// SinceApply returns how long ago this node last applied an entry; readers
-// use it to show a lease's remaining time between entries.
+// SinceApply returns how long ago this node last applied an entry, 0 before
+// the first; readers use it to show a lease's remaining time between entries.
+// It is measured on the monotonic clock (appliedT is the time since the node
+// started), so a step of the wall clock does not change it.
 func (n *Node) SinceApply() time.Duration {
 	t := n.appliedT.Load()
 	if t == 0 {
 		return 0
 	}
-	return time.Duration(time.Now().UnixNano() - t)
+	return time.Since(n.start) - time.Duration(t)
 }
 
 func roleName(s raft.StateType) string {

@@ -180,14 +180,17 @@ func (n *Node) restore(s *raftpb.Snapshot) error {
 	}
 	n.snapIndex = index
 	n.applied.Store(index)
-	n.appliedT.Store(time.Now().UnixNano())
+	n.appliedT.Store(int64(time.Since(n.start)))
 	n.notifyApplied()
 	n.log.Info("installed snapshot", "index", index, "locks", n.table.Len())
 	return nil
 }
 
-// apply applies committed entries in order and answers their waiters.
+// apply applies committed entries in order and answers their waiters. The
+// applied index moves before the waiters hear their results, so a client
+// that got its reply never sees an applied index from before its write.
 func (n *Node) apply(ents []*raftpb.Entry) {
+	n.results = n.results[:0]
 	for _, e := range ents {
 		if e.GetIndex() <= n.applied.Load() {
 			continue
@@ -198,15 +201,15 @@ func (n *Node) apply(ents []*raftpb.Entry) {
 				// Every node skips the same entry, so tables stay equal.
 				n.log.Error("skipping undecodable entry", "index", e.GetIndex(), "err", err)
 			} else {
-				n.results = n.table.Apply(e.GetTerm(), &b, n.results[:0])
-				for _, r := range n.results {
-					n.pending.resolve(r.ID, r.Value)
-				}
+				n.results = n.table.Apply(e.GetTerm(), &b, n.results)
 			}
 		}
 		n.applied.Store(e.GetIndex())
 	}
-	n.appliedT.Store(time.Now().UnixNano())
+	n.appliedT.Store(int64(time.Since(n.start)))
+	for _, r := range n.results {
+		n.pending.resolve(r.ID, r.Value)
+	}
 	n.notifyApplied()
 }
 

@@ -72,3 +72,34 @@ func BenchmarkPipelinedLockUnlock(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLockWaitUnlock is BenchmarkLockUnlock's fsync=false with LOCK ...
+// WAIT on free names: each LOCK is granted at once, and pays for the watch
+// of its connection (a goroutine, a read-ahead buffer, three deadlines).
+func BenchmarkLockWaitUnlock(b *testing.B) {
+	srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
+	rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	var workers atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprintf("owner-%d", workers.Add(1))
+		for i := 0; pb.Next(); i++ {
+			name := fmt.Sprintf("%s-lock-%d", owner, i%64)
+			tok, err := rdb.Do(ctx, "LOCK", name, owner, "PX", 30000, "WAIT", 1000).Int64()
+			if err != nil || tok <= 0 {
+				b.Errorf("LOCK %s ... WAIT: %d, %v", name, tok, err)
+				return
+			}
+			if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
+				b.Errorf("UNLOCK %s: %d, %v", name, n, err)
+				return
+			}
+		}
+	})
+}

@@ -38,6 +38,10 @@ type Config struct {
 	// WriteTimeout bounds each write of replies (default 30s): a client that
 	// sends commands but never reads its replies is disconnected.
 	WriteTimeout time.Duration
+	// IdleTimeout, when positive, disconnects a client that sends nothing for
+	// that long while the node waits for its next command (Redis's timeout;
+	// default 0, never). A client blocked in LOCK ... WAIT is not idle.
+	IdleTimeout time.Duration
 	// ReadTimeout bounds how long OWNER, LOCKINFO and DBSIZE wait for the
 	// local replica to apply what is known to be committed (default 1s);
 	// past it they answer -TRYAGAIN.
@@ -102,6 +106,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("max ttl %v: too small", c.MaxTTL)
 	case c.MaxClients < 1:
 		return errors.New("max clients must be positive")
+	case c.IdleTimeout < 0:
+		return errors.New("idle timeout must not be negative")
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
 	}

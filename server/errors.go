@@ -6,6 +6,8 @@ import (
 	"strings"
 )
 
+//lint:file-ignore ST1005 the texts Redis has are Redis's, word for word, final periods included
+
 // Errors a command can answer with. Each maps to its RESP text in respError.
 var (
 	errSyntax        = errors.New("ERR syntax error")
@@ -23,6 +25,7 @@ var (
 	errClientName    = errors.New("ERR Client names cannot contain spaces, newlines or special characters.")
 	errInvalidWait   = errors.New("ERR invalid wait time in 'lock' command")
 	errShuttingDown  = errors.New("TRYAGAIN node shutting down; retry on another node")
+	errClosedUnknown = errors.New("TRYAGAIN node shutting down; outcome unknown")
 	errMaxClients    = errors.New("ERR max number of clients reached")
 	errTryNoLeader   = errors.New("TRYAGAIN no leader; retry later")
 	errTryTimeout    = errors.New("TRYAGAIN request timed out; outcome unknown")

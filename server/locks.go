@@ -13,7 +13,9 @@ import (
 
 // cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]. With WAIT, a lock held
 // by someone else is waited for, first come first served across the cluster,
-// for up to ms; the connection's later commands wait behind it.
+// for up to ms; the connection's later commands wait behind it. A client
+// that hangs up meanwhile has its request withdrawn through the log at once
+// (see whileWatched).
 func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
 	cmd, err := s.lockArgs(args)
 	if err != nil {
@@ -21,10 +23,10 @@ func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
 		return
 	}
 	var v int64
-	if cmd.Op == lock.OpLockWait {
-		v, err = s.node.ExecuteWait(context.Background(), cmd)
-	} else {
+	if cmd.Op != lock.OpLockWait {
 		v, err = s.node.Execute(context.Background(), cmd)
+	} else if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
+		return // no one to answer
 	}
 	answerLock(r, v, err)
 }

@@ -19,6 +19,8 @@ func respError(err error) string {
 		return errTryTimeout.Error()
 	case errors.Is(err, replication.ErrClosed):
 		return errShuttingDown.Error()
+	case errors.Is(err, replication.ErrClosedUnknown):
+		return errClosedUnknown.Error()
 	}
 	s := err.Error()
 	if i := strings.IndexAny(s, " "); i > 0 && s[:i] == strings.ToUpper(s[:i]) {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/replication"
-	"github.com/lockd/lockd/respguard"
 	"github.com/tidwall/redcon"
 )
 
@@ -37,11 +36,12 @@ type Server struct {
 type client struct {
 	id      uint64
 	conn    redcon.Conn
+	nc      *clientConn // conn's net.Conn
 	addr    string
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
-	quit    bool // QUIT ran: the rest of its pipeline is ignored (own goroutine only)
+	quit    bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
 
 	resp3 atomic.Bool
 	last  atomic.Pointer[commandSpec] // the last command run
@@ -62,7 +62,7 @@ func New(c Config) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node.ID),
-		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout},
+		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout, idleTimeout: cfg.IdleTimeout},
 		started: time.Now(),
 		clients: make(map[uint64]*client),
 		served:  make(chan struct{}),
@@ -112,7 +112,7 @@ func (s *Server) allReading() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, c := range s.clients {
-		if cc, ok := c.conn.NetConn().(*clientConn); ok && !cc.reading.Load() {
+		if !c.nc.reading.Load() {
 			return false
 		}
 	}
@@ -130,6 +130,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	c := &client{
 		id:      s.nextID.Add(1),
 		conn:    conn,
+		nc:      conn.NetConn().(*clientConn), // s.ln accepted it
 		addr:    conn.RemoteAddr(),
 		laddr:   conn.NetConn().LocalAddr().String(),
 		authed:  s.cfg.Password == "",
@@ -202,39 +203,4 @@ func (s *Server) admit(c *client, r reply, cmd redcon.Command) *commandSpec {
 		return nil
 	}
 	return spec
-}
-
-// listener wraps accepted connections with the wire guard and a deadline on
-// every write.
-type listener struct {
-	net.Listener
-	limits       respguard.Limits
-	writeTimeout time.Duration
-}
-
-func (l listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return &clientConn{Conn: respguard.Wrap(c, l.limits), timeout: l.writeTimeout}, nil
-}
-
-// clientConn fails a write that cannot complete within timeout, and tells
-// whether its reader is blocked waiting for input.
-type clientConn struct {
-	net.Conn
-	timeout time.Duration
-	reading atomic.Bool
-}
-
-func (c *clientConn) Read(b []byte) (int, error) {
-	c.reading.Store(true)
-	defer c.reading.Store(false)
-	return c.Conn.Read(b)
-}
-
-func (c *clientConn) Write(b []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
-	return c.Conn.Write(b)
 }

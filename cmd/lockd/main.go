@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	_ "net/http/pprof"
@@ -52,6 +53,7 @@ type options struct {
 	maxOwnerLen    int
 	maxTTL         time.Duration
 	maxClients     int
+	timeout        int
 	logLevel       string
 	debugListen    string
 }
@@ -77,6 +79,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxOwnerLen, "max-owner-len", 256, "longest owner, in bytes")
 	fs.DurationVar(&o.maxTTL, "max-ttl", 7*24*time.Hour, "longest lease a client may ask for")
 	fs.IntVar(&o.maxClients, "max-clients", 10000, "most client connections at once")
+	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
@@ -95,6 +98,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--listen %s: give --cluster-listen", o.listen)
 		}
 		o.clusterListen = net.JoinHostPort(host, strconv.Itoa(p+1000))
+	}
+	if o.timeout < 0 || int64(o.timeout) > math.MaxInt64/int64(time.Second) {
+		return nil, fmt.Errorf("--timeout %d: want 0 (never) or a number of seconds", o.timeout)
 	}
 	if o.fsync != "always" && o.fsync != "never" {
 		return nil, fmt.Errorf("--fsync %q: want always or never", o.fsync)
@@ -201,6 +207,7 @@ func run(args []string, stderr io.Writer) int {
 		MaxOwnerLen: o.maxOwnerLen,
 		MaxTTL:      o.maxTTL,
 		MaxClients:  o.maxClients,
+		IdleTimeout: time.Duration(o.timeout) * time.Second,
 		Version:     version,
 		Logger:      log,
 	})
