@@ -67,6 +67,7 @@ func leaderless(t testing.TB, timeout time.Duration) *server.Server {
 	return newNode(t, func(c *server.Config) {
 		c.Node.Listener = cl
 		c.Node.Peers = map[uint64]string{1: cl.Addr().String(), 2: deadAddr}
+		c.Node.Secret = "0123456789abcdef-test"
 		c.Node.RequestTimeout = timeout
 	})
 }
