@@ -288,6 +288,7 @@ fi
 # --- 5. three-node lockd cluster --------------------------------------------
 if want lockd; then
 	peers="1=127.0.0.1:${P_CLUSTER[0]},2=127.0.0.1:${P_CLUSTER[1]},3=127.0.0.1:${P_CLUSTER[2]}"
+	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/lockd-secret")
 	lpids=()
 	for i in 0 1 2; do
 		id=$((i + 1))
@@ -295,7 +296,7 @@ if want lockd; then
 		# shellcheck disable=SC2086 # LOCKD_EXTRA_ARGS is a list of flags
 		"$TMP/bin/lockd" --id "$id" --listen "127.0.0.1:${P_LOCKD[i]}" \
 			--cluster-listen "127.0.0.1:${P_CLUSTER[i]}" --peers "$peers" \
-			--data-dir "$TMP/lockd/$id" ${LOCKD_EXTRA_ARGS:-} \
+			--cluster-secret-file "$TMP/lockd-secret" --data-dir "$TMP/lockd/$id" ${LOCKD_EXTRA_ARGS:-} \
 			>"$TMP/logs/lockd-$id.log" 2>&1 &
 		PIDS+=($!)
 		LIVE+=($!)
