@@ -78,13 +78,6 @@ func checkNumber(L *lua.LState, n int, fname string) float64 {
 	return f
 }
 
-func optNumber(L *lua.LState, n int, fname string, def float64) float64 {
-	if L.Get(n) == lua.LNil {
-		return def
-	}
-	return checkNumber(L, n, fname)
-}
-
 // checkInt is checkNumber truncated toward zero, saturated to the int64
 // range (NaN is 0).
 func checkInt(L *lua.LState, n int, fname string) int64 {

@@ -3,8 +3,8 @@ package script
 import (
 	"testing"
 
-	lua "github.com/yuin/gopher-lua"
 	"github.com/lockd/lockd/resp"
+	lua "github.com/yuin/gopher-lua"
 )
 
 // releaseScript is redis-py's Lock release script (redis/lock.py 4.3.4).

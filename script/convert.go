@@ -159,9 +159,27 @@ func isErrorTable(v lua.LValue) bool {
 }
 
 // formatArgument converts a number passed to redis.call to a string as Redis
-// 7.2 does (fpconv_dtoa: the shortest digits that read back as the same
-// double, in plain notation unless the exponent is far from them).
+// 7.2 does since 7.2.5 (#13115): an integer in full, any other number in the
+// shortest digits that read back as the same double (fpconv_dtoa), in plain
+// notation unless the exponent is far from them.
 func formatArgument(f float64) string {
+	if n, ok := wholeNumber(f); ok {
+		return strconv.FormatInt(n, 10)
+	}
+	return shortestDouble(f)
+}
+
+// wholeNumber is Redis's double2ll: f as an integer if it is one and well
+// within the int64 range.
+func wholeNumber(f float64) (int64, bool) {
+	if f < -math.MaxInt64/2 || f > math.MaxInt64/2 || f != math.Trunc(f) {
+		return 0, false
+	}
+	return int64(f), true
+}
+
+// shortestDouble is Redis's fpconv_dtoa.
+func shortestDouble(f float64) string {
 	var b []byte
 	if math.Signbit(f) {
 		b = append(b, '-')
@@ -218,19 +236,8 @@ func formatArgument(f float64) string {
 // formatDouble is Redis's d2string, with which a {double=...} reply becomes
 // a RESP2 bulk string.
 func formatDouble(f float64) string {
-	switch {
-	case math.IsNaN(f):
-		return "nan"
-	case math.IsInf(f, 1):
-		return "inf"
-	case math.IsInf(f, -1):
-		return "-inf"
-	case f == 0 && math.Signbit(f):
+	if f == 0 && math.Signbit(f) {
 		return "-0"
-	case f == 0:
-		return "0"
-	case f >= -math.MaxInt64/2 && f <= math.MaxInt64/2 && f == math.Trunc(f):
-		return strconv.FormatInt(int64(f), 10)
 	}
 	return formatArgument(f)
 }
