@@ -57,14 +57,24 @@
 // can grow past HeapBytes by what one instruction allocates. Every
 // instruction that builds a string is made to join at most two (a .. b .. c
 // compiles to two joins, not one of three), so a doubling loop (s = s .. s)
-// stops at most one doubling past the limit: with HeapBytes 32 MiB,
-// TestHeapBudget measures it stopping about 64 MiB above where it started;
-// with the default 256 MiB, about 512 MiB. One assignment can grow a table's
-// array part by at most 4 Mi slots (64 MiB): lua.MaxArrayIndex is lowered for
-// the process. The heap measured is the process's (runtime/metrics
+// stops at most about one doubling past the limit: with HeapBytes 32 MiB,
+// TestBudgets measured it stopping 56 MiB above where the heap started (a
+// chain of 16 copies: 46 MiB, against 273 MiB when joined at once); with the
+// default 256 MiB, TestHeapOvershoot measured 447 MiB. One assignment can
+// grow a table's array part by at most 4 Mi slots (64 MiB): lua.MaxArrayIndex
+// is lowered for the process (t[2^25] = 1 grew the heap by 1.4 GiB before).
+// The heap measured is the process's (runtime/metrics
 // /memory/classes/heap/objects:bytes), garbage included, so a script that
 // churns garbage faster than the collector frees it, or other goroutines
 // allocating meanwhile, count against it.
+//
+// Not bounded by the instruction budget, only by the time budget: an error
+// caught by pcall costs time in proportion to the depth of the call stack
+// (gopher-lua formats a traceback for each). Not bounded by any budget, only
+// by the size of the script: gopher-lua's parser allocates up to a few
+// hundred bytes per byte of a pathologically nested body (a 200 KiB body of
+// "((((" about 64 MiB), before the depth check can refuse it; lockd's wire
+// limit (respguard, 1 MiB per command) bounds the body.
 //
 // # Conversions and errors
 //
@@ -99,7 +109,8 @@
 //     uses "%.14g" (1e15 is "1e+15"), as tostring, string.format, table.concat
 //     and the string functions do here too. A chain a .. b .. c joins left to
 //     right, which only shows with __concat metamethods.
-//   - Lua function calls nest at most 1000 deep (Lua: about 16000); a pattern
+//   - Lua function calls nest at most 1000 deep (Lua 5.1: 20000, and 200
+//     levels of C calls); a pattern
 //     match recurses at most 200 deep (Lua 5.1: unbounded); string.rep and
 //     string.format count in 64 bits (Lua casts string.rep's count to a C int,
 //     so string.rep('x', 2^31) is "" there and "resulting string too large"

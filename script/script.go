@@ -29,8 +29,8 @@ type Caller interface {
 type Limits struct {
 	// Instructions bounds the work of a run: one unit per Lua VM instruction,
 	// per step of the pattern matcher (string.find, match, gmatch, gsub) and
-	// per value converted between Lua and RESP. Default 10,000,000: about a
-	// second of the slowest work on a small machine, and five orders of
+	// per value converted between Lua and RESP. Default 10,000,000: about
+	// 0.2 s of a tight loop on the development machine, and five orders of
 	// magnitude more than any lock library's script needs (a release takes
 	// about 20).
 	Instructions int64
@@ -43,11 +43,11 @@ type Limits struct {
 	// the package doc for how far past it a run can get). Default 256 MiB.
 	HeapBytes int64
 	// MaxString bounds the length of a string that a library function
-	// (string.rep, string.format, table.concat, string.gsub, ...) builds, and
-	// of the arguments redis.call passes on. Default 16 MiB: 32 times the
-	// longest bulk string lockd accepts on the wire (respguard's 512 KiB),
-	// and a sixteenth of HeapBytes, so one call cannot overshoot the heap
-	// budget by much. Concatenation with .. is bounded only by HeapBytes.
+	// (string.rep, string.format, table.concat, string.gsub, ...) builds.
+	// Default 16 MiB: 32 times the longest bulk string lockd accepts on the
+	// wire (respguard's 512 KiB), and a sixteenth of HeapBytes, so one call
+	// cannot overshoot the heap budget by much. Concatenation with .. is
+	// bounded only by HeapBytes.
 	MaxString int
 }
 
