@@ -312,32 +312,35 @@ func populated(tb testing.TB) *Table {
 }
 
 // checkInvariants checks what the table keeps beside its locks: the lease
-// set holds exactly one timer per held lock with a lease, the wait set one
-// per queued request, Waiting counts the queued requests, and the
+// heap holds exactly the lease of each held lock that has one, the wait set
+// one record per queued request, Waiting counts the queued requests, and the
 // remembered IDs are exactly the live records of their order.
 func checkInvariants(tb testing.TB, tab *Table) {
 	tb.Helper()
 	leased, queued := 0, 0
 	tab.locks.Scan(func(name string, h *held) bool {
-		if h.deadline != 0 {
+		switch l := h.lease; {
+		case h.deadline == 0 && l != nil:
+			tb.Errorf("%s has no lease but a lease in the heap", name)
+		case h.deadline == 0:
+		case l == nil || l.deadline != h.deadline || l.name != name || l.index < 0 || l.index >= len(tab.leases) || tab.leases[l.index] != l:
+			tb.Errorf("%s has a lease to %d but not that lease in the heap: %+v", name, h.deadline, l)
+		default:
 			leased++
-			if _, ok := tab.leases.Get(timer{at: h.deadline, name: name}); !ok {
-				tb.Errorf("%s has a lease to %d but no lease timer", name, h.deadline)
-			}
 		}
 		for _, w := range h.waiters {
 			queued++
-			if _, ok := tab.waits.Get(timer{at: w.deadline, name: name, id: w.id}); !ok {
-				tb.Errorf("request %d queued for %s until %d has no wait timer", w.id, name, w.deadline)
+			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id}); !ok {
+				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
 			}
 		}
 		return true
 	})
-	if tab.leases.Len() != leased {
-		tb.Errorf("the lease set holds %d timers for %d leased locks", tab.leases.Len(), leased)
+	if len(tab.leases) != leased {
+		tb.Errorf("the lease heap holds %d leases for %d leased locks", len(tab.leases), leased)
 	}
 	if tab.waits.Len() != queued || tab.waiting != queued {
-		tb.Errorf("the wait set holds %d timers and Waiting is %d for %d queued requests", tab.waits.Len(), tab.waiting, queued)
+		tb.Errorf("the wait set holds %d records and Waiting is %d for %d queued requests", tab.waits.Len(), tab.waiting, queued)
 	}
 	live := tab.order[tab.head:]
 	if len(tab.seen) != len(live) {

@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"container/heap"
 	"encoding/binary"
 	"fmt"
 	"maps"
@@ -138,7 +139,7 @@ func (t *Table) Restore(data []byte) error {
 			if w.id == 0 || w.owner == "" || w.ttl < 0 {
 				return ErrCorrupt
 			}
-			if _, twice := n.waits.Set(timer{at: w.deadline, name: name, id: w.id}); twice {
+			if _, twice := n.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); twice {
 				return ErrCorrupt
 			}
 			h.waiters = append(h.waiters, w)
@@ -155,7 +156,8 @@ func (t *Table) Restore(data []byte) error {
 		n.locks.Load(name, h)
 		n.byName[name] = h
 		if h.deadline != 0 {
-			n.leases.Set(timer{at: h.deadline, name: name})
+			h.lease = &lease{deadline: h.deadline, name: name, index: len(n.leases)}
+			n.leases = append(n.leases, h.lease)
 		}
 	}
 	count = d.uvarint()
@@ -184,6 +186,7 @@ func (t *Table) Restore(data []byte) error {
 		return ErrCorrupt
 	}
 	n.seenPeak = len(n.seen)
+	heap.Init(&n.leases)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"container/heap"
 	"math"
 	"slices"
 	"sync"
@@ -31,10 +32,10 @@ type Table struct {
 	// tree would cost a descent of string comparisons.
 	locks  btree.Map[string, *held]
 	byName map[string]*held
-	gen    uint64               // the number of views taken (see held)
-	leases *btree.BTreeG[timer] // one (deadline, name) per held lock with a lease
-	waits  *btree.BTreeG[timer] // one (deadline, name, id) per queued request
-	fence  uint64               // the last token granted
+	gen    uint64                 // the number of views taken (see held)
+	leases leaseHeap              // the lease of each held lock that has one
+	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
+	fence  uint64                 // the last token granted
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
@@ -67,7 +68,8 @@ type Table struct {
 type held struct {
 	owner    string
 	token    uint64
-	deadline int64 // logical ms; 0 = no lease
+	deadline int64  // logical ms; 0 = no lease
+	lease    *lease // its entry in Table.leases; nil when deadline is 0
 	waiters  []waiter
 	gen      uint64 // Table.gen when it was made
 }
@@ -99,7 +101,7 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), leases: newTimers(), waits: newTimers(), seen: make(map[uint64]remembered)}
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered)}
 }
 
 // Apply applies one batch taken from a raft entry of term entryTerm and
@@ -209,7 +211,7 @@ func (t *Table) own(name string, h *held) *held {
 // already queued there with the same ID and deadline (the same request,
 // delivered again after its ID was forgotten) is not queued twice.
 func (t *Table) enqueue(name string, h *held, w waiter) {
-	if _, again := t.waits.Set(timer{at: w.deadline, name: name, id: w.id}); again {
+	if _, again := t.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); again {
 		return
 	}
 	h = t.own(name, h)
@@ -220,8 +222,8 @@ func (t *Table) enqueue(name string, h *held, w waiter) {
 // release ends h's hold on name and hands the lock to the first waiter
 // whose wait has not run out.
 func (t *Table) release(name string, h *held) {
-	if h.deadline != 0 {
-		t.leases.Delete(timer{at: h.deadline, name: name})
+	if h.lease != nil {
+		heap.Remove(&t.leases, h.lease.index)
 	}
 	for queue := h.waiters; len(queue) > 0; {
 		w := queue[0]
@@ -261,7 +263,7 @@ func (t *Table) dropWaiter(name string, h *held, i int) {
 
 // unqueue forgets the wait of w, which has left the queue of name.
 func (t *Table) unqueue(name string, w waiter) {
-	t.waits.Delete(timer{at: w.deadline, name: name, id: w.id})
+	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
 	t.waiting--
 }
 
@@ -276,25 +278,6 @@ func (t *Table) answer(id uint64, v int64) {
 		t.answered[id] = v
 	}
 	t.out = append(t.out, Result{ID: id, Value: v})
-}
-
-// setLease gives the held lock name, h, a lease of ttl ms from now, or none
-// when ttl is 0, and moves its timer in t.leases.
-func (t *Table) setLease(name string, h *held, ttl int64) {
-	deadline := int64(0)
-	if ttl > 0 {
-		deadline = addSat(t.now, uint64(ttl))
-	}
-	if deadline == h.deadline {
-		return
-	}
-	if h.deadline != 0 {
-		t.leases.Delete(timer{at: h.deadline, name: name})
-	}
-	if deadline != 0 {
-		t.leases.Set(timer{at: deadline, name: name})
-	}
-	t.own(name, h).deadline = deadline
 }
 
 // Get returns the holder of name.

@@ -813,7 +813,7 @@ func TestClockNeverGoesBack(t *testing.T) {
 	}
 }
 
-func TestLeaseSetStaysSmallUnderLockUnlock(t *testing.T) {
+func TestLeaseHeapStaysSmallUnderLockUnlock(t *testing.T) {
 	tab := NewTable()
 	stamp := int64(0)
 	for i := range 10_000 {
@@ -827,8 +827,8 @@ func TestLeaseSetStaysSmallUnderLockUnlock(t *testing.T) {
 			run(t, tab, at(1, stamp, lockCmd(0, "kept", "o", 30_000)))
 		}
 	}
-	if tab.leases.Len() != 1 {
-		t.Fatalf("after 10,000 leased grants and releases the lease set holds %d timers; want 1 (the lock still held)", tab.leases.Len())
+	if len(tab.leases) != 1 {
+		t.Fatalf("after 10,000 leased grants and releases the lease heap holds %d leases; want 1 (the lock still held)", len(tab.leases))
 	}
 }
 

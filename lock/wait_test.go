@@ -198,8 +198,8 @@ func TestWaitersAreDeterministic(t *testing.T) {
 }
 
 // TestTimersHoldExactlyTheLeasesAndQueuedRequests applies random logs and
-// checks after every entry that the lease and wait sets hold exactly the
-// leases and queued requests there are: a wait's timer leaves when the wait
+// checks after every entry that the lease heap and the wait set hold
+// exactly the leases and queued requests there are: a wait's record leaves when the wait
 // ends, whether it was granted, cancelled, ran out or its lock was released
 // after it ran out.
 func TestTimersHoldExactlyTheLeasesAndQueuedRequests(t *testing.T) {
@@ -221,7 +221,7 @@ func TestTimersHoldExactlyTheLeasesAndQueuedRequests(t *testing.T) {
 					if t.Failed() {
 						t.Fatalf("after entry %d %v", i, e)
 					}
-					mostLeased, mostQueued = max(mostLeased, tab.leases.Len()), max(mostQueued, tab.Waiting())
+					mostLeased, mostQueued = max(mostLeased, len(tab.leases)), max(mostQueued, tab.Waiting())
 				}
 				if mostLeased == 0 || (l.name == "queued requests" && mostQueued == 0) {
 					t.Errorf("at most %d leases and %d queued requests: the test tests little", mostLeased, mostQueued)
@@ -268,7 +268,7 @@ func TestEndedWaitsLeaveNothingBehind(t *testing.T) {
 		t.Errorf("NextDeadline() = %d, true after every wait ended", d)
 	}
 	if tab.Waiting() != 0 || tab.waits.Len() != 0 {
-		t.Errorf("after every wait ended: Waiting() = %d, the wait set holds %d timers", tab.Waiting(), tab.waits.Len())
+		t.Errorf("after every wait ended: Waiting() = %d, the wait set holds %d records", tab.Waiting(), tab.waits.Len())
 	}
 }
 
