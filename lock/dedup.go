@@ -15,10 +15,10 @@ import (
 const DedupWindow = 30_000
 
 // MaxDedup bounds the number of remembered request IDs, and so their memory
-// (about 60 bytes each); past it the oldest are forgotten first, whatever
-// their age. Under more than MaxDedup IDs per DedupWindow (about 70,000 a
-// second) the window is therefore shorter than 30 s, and a copy of a request
-// that arrives later than that acts again.
+// (60 to 90 bytes each, as the map fills); past it the oldest are forgotten
+// first, whatever their age. Under more than MaxDedup IDs per DedupWindow
+// (about 70,000 a second) the window is therefore shorter than 30 s, and a
+// copy of a request that arrives later than that acts again.
 const MaxDedup = 1 << 21
 
 // remembered is what the table keeps for a request ID: its result (the
