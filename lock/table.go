@@ -92,8 +92,8 @@ type Info struct {
 
 // Result is the outcome of one command with a non-zero ID.
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
-// someone else. For OpUnlock and OpRenew it is 1 or 0. Queued and Conflict
-// are results of any command.
+// someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
+// also get Queued, and any command Conflict.
 type Result struct {
 	ID    uint64
 	Value int64
