@@ -29,6 +29,12 @@ const (
 // Queued is the result of an OpLockWait that joined a queue.
 const Queued = -1
 
+// Conflict is the result of a command whose request ID was already used,
+// within DedupWindow, by a different command (one of another fingerprint:
+// its encoding without the ID differs). Nothing was done, and the ID keeps
+// the first command's result.
+const Conflict = -2
+
 func (o Op) String() string {
 	switch o {
 	case OpLock:
@@ -50,7 +56,8 @@ func (o Op) String() string {
 // Command is one client request as it travels through the log.
 //
 // ID identifies the request cluster-wide; the table remembers the results of
-// recent IDs, so a command delivered twice acts once. ID 0 means "no
+// recent IDs, so a command delivered twice acts once (and another command
+// with a remembered ID gets Conflict). ID 0 means "no
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait only) is how long to stay queued, in ms; Target
 // (OpCancel only) is the ID of the queued request to cancel.
@@ -204,6 +211,16 @@ func (d *decoder) varint() int64 {
 		return 0
 	}
 	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uint32() uint32 {
+	if d.err != nil || len(d.b) < 4 {
+		d.err = ErrCorrupt
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(d.b)
+	d.b = d.b[4:]
 	return v
 }
 

@@ -7,9 +7,10 @@
 // own logical clock (see Table). Two tables that apply the same batches hold
 // byte-identical snapshots.
 //
-// Concurrency: Apply and Restore take the table's write lock; the read methods
-// (Get, Len, Clock, NextDeadline, Snapshot, View) take its read lock. Any
-// goroutine may call them; lockd calls Apply only from the goroutine that owns
-// the raft node. A SnapshotView's Encode reads nothing the table still writes,
-// so it may run while the table applies.
+// Concurrency: Apply, Restore and View take the table's write lock (View for
+// a moment whatever the number of locks: it shares the lock tree, which is
+// copied on write); the read methods (Get, Len, Waiting, Clock, NextDeadline)
+// take its read lock. Any goroutine may call them; lockd calls Apply only
+// from the goroutine that owns the raft node. A SnapshotView's Encode reads
+// nothing the table still writes, so it may run while the table applies.
 package lock

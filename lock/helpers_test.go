@@ -109,7 +109,8 @@ type entry struct {
 // randomLog returns n entries drawn from r: several terms (with stale and
 // mismatched batches among them), stamps that jump forwards, step backwards
 // and restart on each new term, LOCK/UNLOCK/RENEW/TICK over a few names and
-// owners, and IDs that are zero, fresh or repeated.
+// owners, and IDs that are zero, fresh, repeated with their command (a
+// request delivered again) or reused by another command.
 func randomLog(r *rand.Rand, n int) []entry {
 	names := []string{"a", "b", "c", "d"}
 	owners := []string{"x", "y", "z"}
@@ -118,7 +119,7 @@ func randomLog(r *rand.Rand, n int) []entry {
 		term   uint64 = 1
 		stamp         = r.Int64N(1 << 40)
 		nextID uint64 = 1
-		recent []uint64
+		recent []Command
 	)
 	for range n {
 		switch p := r.IntN(100); {
@@ -161,11 +162,16 @@ func randomLog(r *rand.Rand, n int) []entry {
 			case p < 15:
 				c.ID = 0
 			case p < 40 && len(recent) > 0:
-				c.ID = recent[r.IntN(len(recent))]
+				earlier := recent[r.IntN(len(recent))]
+				if r.IntN(4) != 0 {
+					c = earlier
+				} else {
+					c.ID = earlier.ID
+				}
 			default:
 				c.ID = nextID
 				nextID++
-				recent = append(recent, c.ID)
+				recent = append(recent, c)
 				if len(recent) > 50 {
 					recent = recent[1:]
 				}
@@ -178,18 +184,25 @@ func randomLog(r *rand.Rand, n int) []entry {
 }
 
 // model is a deliberately naive reference implementation of the table's
-// contract: no heap, no compaction, every lease checked on every batch.
+// contract: no ordered sets, no compaction, every lease checked on every
+// batch, whole commands compared instead of fingerprints.
 type model struct {
 	term  uint64
 	stamp int64
 	now   int64
 	fence uint64
 	locks map[string]Info
-	seen  map[uint64][2]int64 // id -> {at, value}
+	seen  map[uint64]modelSeen
+}
+
+// modelSeen is what the model remembers of a request ID.
+type modelSeen struct {
+	at, value int64
+	cmd       Command // with ID 0
 }
 
 func newModel() *model {
-	return &model{locks: map[string]Info{}, seen: map[uint64][2]int64{}}
+	return &model{locks: map[string]Info{}, seen: map[uint64]modelSeen{}}
 }
 
 func (m *model) apply(entryTerm uint64, b *Batch) []Result {
@@ -210,19 +223,25 @@ func (m *model) apply(entryTerm uint64, b *Batch) []Result {
 		}
 	}
 	for id, s := range m.seen {
-		if m.now-s[0] > DedupWindow {
+		if m.now-s.at > DedupWindow {
 			delete(m.seen, id)
 		}
 	}
 	var out []Result
 	for _, c := range b.Cmds {
+		anon := c
+		anon.ID = 0
 		if s, ok := m.seen[c.ID]; ok && c.ID != 0 {
-			out = append(out, Result{ID: c.ID, Value: s[1]})
+			v := s.value
+			if anon != s.cmd {
+				v = Conflict
+			}
+			out = append(out, Result{ID: c.ID, Value: v})
 			continue
 		}
 		v := m.exec(c)
 		if c.ID != 0 {
-			m.seen[c.ID] = [2]int64{m.now, v}
+			m.seen[c.ID] = modelSeen{at: m.now, value: v, cmd: anon}
 			out = append(out, Result{ID: c.ID, Value: v})
 		}
 	}
@@ -290,6 +309,53 @@ func populated(tb testing.TB) *Table {
 		tb.Fatal("populated table holds no lock")
 	}
 	return tab
+}
+
+// checkInvariants checks what the table keeps beside its locks: the lease
+// heap holds exactly the lease of each held lock that has one, the wait set
+// one record per queued request, Waiting counts the queued requests, and the
+// remembered IDs are exactly the live records of their order.
+func checkInvariants(tb testing.TB, tab *Table) {
+	tb.Helper()
+	leased, queued := 0, 0
+	tab.locks.Scan(func(name string, h *held) bool {
+		switch l := h.lease; {
+		case h.deadline == 0 && l != nil:
+			tb.Errorf("%s has no lease but a lease in the heap", name)
+		case h.deadline == 0:
+		case l == nil || l.deadline != h.deadline || l.name != name || l.index < 0 || l.index >= len(tab.leases) || tab.leases[l.index] != l:
+			tb.Errorf("%s has a lease to %d but not that lease in the heap: %+v", name, h.deadline, l)
+		default:
+			leased++
+		}
+		for _, w := range h.waiters {
+			queued++
+			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id}); !ok {
+				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
+			}
+		}
+		return true
+	})
+	if len(tab.leases) != leased {
+		tb.Errorf("the lease heap holds %d leases for %d leased locks", len(tab.leases), leased)
+	}
+	if tab.waits.Len() != queued || tab.waiting != queued {
+		tb.Errorf("the wait set holds %d records and Waiting is %d for %d queued requests", tab.waits.Len(), tab.waiting, queued)
+	}
+	live := tab.order[tab.head:]
+	if len(tab.seen) != len(live) {
+		tb.Errorf("%d remembered IDs for %d live records", len(tab.seen), len(live))
+	}
+	for _, r := range live {
+		if _, ok := tab.seen[r.id]; !ok {
+			tb.Errorf("live record of ID %d is not remembered", r.id)
+		}
+	}
+	for id := range tab.answered {
+		if _, ok := tab.seen[id]; !ok {
+			tb.Errorf("answered ID %d is not remembered", id)
+		}
+	}
 }
 
 func (e entry) String() string {

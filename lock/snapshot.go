@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"slices"
+
+	"github.com/tidwall/btree"
 )
 
-// snapshotVersion is the first byte of every snapshot.
-const snapshotVersion = 1
+// snapshotVersion is the first byte of every snapshot. Version 2 added the
+// fingerprints of remembered request IDs; Restore refuses any other.
+const snapshotVersion = 2
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
 // sorted by name, remembered request IDs in the order they were applied. Two
@@ -19,36 +21,56 @@ const snapshotVersion = 1
 func (t *Table) Snapshot() []byte { return t.View().Encode() }
 
 // SnapshotView is a table's state at one moment, which Encode turns into a
-// snapshot on any goroutine while the table goes on applying. View does the
-// part that grows with the number of locks; Encode the part that grows with
-// the remembered request IDs (up to MaxDedup, usually far more than locks).
+// snapshot.
+//
+// Concurrency: Encode may run on any goroutine, while the table goes on
+// applying and while other goroutines encode the same view: it reads only
+// what the table no longer writes. View takes a moment whatever the number
+// of locks and remembered IDs: it shares the lock tree (copied on write)
+// and the array of remembered IDs, and copies only the later results of
+// queued requests. Encode does the work that grows with the locks and the
+// remembered IDs.
 type SnapshotView struct {
-	prefix   []byte           // version, clock, fence and locks, encoded
-	seen     []seenRec        // live remembered IDs; their array is not written again
-	answered map[uint64]int64 // later results of some of them
+	term     uint64
+	stamp    int64
+	now      int64
+	fence    uint64
+	locks    *btree.Map[string, *held] // the table's tree when taken; its helds are never changed again
+	seen     []seenRec                 // live remembered IDs; their array is not written again
+	answered map[uint64]int64          // later results of some of them
 }
 
-// View captures the table's state for Encode.
+// View captures the table's state for Encode. It takes the write lock:
+// copying the lock tree marks the table's own tree, and the locks held now,
+// as shared.
 func (t *Table) View() *SnapshotView {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	names := make([]string, 0, len(t.locks))
-	for n := range t.locks {
-		names = append(names, n)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.shared = true
+	t.gen++ // the locks held now are the view's too
+	return &SnapshotView{
+		term:     t.term,
+		stamp:    t.stamp,
+		now:      t.now,
+		fence:    t.fence,
+		locks:    t.locks.Copy(),
+		seen:     t.order[t.head:len(t.order):len(t.order)],
+		answered: maps.Clone(t.answered),
 	}
-	slices.Sort(names)
+}
 
-	b := make([]byte, 0, 64+len(names)*48)
+// Encode returns the snapshot of the state View captured.
+func (v *SnapshotView) Encode() []byte {
+	b := make([]byte, 0, 64+v.locks.Len()*48+len(v.seen)*24)
 	b = append(b, snapshotVersion)
-	b = binary.AppendUvarint(b, t.term)
-	b = binary.AppendVarint(b, t.stamp)
-	b = binary.AppendVarint(b, t.now)
-	b = binary.AppendUvarint(b, t.fence)
-	b = binary.AppendUvarint(b, uint64(len(names)))
-	for _, n := range names {
-		h := t.locks[n]
-		b = binary.AppendUvarint(b, uint64(len(n)))
-		b = append(b, n...)
+	b = binary.AppendUvarint(b, v.term)
+	b = binary.AppendVarint(b, v.stamp)
+	b = binary.AppendVarint(b, v.now)
+	b = binary.AppendUvarint(b, v.fence)
+	b = binary.AppendUvarint(b, uint64(v.locks.Len()))
+	v.locks.Scan(func(name string, h *held) bool {
+		b = binary.AppendUvarint(b, uint64(len(name)))
+		b = append(b, name...)
 		b = binary.AppendUvarint(b, uint64(len(h.owner)))
 		b = append(b, h.owner...)
 		b = binary.AppendUvarint(b, h.token)
@@ -61,16 +83,8 @@ func (t *Table) View() *SnapshotView {
 			b = binary.AppendVarint(b, w.ttl)
 			b = binary.AppendVarint(b, w.deadline)
 		}
-	}
-	live := t.order[t.head:len(t.order):len(t.order)]
-	t.shared.Store(true)
-	return &SnapshotView{prefix: b, seen: live, answered: maps.Clone(t.answered)}
-}
-
-// Encode returns the snapshot of the state View captured.
-func (v *SnapshotView) Encode() []byte {
-	b := make([]byte, 0, len(v.prefix)+binary.MaxVarintLen64+len(v.seen)*20)
-	b = append(b, v.prefix...)
+		return true
+	})
 	b = binary.AppendUvarint(b, uint64(len(v.seen)))
 	for _, r := range v.seen {
 		val := r.v
@@ -82,6 +96,7 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendUvarint(b, r.id)
 		b = binary.AppendVarint(b, r.at)
 		b = binary.AppendVarint(b, val)
+		b = binary.LittleEndian.AppendUint32(b, r.fp)
 	}
 	return b
 }
@@ -91,7 +106,7 @@ func (v *SnapshotView) Encode() []byte {
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
 	if v := d.byte(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("%w: snapshot version %d", ErrCorrupt, v)
+		return fmt.Errorf("%w: snapshot version %d (this build reads version %d)", ErrCorrupt, v, snapshotVersion)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -108,47 +123,60 @@ func (t *Table) Restore(data []byte) error {
 	if d.err == nil && count > uint64(len(d.b))/4 {
 		return ErrCorrupt
 	}
+	prev := ""
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		name := d.string()
-		h := &held{name: name, owner: d.string(), token: d.uvarint(), deadline: d.varint(), index: -1}
+		h := &held{owner: d.string(), token: d.uvarint(), deadline: d.varint()}
 		nw := d.uvarint()
 		if d.err == nil && nw > uint64(len(d.b))/4 {
 			return ErrCorrupt
 		}
 		for j := uint64(0); j < nw && d.err == nil; j++ {
 			w := waiter{id: d.uvarint(), owner: d.string(), ttl: d.varint(), deadline: d.varint()}
-			if d.err == nil && (w.id == 0 || w.owner == "" || w.ttl < 0) {
+			if d.err != nil {
+				break
+			}
+			if w.id == 0 || w.owner == "" || w.ttl < 0 {
+				return ErrCorrupt
+			}
+			if _, twice := n.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); twice {
 				return ErrCorrupt
 			}
 			h.waiters = append(h.waiters, w)
 			n.waiting++
-			n.waits = append(n.waits, waitRec{deadline: w.deadline, name: name, waiter: w.id})
 		}
 		if d.err != nil {
 			break
 		}
-		if name == "" || h.owner == "" || h.token == 0 || h.token > n.fence || n.locks[name] != nil {
+		// Names are strictly ascending, so none is empty or repeated.
+		if name <= prev || h.owner == "" || h.token == 0 || h.token > n.fence {
 			return ErrCorrupt
 		}
-		n.locks[name] = h
+		prev = name
+		n.locks.Load(name, h)
+		n.byName[name] = h
 		if h.deadline != 0 {
-			h.index = len(n.leases)
-			n.leases = append(n.leases, h)
+			h.lease = &lease{deadline: h.deadline, name: name, index: len(n.leases)}
+			n.leases = append(n.leases, h.lease)
 		}
 	}
 	count = d.uvarint()
-	if d.err == nil && count > uint64(len(d.b))/3 {
+	if d.err == nil && count > uint64(len(d.b))/7 {
 		return ErrCorrupt
 	}
+	if d.err == nil {
+		n.seen = make(map[uint64]remembered, count)
+		n.order = make([]seenRec, 0, count)
+	}
 	for i := uint64(0); i < count && d.err == nil; i++ {
-		r := seenRec{id: d.uvarint(), at: d.varint(), v: d.varint()}
+		r := seenRec{id: d.uvarint(), at: d.varint(), v: d.varint(), fp: d.uint32()}
 		if d.err != nil {
 			break
 		}
 		if _, dup := n.seen[r.id]; dup || r.id == 0 {
 			return ErrCorrupt
 		}
-		n.seen[r.id] = r.v
+		n.seen[r.id] = remembered{v: r.v, fp: r.fp}
 		n.order = append(n.order, r)
 	}
 	if d.err != nil {
@@ -157,15 +185,15 @@ func (t *Table) Restore(data []byte) error {
 	if len(d.b) != 0 {
 		return ErrCorrupt
 	}
+	n.seenPeak = len(n.seen)
 	heap.Init(&n.leases)
-	heap.Init(&n.waits)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.locks, t.leases, t.waits, t.fence = n.locks, n.leases, n.waits, n.fence
+	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
-	t.seen, t.answered, t.order, t.head = n.seen, nil, n.order, 0
-	t.shared.Store(false) // a view of the old order keeps the old array
+	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0
+	t.shared = false // a view of the old order keeps the old array
 	t.waiting = n.waiting
 	return nil
 }

@@ -5,20 +5,15 @@ import (
 	"math"
 	"slices"
 	"sync"
-	"sync/atomic"
+
+	"github.com/tidwall/btree"
 )
 
-// DedupWindow is how long, in the table's logical milliseconds, the result of a
-// request ID is remembered. A command whose ID was applied within the window
-// returns the first result and changes nothing. Nodes must give up on a
-// request (and stop re-sending it) well within this window.
-const DedupWindow = 60_000
-
-// MaxDedup bounds the number of remembered request IDs; past it the oldest are
-// forgotten first, whatever their age.
-const MaxDedup = 1 << 21
-
 // Table is the replicated lock map.
+//
+// Concurrency: every method may be called from any goroutine. Apply, Restore
+// and View (so Snapshot, for the moment of its View) take the table's write
+// lock; Get, Len, Waiting, Clock and NextDeadline its read lock.
 //
 // Clock: the table keeps a logical time Now in milliseconds. Within one term,
 // Now advances by the difference between successive leader stamps. The first
@@ -30,35 +25,53 @@ const MaxDedup = 1 << 21
 type Table struct {
 	mu sync.RWMutex
 
-	locks  map[string]*held
-	leases leaseHeap // the held locks that have a lease
-	waits  waitHeap  // the ends of queued requests' waits
-	fence  uint64    // the last token granted
+	// The held locks are in two places. locks is ordered by name and copied
+	// on write: View shares it with a SnapshotView in O(1), and the table's
+	// later writes copy the nodes they change instead of changing what the
+	// view reads. byName holds the same pointers for lookups, which in the
+	// tree would cost a descent of string comparisons.
+	locks  btree.Map[string, *held]
+	byName map[string]*held
+	gen    uint64                 // the number of views taken (see held)
+	leases leaseHeap              // the lease of each held lock that has one
+	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
+	fence  uint64                 // the last token granted
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
 	now   int64  // logical time in ms
 
-	seen     map[uint64]int64 // request ID -> result
-	answered map[uint64]int64 // IDs whose result changed after it was remembered
-	order    []seenRec        // IDs in the order they were applied
-	head     int              // order[head:] are live
+	seen     map[uint64]remembered // request ID -> result and fingerprint
+	seenPeak int                   // the most IDs seen has held since it was made
+	answered map[uint64]int64      // IDs whose result changed after it was remembered
+	order    []seenRec             // IDs in the order they were applied
+	head     int                   // order[head:] are live
 	// shared is set while a SnapshotView may read order's array: the next
 	// compaction copies the live records to a new array instead of moving
 	// them down in place.
-	shared atomic.Bool
+	shared bool
 
 	out     []Result // results of queued requests, produced during one Apply
+	scratch []byte   // the encoding of the last command fingerprinted
 	waiting int      // queued requests on all locks
 }
 
+// held is a held lock, in Table.locks and Table.byName under its name.
+//
+// A SnapshotView may share a held: one made before the last View (gen below
+// the table's) is never changed again; the table changes a copy and puts it
+// in its place (see own). Its waiters array may be shared with the copies
+// too, so no element of it is ever written twice: a request joins the queue
+// by an append past the queue's end (which no copy reads), the head of the
+// queue leaves by reslicing, and taking a request out of the middle or the
+// end makes a new slice, or one whose capacity ends at its length.
 type held struct {
-	name     string
 	owner    string
 	token    uint64
-	deadline int64 // logical ms; 0 = no lease
+	deadline int64  // logical ms; 0 = no lease
+	lease    *lease // its entry in Table.leases; nil when deadline is 0
 	waiters  []waiter
-	index    int // position in Table.leases; -1 when not there
+	gen      uint64 // Table.gen when it was made
 }
 
 // waiter is a queued OpLockWait request.
@@ -67,15 +80,6 @@ type waiter struct {
 	owner    string
 	ttl      int64
 	deadline int64 // logical ms when it gives up
-}
-
-// seenRec is one remembered request ID. v is its result when remembered and
-// is never written again, so a SnapshotView can read it while the table
-// applies; a later result (a queued request answered) is in Table.answered.
-type seenRec struct {
-	id uint64
-	at int64
-	v  int64
 }
 
 // Info describes a held lock.
@@ -88,7 +92,8 @@ type Info struct {
 
 // Result is the outcome of one command with a non-zero ID.
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
-// someone else. For OpUnlock and OpRenew it is 1 or 0.
+// someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
+// also get Queued, and any command Conflict.
 type Result struct {
 	ID    uint64
 	Value int64
@@ -96,7 +101,7 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{locks: make(map[string]*held), seen: make(map[uint64]int64)}
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered)}
 }
 
 // Apply applies one batch taken from a raft entry of term entryTerm and
@@ -115,23 +120,23 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 	t.advance(b.Term, b.Stamp)
 	for i := range b.Cmds {
 		c := &b.Cmds[i]
-		if c.ID != 0 {
-			if v, ok := t.seen[c.ID]; ok {
-				dst = append(dst, Result{ID: c.ID, Value: v})
-				continue
-			}
+		if c.ID == 0 {
+			t.exec(c)
+			continue
 		}
-		v := t.exec(c)
-		if c.ID != 0 {
-			t.remember(c.ID, v)
-			dst = append(dst, Result{ID: c.ID, Value: v})
+		fp := t.fingerprint(c)
+		v, ok := t.recall(c.ID, fp)
+		if !ok {
+			v = t.exec(c)
+			t.remember(c.ID, fp, v)
 		}
+		dst = append(dst, Result{ID: c.ID, Value: v})
 	}
 	return append(dst, t.out...)
 }
 
 // advance moves the logical clock to the batch's stamp, expires the leases
-// that ran out and forgets request IDs older than the window.
+// and waits that ran out and forgets request IDs older than the window.
 func (t *Table) advance(term uint64, stamp int64) {
 	if term == t.term {
 		if stamp > t.stamp {
@@ -145,61 +150,15 @@ func (t *Table) advance(term uint64, stamp int64) {
 	t.forget()
 }
 
-// expire ends the leases and waits that ran out by now, in the order of
-// their deadlines.
-func (t *Table) expire() {
-	for {
-		lease := len(t.leases) > 0 && t.leases[0].deadline <= t.now
-		wait := len(t.waits) > 0 && t.waits[0].deadline <= t.now
-		switch {
-		case lease && (!wait || t.leases[0].expiresBefore(&t.waits[0])):
-			h := heap.Pop(&t.leases).(*held)
-			t.release(h.name, h)
-		case wait:
-			w := heap.Pop(&t.waits).(waitRec)
-			if h := t.locks[w.name]; h != nil {
-				t.dropWaiter(h, w.waiter)
-			}
-		default:
-			return
-		}
-	}
-}
-
-// forget drops the remembered request IDs older than the window, and the
-// oldest beyond MaxDedup.
-func (t *Table) forget() {
-	for t.head < len(t.order) && (t.order[t.head].at < t.now-DedupWindow || len(t.order)-t.head > MaxDedup) {
-		id := t.order[t.head].id
-		delete(t.seen, id)
-		if len(t.answered) > 0 {
-			delete(t.answered, id)
-		}
-		t.head++
-	}
-	if t.head > 1024 && t.head*2 > len(t.order) {
-		if t.shared.Swap(false) {
-			t.order = slices.Clone(t.order[t.head:])
-		} else {
-			t.order = append(t.order[:0], t.order[t.head:]...)
-		}
-		t.head = 0
-	}
-}
-
-func (t *Table) remember(id uint64, v int64) {
-	t.seen[id] = v
-	t.order = append(t.order, seenRec{id: id, at: t.now, v: v})
-}
-
 func (t *Table) exec(c *Command) int64 {
-	h := t.locks[c.Name]
+	h, ok := t.byName[c.Name]
 	switch c.Op {
 	case OpLock, OpLockWait:
-		if h == nil {
+		if !ok {
 			t.fence++
-			h = &held{name: c.Name, owner: c.Owner, token: t.fence, index: -1}
-			t.locks[c.Name] = h
+			h = &held{owner: c.Owner, token: t.fence, gen: t.gen}
+			t.locks.Set(c.Name, h)
+			t.byName[c.Name] = h
 			t.setLease(c.Name, h, c.TTL)
 			return int64(h.token)
 		}
@@ -208,26 +167,25 @@ func (t *Table) exec(c *Command) int64 {
 			return int64(h.token)
 		}
 		if c.Op == OpLockWait && c.Wait > 0 {
-			w := waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))}
-			h.waiters = append(h.waiters, w)
-			t.waiting++
-			heap.Push(&t.waits, waitRec{deadline: w.deadline, name: c.Name, waiter: w.id})
+			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))})
 			return Queued
 		}
 		return 0
 	case OpUnlock:
-		if h != nil && h.owner == c.Owner {
+		if ok && h.owner == c.Owner {
 			t.release(c.Name, h)
 			return 1
 		}
 		return 0
 	case OpCancel:
-		if h != nil {
-			t.dropWaiter(h, c.Target)
+		if ok {
+			if i := slices.IndexFunc(h.waiters, func(w waiter) bool { return w.id == c.Target }); i >= 0 {
+				t.dropWaiter(c.Name, h, i)
+			}
 		}
 		return 0
 	case OpRenew:
-		if h != nil && h.owner == c.Owner && c.TTL > 0 {
+		if ok && h.owner == c.Owner && c.TTL > 0 {
 			t.setLease(c.Name, h, c.TTL)
 			return 1
 		}
@@ -236,46 +194,84 @@ func (t *Table) exec(c *Command) int64 {
 	return 0
 }
 
+// own returns the held lock name, h, ready to be changed in place: h itself
+// when no view shares it, else a copy of it that takes its place.
+func (t *Table) own(name string, h *held) *held {
+	if h.gen == t.gen {
+		return h
+	}
+	c := *h
+	c.gen = t.gen
+	t.locks.Set(name, &c)
+	t.byName[name] = &c
+	return &c
+}
+
+// enqueue puts w at the end of the queue of name, held as h. A request
+// already queued there with the same ID and deadline (the same request,
+// delivered again after its ID was forgotten) is not queued twice.
+func (t *Table) enqueue(name string, h *held, w waiter) {
+	if _, again := t.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); again {
+		return
+	}
+	h = t.own(name, h)
+	h.waiters = append(h.waiters, w)
+	t.waiting++
+}
+
 // release ends h's hold on name and hands the lock to the first waiter
 // whose wait has not run out.
 func (t *Table) release(name string, h *held) {
-	if h.index >= 0 {
-		heap.Remove(&t.leases, h.index)
+	if h.lease != nil {
+		heap.Remove(&t.leases, h.lease.index)
 	}
-	for len(h.waiters) > 0 {
-		w := h.waiters[0]
-		h.waiters = h.waiters[1:]
-		t.waiting--
+	for queue := h.waiters; len(queue) > 0; {
+		w := queue[0]
+		queue = queue[1:]
+		t.unqueue(name, w)
 		if w.deadline <= t.now {
 			t.answer(w.id, 0)
 			continue
 		}
 		t.fence++
-		next := &held{name: name, owner: w.owner, token: t.fence, waiters: h.waiters, index: -1}
-		t.locks[name] = next
+		next := &held{owner: w.owner, token: t.fence, gen: t.gen}
+		if len(queue) > 0 {
+			next.waiters = queue
+		}
+		t.locks.Set(name, next)
+		t.byName[name] = next
 		t.setLease(name, next, w.ttl)
 		t.answer(w.id, int64(next.token))
 		return
 	}
-	delete(t.locks, name)
+	t.locks.Delete(name)
+	delete(t.byName, name)
 }
 
-// dropWaiter takes the queued request id out of h's queue and answers it 0.
-func (t *Table) dropWaiter(h *held, id uint64) {
-	for i, w := range h.waiters {
-		if w.id == id {
-			h.waiters = append(h.waiters[:i:i], h.waiters[i+1:]...)
-			t.waiting--
-			t.answer(id, 0)
-			return
-		}
+// dropWaiter takes h.waiters[i] out of the queue of name, held as h, and
+// answers it 0.
+func (t *Table) dropWaiter(name string, h *held, i int) {
+	w := h.waiters[i]
+	h = t.own(name, h)
+	h.waiters = append(h.waiters[:i:i], h.waiters[i+1:]...)
+	if len(h.waiters) == 0 {
+		h.waiters = nil
 	}
+	t.unqueue(name, w)
+	t.answer(w.id, 0)
+}
+
+// unqueue forgets the wait of w, which has left the queue of name.
+func (t *Table) unqueue(name string, w waiter) {
+	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
+	t.waiting--
 }
 
 // answer gives a queued request its final result.
 func (t *Table) answer(id uint64, v int64) {
-	if _, ok := t.seen[id]; ok {
-		t.seen[id] = v
+	if r, ok := t.seen[id]; ok {
+		r.v = v
+		t.seen[id] = r
 		if t.answered == nil {
 			t.answered = make(map[uint64]int64)
 		}
@@ -284,28 +280,12 @@ func (t *Table) answer(id uint64, v int64) {
 	t.out = append(t.out, Result{ID: id, Value: v})
 }
 
-func (t *Table) setLease(name string, h *held, ttl int64) {
-	switch {
-	case ttl <= 0:
-		h.deadline = 0
-		if h.index >= 0 {
-			heap.Remove(&t.leases, h.index)
-		}
-	case h.index >= 0:
-		h.deadline = addSat(t.now, uint64(ttl))
-		heap.Fix(&t.leases, h.index)
-	default:
-		h.deadline = addSat(t.now, uint64(ttl))
-		heap.Push(&t.leases, h)
-	}
-}
-
 // Get returns the holder of name.
 func (t *Table) Get(name string) (Info, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	h := t.locks[name]
-	if h == nil {
+	h, ok := t.byName[name]
+	if !ok {
 		return Info{}, false
 	}
 	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters)}, true
@@ -322,7 +302,7 @@ func (t *Table) Waiting() int {
 func (t *Table) Len() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return len(t.locks)
+	return t.locks.Len()
 }
 
 // Clock returns the term and stamp of the last applied batch and the logical
@@ -331,93 +311,6 @@ func (t *Table) Clock() (term uint64, stamp, now int64) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.term, t.stamp, t.now
-}
-
-// NextDeadline returns the earliest deadline of a lease or a queued
-// request's wait, in logical ms. It may name the wait of a request that was
-// already answered; applying a tick past it is harmless.
-func (t *Table) NextDeadline() (int64, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	switch {
-	case len(t.leases) > 0 && (len(t.waits) == 0 || t.leases[0].deadline <= t.waits[0].deadline):
-		return t.leases[0].deadline, true
-	case len(t.waits) > 0:
-		return t.waits[0].deadline, true
-	}
-	return 0, false
-}
-
-// leaseHeap holds every lock that has a lease, earliest deadline first. A
-// lock is in it once: moved when its lease changes, taken out when it is
-// released, so it never holds more than the locks. Ties on the deadline go by
-// name, a total order: the order of expiries never depends on the heap's
-// layout (a restored table builds its heap anew).
-type leaseHeap []*held
-
-func (h leaseHeap) Len() int { return len(h) }
-func (h leaseHeap) Less(i, j int) bool {
-	if h[i].deadline != h[j].deadline {
-		return h[i].deadline < h[j].deadline
-	}
-	return h[i].name < h[j].name
-}
-func (h leaseHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *leaseHeap) Push(x any) {
-	x.(*held).index = len(*h)
-	*h = append(*h, x.(*held))
-}
-func (h *leaseHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	x.index = -1
-	return x
-}
-
-// expiresBefore reports whether h's lease ends before the wait w: by
-// deadline, then name; on the same lock the queued request's wait goes
-// first.
-func (h *held) expiresBefore(w *waitRec) bool {
-	if h.deadline != w.deadline {
-		return h.deadline < w.deadline
-	}
-	return h.name < w.name
-}
-
-// waitRec schedules the end of one queued request's wait. Records go stale
-// when the request is answered first; stale records are skipped when popped.
-type waitRec struct {
-	deadline int64
-	name     string
-	waiter   uint64
-}
-
-// waitHeap orders records by (deadline, name, waiter), a total order.
-type waitHeap []waitRec
-
-func (h waitHeap) Len() int { return len(h) }
-func (h waitHeap) Less(i, j int) bool {
-	a, b := &h[i], &h[j]
-	if a.deadline != b.deadline {
-		return a.deadline < b.deadline
-	}
-	if a.name != b.name {
-		return a.name < b.name
-	}
-	return a.waiter < b.waiter
-}
-func (h waitHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *waitHeap) Push(x any)   { *h = append(*h, x.(waitRec)) }
-func (h *waitHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
 }
 
 // addSat returns a+d, or math.MaxInt64 when that overflows. The logical clock

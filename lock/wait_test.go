@@ -2,6 +2,7 @@ package lock
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -120,49 +121,57 @@ func TestWaitersSurviveSnapshotAndRestore(t *testing.T) {
 	}
 }
 
+// randomWaitLog returns n entries of one term drawn from r: LOCK, LOCK ...
+// WAIT, UNLOCK, CANCEL and TICK over two names and four owners, each with a
+// fresh ID, stamps a few ms apart, so that requests queue, are granted,
+// cancelled and run out of time.
+func randomWaitLog(r *rand.Rand, n int) []entry {
+	names, owners := []string{"a", "b"}, []string{"x", "y", "z", "w"}
+	var log []entry
+	var stamp int64
+	var id uint64
+	for range n {
+		stamp += r.Int64N(40)
+		b := Batch{Term: 1, Stamp: stamp}
+		for range 1 + r.IntN(3) {
+			id++
+			name, owner := names[r.IntN(len(names))], owners[r.IntN(len(owners))]
+			switch r.IntN(5) {
+			case 0:
+				b.Cmds = append(b.Cmds, lockCmd(id, name, owner, r.Int64N(200)))
+			case 1:
+				b.Cmds = append(b.Cmds, waitCmd(id, name, owner, r.Int64N(200), r.Int64N(300)))
+			case 2:
+				b.Cmds = append(b.Cmds, unlockCmd(id, name, owner))
+			case 3:
+				b.Cmds = append(b.Cmds, cancelCmd(id, name, uint64(1+r.Int64N(int64(id)))))
+			default:
+				b.Cmds = append(b.Cmds, tickCmd())
+			}
+		}
+		log = append(log, entry{term: 1, batch: b})
+	}
+	return log
+}
+
 // TestWaitersAreDeterministic applies a random log with queued requests,
 // cancels, releases and expiries to two tables, and to a third restored from
 // a snapshot taken midway: all three end byte-identical, with the same
 // results.
 func TestWaitersAreDeterministic(t *testing.T) {
 	for seed := uint64(1); seed <= 20; seed++ {
-		r := rand.New(rand.NewPCG(seed, 7))
-		names, owners := []string{"a", "b"}, []string{"x", "y", "z", "w"}
-		var log []Batch
-		var stamp int64
-		var id uint64
-		for range 400 {
-			stamp += r.Int64N(40)
-			b := Batch{Term: 1, Stamp: stamp}
-			for range 1 + r.IntN(3) {
-				id++
-				name, owner := names[r.IntN(len(names))], owners[r.IntN(len(owners))]
-				switch r.IntN(5) {
-				case 0:
-					b.Cmds = append(b.Cmds, lockCmd(id, name, owner, r.Int64N(200)))
-				case 1:
-					b.Cmds = append(b.Cmds, waitCmd(id, name, owner, r.Int64N(200), r.Int64N(300)))
-				case 2:
-					b.Cmds = append(b.Cmds, unlockCmd(id, name, owner))
-				case 3:
-					b.Cmds = append(b.Cmds, cancelCmd(id, name, uint64(1+r.Int64N(int64(id)))))
-				default:
-					b.Cmds = append(b.Cmds, tickCmd())
-				}
-			}
-			log = append(log, b)
-		}
+		log := randomWaitLog(rand.New(rand.NewPCG(seed, 7)), 400)
 		a, b, c := NewTable(), NewTable(), NewTable()
 		var resA, resB, resC []Result
-		for i := range log {
-			resA = a.Apply(1, &log[i], resA)
-			resB = b.Apply(1, &log[i], resB)
+		for i, e := range log {
+			resA = a.Apply(e.term, &e.batch, resA)
+			resB = b.Apply(e.term, &e.batch, resB)
 			if i == len(log)/2 {
 				if err := c.Restore(b.Snapshot()); err != nil {
 					t.Fatal(err)
 				}
 			} else if i > len(log)/2 {
-				resC = c.Apply(1, &log[i], resC)
+				resC = c.Apply(e.term, &e.batch, resC)
 			}
 		}
 		if !bytes.Equal(a.Snapshot(), b.Snapshot()) || !bytes.Equal(a.Snapshot(), c.Snapshot()) {
@@ -186,4 +195,96 @@ func TestWaitersAreDeterministic(t *testing.T) {
 			t.Fatalf("seed %d: Waiting() %d vs %d after restore", seed, a.Waiting(), c.Waiting())
 		}
 	}
+}
+
+// TestTimersHoldExactlyTheLeasesAndQueuedRequests applies random logs and
+// checks after every entry that the lease heap and the wait set hold
+// exactly the leases and queued requests there are: a wait's record leaves when the wait
+// ends, whether it was granted, cancelled, ran out or its lock was released
+// after it ran out.
+func TestTimersHoldExactlyTheLeasesAndQueuedRequests(t *testing.T) {
+	logs := []struct {
+		name string
+		log  func(seed uint64) []entry
+	}{
+		{"locks, leases and request IDs", func(seed uint64) []entry { return randomLog(rand.New(rand.NewPCG(seed, 5)), 3000) }},
+		{"queued requests", func(seed uint64) []entry { return randomWaitLog(rand.New(rand.NewPCG(seed, 6)), 3000) }},
+	}
+	for _, l := range logs {
+		for seed := range uint64(5) {
+			t.Run(fmt.Sprintf("%s, seed %d", l.name, seed), func(t *testing.T) {
+				tab := NewTable()
+				mostLeased, mostQueued := 0, 0
+				for i, e := range l.log(seed) {
+					tab.Apply(e.term, &e.batch, nil)
+					checkInvariants(t, tab)
+					if t.Failed() {
+						t.Fatalf("after entry %d %v", i, e)
+					}
+					mostLeased, mostQueued = max(mostLeased, len(tab.leases)), max(mostQueued, tab.Waiting())
+				}
+				if mostLeased == 0 || (l.name == "queued requests" && mostQueued == 0) {
+					t.Errorf("at most %d leases and %d queued requests: the test tests little", mostLeased, mostQueued)
+				}
+			})
+		}
+	}
+}
+
+// TestEndedWaitsLeaveNothingBehind queues a burst of week-long waits,
+// cancels half of them and grants the lock to the others in turn: once all
+// have ended nothing of them is left, and no deadline is pending.
+func TestEndedWaitsLeaveNothingBehind(t *testing.T) {
+	const n, week = 1000, 7 * 24 * 3600 * 1000
+	tab := NewTable()
+	run(t, tab, at(1, 0, lockCmd(1, "a", "x", 0)).returns(res(1, 1)))
+	queue, cancel := at(1, 1), at(1, 2)
+	for i := range uint64(n) {
+		id := 2 + i
+		queue.cmds = append(queue.cmds, waitCmd(id, "a", fmt.Sprint("w", id), 0, week))
+		queue.want = append(queue.want, res(id, Queued))
+		if i%2 == 0 {
+			cancel.cmds = append(cancel.cmds, cancelCmd(10_000+id, "a", id))
+			cancel.want = append(cancel.want, res(10_000+id, 0))
+		}
+	}
+	for _, c := range cancel.cmds {
+		cancel.want = append(cancel.want, res(c.Target, 0))
+	}
+	run(t, tab, queue, cancel)
+	if got := tab.Waiting(); got != n/2 {
+		t.Fatalf("Waiting() = %d after cancelling half of %d, want %d", got, n, n/2)
+	}
+	owner, token := "x", int64(1)
+	for i := uint64(1); i < n; i += 2 {
+		id := 2 + i
+		token++
+		run(t, tab, at(1, 3, unlockCmd(20_000+id, "a", owner)).returns(res(20_000+id, 1), res(id, token)))
+		owner = fmt.Sprint("w", id)
+	}
+	run(t, tab, at(1, 4, unlockCmd(30_000, "a", owner)).returns(res(30_000, 1)))
+	wantState(t, tab, map[string]Info{})
+	if d, ok := tab.NextDeadline(); ok {
+		t.Errorf("NextDeadline() = %d, true after every wait ended", d)
+	}
+	if tab.Waiting() != 0 || tab.waits.Len() != 0 {
+		t.Errorf("after every wait ended: Waiting() = %d, the wait set holds %d records", tab.Waiting(), tab.waits.Len())
+	}
+}
+
+// TestARequestQueuedAgainIsQueuedOnce: a request still queued whose ID was
+// forgotten (its wait outlasts DedupWindow) and that arrives again with the
+// same wait's end is the same request: it is not queued a second time.
+func TestARequestQueuedAgainIsQueuedOnce(t *testing.T) {
+	tab := NewTable()
+	run(t, tab,
+		at(1, 0, lockCmd(1, "a", "x", 0)).returns(res(1, 1)),
+		at(1, 0, waitCmd(2, "a", "y", 0, 3*DedupWindow)).returns(res(2, Queued)),
+		at(1, 2*DedupWindow, waitCmd(2, "a", "y", 0, DedupWindow)).returns(res(2, Queued)),
+	)
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1, Waiters: 1}})
+	checkInvariants(t, tab)
+	run(t, tab, at(1, 3*DedupWindow, tickCmd()).returns(res(2, 0)))
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1}})
+	checkInvariants(t, tab)
 }
