@@ -26,7 +26,19 @@ var (
 	// ErrClosedUnknown: the node shut down after the command was sent; it
 	// may or may not take effect.
 	ErrClosedUnknown = errors.New("node closed; outcome unknown")
+	// ErrIDConflict: the table remembered the request's id for a different
+	// command (lock.Conflict); nothing was done. lockd never reuses an id,
+	// so this points at a bug or a forged frame.
+	ErrIDConflict = errors.New("request id reused by a different command; not applied")
 )
+
+// outcome turns a result into Execute's return values.
+func outcome(v int64) (int64, error) {
+	if v == lock.Conflict {
+		return 0, ErrIDConflict
+	}
+	return v, nil
+}
 
 // resendAfter is how long Execute waits for a result before sending the same
 // request again to the (same or new) leader.
@@ -204,7 +216,7 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 		}
 		select {
 		case v := <-result:
-			return v, nil
+			return outcome(v)
 		case <-changed:
 			sentTo = 0 // send again to whoever leads now
 			continue
@@ -221,7 +233,7 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 		if !now.Before(deadline) {
 			select {
 			case v := <-result: // came with the deadline: still in time
-				return v, nil
+				return outcome(v)
 			default:
 			}
 			return 0, n.expired(sent)

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -181,5 +182,34 @@ func TestLargeSnapshotReachesAFollowerOverASlowLink(t *testing.T) {
 			t.Fatalf("the lagging node has %d of 7000 locks after 60s", third.Table().Len())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A request id the table remembers for another command gets an error and
+// changes nothing. (Ids once came from the clock at start: a node restarted
+// with its clock near its previous start reused ids, and a LOCK was answered
+// "granted" while nobody held the lock.)
+func TestReusedRequestIDIsRefused(t *testing.T) {
+	nodes := testCluster(t, 3, nil)
+	lead := waitLeader(t, nodes)
+	f := nodes[followerOf(nodes, lead)]
+	ctx := context.Background()
+	if _, err := f.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "warm", Owner: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	f.ids.mu.Lock()
+	seq := f.ids.seq
+	f.ids.mu.Unlock()
+	if tok, err := f.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "a", Owner: "o"}); tok <= 0 || err != nil {
+		t.Fatalf("LOCK a: %d, %v", tok, err)
+	}
+	f.ids.mu.Lock()
+	f.ids.seq = seq // as a restart that handed out the same ids again would
+	f.ids.mu.Unlock()
+	if v, err := f.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o"}); !errors.Is(err, ErrIDConflict) {
+		t.Fatalf("LOCK b under a reused id = %d, %v; want ErrIDConflict", v, err)
+	}
+	if _, held := nodes[lead].Table().Get("b"); held {
+		t.Fatal("the command under a reused id was applied")
 	}
 }
