@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"github.com/lockd/lockd/resp"
 )
 
 // Op is what a Command asks of the table.
@@ -24,7 +26,79 @@ const (
 	// OpCancel takes the queued request Target out of its queue; Target's
 	// result is then 0, unless it was granted first.
 	OpCancel Op = 6
+
+	// The key space: a key is a lock, its value the owner, its TTL the
+	// lease. These commands answer with a resp.Value (Result.Reply); see
+	// keyspace.go for each one's Redis semantics.
+	OpSet     Op = 7  // SET Name Owner with Flags, TTL (ms, 0: none) or KeepTTL, Match
+	OpDel     Op = 8  // DEL Name and X.Keys; with IfEq/IfNe: DELEX/DELIFEQ on Name
+	OpExpire  Op = 9  // PEXPIRE Name TTL with NX/XX/GT/LT, or IfEq; ExpireNow deletes
+	OpPersist Op = 10 // PERSIST Name
+	// OpTx runs X.Sub as one step, after checking X.Checks (WATCH): its
+	// reply is the array of their replies, or null when a check fails.
+	OpTx Op = 11
+	// OpEffects is what a script did, run once on the leader: X.Sub (its
+	// writes) are applied and X.Reply is the reply if X.Checks (the keys it
+	// touched, at the versions it saw) still hold; else nothing is done and
+	// the result is Retry. X.Script, when set, is registered.
+	OpEffects     Op = 12
+	OpScriptLoad  Op = 13 // register X.Script; reply its SHA1
+	OpScriptFlush Op = 14 // forget every registered script
+	// OpScript asks the leader to run a script (X.SHA or X.Script, X.Keys,
+	// X.Args): the leader proposes its OpEffects instead. The table never
+	// applies one.
+	OpScript Op = 15
+	// Reads: inside OpTx, and on scratch tables (Do).
+	OpGet      Op = 16 // reply the value (owner) or null
+	OpExists   Op = 17 // count of Name and X.Keys that exist
+	OpPTTL     Op = 18 // ms left (Seconds: s, rounded), -1 no lease, -2 no key
+	OpType     Op = 19 // "string" or "none"
+	OpExpireAt Op = 20 // the deadline in Unix ms (Seconds: s), -1, -2
+	OpLockInfo Op = 21 // [owner, token, ttl ms] or null
+	maxOp         = OpLockInfo
 )
+
+// Flags are the options of key-space commands.
+type Flags uint32
+
+// The flags. Values are part of the on-disk format: never renumber.
+const (
+	FlagNX        Flags = 1 << iota // SET: only if the key does not exist; PEXPIRE: only if it has no TTL
+	FlagXX                          // SET: only if it exists; PEXPIRE: only if it has a TTL
+	FlagGT                          // PEXPIRE: only to a later deadline (no TTL counts as infinite)
+	FlagLT                          // PEXPIRE: only to an earlier one
+	FlagGet                         // SET: reply the old value
+	FlagKeepTTL                     // SET: keep the TTL
+	FlagIfEq                        // SET, DEL, PEXPIRE: only if the value equals Match
+	FlagIfNe                        // SET, DEL: only if the value differs from Match (or, SET, the key does not exist)
+	FlagExpireNow                   // SET, PEXPIRE: the deadline given is past: the key goes at once
+	FlagInt                         // SET: reply 1 or 0 (SETNX); DEL with IfEq: -1 when the key does not exist
+	FlagSeconds                     // PTTL, ExpireAt: in seconds
+	maxFlag
+)
+
+// Retry is the result of an OpEffects whose checks failed: the script ran
+// against a state that changed before its effects reached the log. Nothing
+// was done and the request ID is not remembered: its node sends it again.
+const Retry = -3
+
+// Check is the version a key had when a script or WATCH saw it (0: it did
+// not exist).
+type Check struct {
+	Name    string
+	Version uint64
+}
+
+// Extra holds the parts of a command that only a few operations use.
+type Extra struct {
+	Keys   []string  // OpDel, OpExists: more keys after Name; OpScript: KEYS
+	Sub    []Command // OpTx, OpEffects: the commands, in order (no ID, no Extra)
+	Checks []Check   // OpTx, OpEffects
+	Reply  resp.Value
+	Script string // OpEffects, OpScriptLoad, OpScript: a script body
+	SHA    string // OpScript
+	Args   []string
+}
 
 // Queued is the result of an OpLockWait that joined a queue.
 const Queued = -1
@@ -49,6 +123,36 @@ func (o Op) String() string {
 		return "LOCKWAIT"
 	case OpCancel:
 		return "CANCEL"
+	case OpSet:
+		return "SET"
+	case OpDel:
+		return "DEL"
+	case OpExpire:
+		return "PEXPIRE"
+	case OpPersist:
+		return "PERSIST"
+	case OpTx:
+		return "EXEC"
+	case OpEffects:
+		return "EFFECTS"
+	case OpScriptLoad:
+		return "SCRIPTLOAD"
+	case OpScriptFlush:
+		return "SCRIPTFLUSH"
+	case OpScript:
+		return "SCRIPT"
+	case OpGet:
+		return "GET"
+	case OpExists:
+		return "EXISTS"
+	case OpPTTL:
+		return "PTTL"
+	case OpType:
+		return "TYPE"
+	case OpExpireAt:
+		return "PEXPIRETIME"
+	case OpLockInfo:
+		return "LOCKINFO"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -61,6 +165,12 @@ func (o Op) String() string {
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait only) is how long to stay queued, in ms; Target
 // (OpCancel only) is the ID of the queued request to cancel.
+//
+// Key-space commands use Owner for the value, Flags and Match for their
+// options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
+// which the leader turns into TTL (or ExpireNow) before it proposes the
+// command: applied commands never depend on a clock. X holds the rarer
+// parts (see Extra).
 type Command struct {
 	Op     Op
 	ID     uint64
@@ -69,30 +179,45 @@ type Command struct {
 	TTL    int64
 	Wait   int64
 	Target uint64
+	Flags  Flags
+	Match  string
+	At     int64
+	X      *Extra
 }
 
+// keySpace reports whether op is one of the key-space operations, whose
+// results are replies.
+func (o Op) keySpace() bool { return o >= OpSet && o <= maxOp }
+
 // Batch is the payload of one raft entry: the commands the leader proposed
-// together, stamped with the leader's term and its clock in milliseconds.
+// together, stamped with the leader's term and its clock in milliseconds
+// (monotonic, from its start). Wall is the leader's wall clock in Unix ms
+// when it proposed the batch: it only turns deadlines into the absolute
+// times that PEXPIRETIME answers, never decides an outcome.
 type Batch struct {
 	Term  uint64
 	Stamp int64
+	Wall  int64
 	Cmds  []Command
 }
 
-// batchVersion is the first byte of every encoded batch.
-const batchVersion = 1
+// batchVersion is the first byte of every encoded batch: 2 carries Wall;
+// version 1 batches (without it) are still read.
+const batchVersion = 2
 
 // ErrCorrupt is returned by the decoders for data they did not encode.
 var ErrCorrupt = errors.New("lock: corrupt encoding")
+
+// maxNested bounds the commands, keys, checks and arguments one command
+// carries. Commands nest once: a transaction's commands carry no Extra.
+const maxNested = 1 << 16
 
 // AppendCommand appends the binary form of c to dst.
 func AppendCommand(dst []byte, c *Command) []byte {
 	dst = append(dst, byte(c.Op))
 	dst = binary.AppendUvarint(dst, c.ID)
-	dst = binary.AppendUvarint(dst, uint64(len(c.Name)))
-	dst = append(dst, c.Name...)
-	dst = binary.AppendUvarint(dst, uint64(len(c.Owner)))
-	dst = append(dst, c.Owner...)
+	dst = appendString(dst, c.Name)
+	dst = appendString(dst, c.Owner)
 	dst = binary.AppendVarint(dst, c.TTL)
 	switch c.Op {
 	case OpLockWait:
@@ -100,13 +225,58 @@ func AppendCommand(dst []byte, c *Command) []byte {
 	case OpCancel:
 		dst = binary.AppendUvarint(dst, c.Target)
 	}
+	if !c.Op.keySpace() {
+		return dst
+	}
+	dst = binary.AppendUvarint(dst, uint64(c.Flags))
+	dst = appendString(dst, c.Match)
+	dst = binary.AppendVarint(dst, c.At)
+	if c.X == nil {
+		return append(dst, 0)
+	}
+	x := c.X
+	dst = append(dst, 1)
+	dst = appendStrings(dst, x.Keys)
+	dst = binary.AppendUvarint(dst, uint64(len(x.Sub)))
+	for i := range x.Sub {
+		dst = AppendCommand(dst, &x.Sub[i])
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(x.Checks)))
+	for _, k := range x.Checks {
+		dst = appendString(dst, k.Name)
+		dst = binary.AppendUvarint(dst, k.Version)
+	}
+	dst = resp.Append(dst, x.Reply)
+	dst = appendString(dst, x.Script)
+	dst = appendString(dst, x.SHA)
+	return appendStrings(dst, x.Args)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+func appendStrings(dst []byte, ss []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(ss)))
+	for _, s := range ss {
+		dst = appendString(dst, s)
+	}
 	return dst
 }
 
 // DecodeCommand decodes one command from the front of data and returns the rest.
 func DecodeCommand(data []byte) (Command, []byte, error) {
-	var c Command
 	d := decoder{b: data}
+	c := d.command(0)
+	if d.err != nil {
+		return Command{}, nil, d.err
+	}
+	return c, d.b, nil
+}
+
+func (d *decoder) command(depth int) Command {
+	var c Command
 	c.Op = Op(d.byte())
 	c.ID = d.uvarint()
 	c.Name = d.string()
@@ -118,13 +288,69 @@ func DecodeCommand(data []byte) (Command, []byte, error) {
 	case OpCancel:
 		c.Target = d.uvarint()
 	}
+	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {
+		d.err = ErrCorrupt
+	}
+	if d.err != nil || !c.Op.keySpace() {
+		return c
+	}
+	c.Flags = Flags(d.uvarint())
+	c.Match = d.string()
+	c.At = d.varint()
+	if d.err == nil && c.Flags >= maxFlag {
+		d.err = ErrCorrupt
+	}
+	if d.byte() == 0 || d.err != nil {
+		return c
+	}
+	if depth > 0 {
+		d.err = ErrCorrupt // a transaction's commands carry no Extra
+		return c
+	}
+	x := &Extra{Keys: d.strings()}
+	n := d.count(5)
+	for i := 0; i < n && d.err == nil; i++ {
+		x.Sub = append(x.Sub, d.command(depth+1))
+	}
+	n = d.count(2)
+	for i := 0; i < n && d.err == nil; i++ {
+		x.Checks = append(x.Checks, Check{Name: d.string(), Version: d.uvarint()})
+	}
+	if d.err == nil {
+		v, rest, err := resp.Decode(d.b)
+		if err != nil {
+			d.err = ErrCorrupt
+			return c
+		}
+		x.Reply, d.b = v, rest
+	}
+	x.Script = d.string()
+	x.SHA = d.string()
+	x.Args = d.strings()
+	c.X = x
+	return c
+}
+
+// count reads a count of items of at least min bytes each, refusing one
+// that the rest of the input cannot hold (which bounds allocations).
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if d.err == nil && (n > maxNested || n > uint64(len(d.b)/min)) {
+		d.err = ErrCorrupt
+	}
 	if d.err != nil {
-		return Command{}, nil, d.err
+		return 0
 	}
-	if c.Op < OpLock || c.Op > OpCancel || c.TTL < 0 || c.Wait < 0 {
-		return Command{}, nil, ErrCorrupt
+	return int(n)
+}
+
+func (d *decoder) strings() []string {
+	n := d.count(1)
+	var ss []string
+	for i := 0; i < n && d.err == nil; i++ {
+		ss = append(ss, d.string())
 	}
-	return c, d.b, nil
+	return ss
 }
 
 // AppendBatch appends the binary form of b to dst.
@@ -132,6 +358,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 	dst = append(dst, batchVersion)
 	dst = binary.AppendUvarint(dst, b.Term)
 	dst = binary.AppendVarint(dst, b.Stamp)
+	dst = binary.AppendVarint(dst, b.Wall)
 	dst = binary.AppendUvarint(dst, uint64(len(b.Cmds)))
 	for i := range b.Cmds {
 		dst = AppendCommand(dst, &b.Cmds[i])
@@ -143,11 +370,15 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 func DecodeBatch(data []byte) (Batch, error) {
 	var b Batch
 	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != batchVersion {
+	v := d.byte()
+	if d.err == nil && v != batchVersion && v != 1 {
 		return Batch{}, fmt.Errorf("%w: batch version %d", ErrCorrupt, v)
 	}
 	b.Term = d.uvarint()
 	b.Stamp = d.varint()
+	if v == batchVersion {
+		b.Wall = d.varint()
+	}
 	n := d.uvarint()
 	if d.err != nil {
 		return Batch{}, d.err

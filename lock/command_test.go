@@ -23,8 +23,9 @@ func TestOpString(t *testing.T) {
 		want string
 	}{
 		{OpLock, "LOCK"}, {OpUnlock, "UNLOCK"}, {OpRenew, "RENEW"}, {OpTick, "TICK"},
-		{OpLockWait, "LOCKWAIT"}, {OpCancel, "CANCEL"},
-		{0, "Op(0)"}, {7, "Op(7)"}, {255, "Op(255)"},
+		{OpLockWait, "LOCKWAIT"}, {OpCancel, "CANCEL"}, {OpSet, "SET"}, {OpDel, "DEL"}, {OpExpire, "PEXPIRE"},
+		{OpTx, "EXEC"}, {OpEffects, "EFFECTS"}, {OpLockInfo, "LOCKINFO"},
+		{0, "Op(0)"}, {maxOp + 1, fmt.Sprintf("Op(%d)", maxOp+1)}, {255, "Op(255)"},
 	}
 	for _, tt := range tests {
 		if got := tt.op.String(); got != tt.want {
@@ -35,13 +36,26 @@ func TestOpString(t *testing.T) {
 
 func TestOpValuesAreFrozen(t *testing.T) {
 	// The values are part of the on-disk format.
-	if OpLock != 1 || OpUnlock != 2 || OpRenew != 3 || OpTick != 4 {
-		t.Fatalf("ops renumbered: %d %d %d %d", OpLock, OpUnlock, OpRenew, OpTick)
+	if OpLock != 1 || OpUnlock != 2 || OpRenew != 3 || OpTick != 4 || OpSet != 7 || OpEffects != 12 || OpLockInfo != 21 {
+		t.Fatalf("ops renumbered: %d %d %d %d %d %d %d", OpLock, OpUnlock, OpRenew, OpTick, OpSet, OpEffects, OpLockInfo)
 	}
-	got := AppendBatch(nil, &Batch{Term: 2, Stamp: -1, Cmds: []Command{lockCmd(300, "n", "ow", 150)}})
-	want := []byte{batchVersion, 2, 1, 1, byte(OpLock), 0xac, 0x02, 1, 'n', 2, 'o', 'w', 0xac, 0x02}
+	if FlagNX != 1 || FlagGet != 16 || FlagSeconds != 1024 {
+		t.Fatalf("flags renumbered: %d %d %d", FlagNX, FlagGet, FlagSeconds)
+	}
+	got := AppendBatch(nil, &Batch{Term: 2, Stamp: -1, Wall: 3, Cmds: []Command{lockCmd(300, "n", "ow", 150)}})
+	want := []byte{batchVersion, 2, 1, 6, 1, byte(OpLock), 0xac, 0x02, 1, 'n', 2, 'o', 'w', 0xac, 0x02}
 	if !bytes.Equal(got, want) {
 		t.Errorf("AppendBatch = % x, want % x", got, want)
+	}
+	// Version 1 batches, without the wall clock, are still read.
+	old := []byte{1, 2, 1, 1, byte(OpLock), 0xac, 0x02, 1, 'n', 2, 'o', 'w', 0xac, 0x02}
+	if b, err := DecodeBatch(old); err != nil || b.Term != 2 || b.Stamp != -1 || len(b.Cmds) != 1 {
+		t.Errorf("DecodeBatch(version 1) = %+v, %v", b, err)
+	}
+	set := Command{Op: OpSet, ID: 1, Name: "k", Owner: "v", TTL: 5, Flags: FlagNX | FlagGet, Match: "m", At: 2}
+	wantSet := []byte{byte(OpSet), 1, 1, 'k', 1, 'v', 10, 17, 1, 'm', 4, 0}
+	if got := AppendCommand(nil, &set); !bytes.Equal(got, wantSet) {
+		t.Errorf("AppendCommand(SET) = % x, want % x", got, wantSet)
 	}
 }
 
@@ -182,7 +196,7 @@ func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 func TestDecodeCorrupt(t *testing.T) {
 	good := lockCmd(1, "a", "x", 5)
 	goodCmd := AppendCommand(nil, &good)
-	header := cat([]byte{batchVersion}, uv(1), sv(0))
+	header := cat([]byte{batchVersion}, uv(1), sv(0), sv(0))
 	overlong := bytes.Repeat([]byte{0xff}, 10)
 	overlong = append(overlong, 0x01) // 11 bytes: no uint64 is that long
 
@@ -193,7 +207,7 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"nil", nil},
 		{"empty", []byte{}},
 		{"version 0", cat([]byte{0}, uv(1), sv(0), uv(0))},
-		{"version 2", cat([]byte{2}, uv(1), sv(0), uv(0))},
+		{"version 3", cat([]byte{3}, uv(1), sv(0), sv(0), uv(0))},
 		{"version 255", cat([]byte{255}, uv(1), sv(0), uv(0))},
 		{"version only", []byte{batchVersion}},
 		{"no count", header},
@@ -210,6 +224,12 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"op 0", cat(header, uv(1), []byte{0}, goodCmd[1:])},
 		{"op 5", cat(header, uv(1), []byte{5}, goodCmd[1:])},
 		{"op 255", cat(header, uv(1), []byte{255}, goodCmd[1:])},
+		{"op past the last", cat(header, uv(1), []byte{byte(maxOp + 1)}, goodCmd[1:])},
+		{"a key-space command without its options", cat(header, uv(1), []byte{byte(OpSet)}, goodCmd[1:])},
+		{"an unknown flag", cat(header, uv(1), []byte{byte(OpSet)}, goodCmd[1:], uv(uint64(maxFlag)), uv(0), sv(0), []byte{0})},
+		{"a transaction nested in a transaction", cat(header, uv(1), []byte{byte(OpTx)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1},
+			uv(0), uv(1), []byte{byte(OpTx)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1})},
+		{"a huge count of keys", cat(header, uv(1), []byte{byte(OpDel)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1}, uv(1<<40))},
 		{"negative TTL", cat(header, uv(1), []byte{byte(OpLock)}, uv(1), uv(1), []byte("a"), uv(1), []byte("x"), sv(-1))},
 		{"most negative TTL", cat(header, uv(1), []byte{byte(OpLock)}, uv(1), uv(0), uv(0), sv(math.MinInt64))},
 		{"name longer than the input", cat(header, uv(1), []byte{byte(OpLock)}, uv(1), uv(100), []byte("a"), uv(0), sv(0), bytes.Repeat([]byte{0}, 10))},
@@ -283,7 +303,7 @@ func TestDecodeTruncated(t *testing.T) {
 // are rejected without allocating for them.
 func TestDecodeHugeCountAllocatesLittle(t *testing.T) {
 	for _, count := range []uint64{21, 1 << 16, 1 << 20, 1 << 40, 1 << 62, math.MaxUint64} {
-		data := cat([]byte{batchVersion}, uv(1), sv(0), uv(count), bytes.Repeat([]byte{1}, 100))
+		data := cat([]byte{batchVersion}, uv(1), sv(0), sv(0), uv(count), bytes.Repeat([]byte{1}, 100))
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		for range 100 {
@@ -298,7 +318,7 @@ func TestDecodeHugeCountAllocatesLittle(t *testing.T) {
 	}
 	// A batch as large as its count allows allocates in proportion to its size.
 	n := 10_000
-	data := cat([]byte{batchVersion}, uv(1), sv(0), uv(uint64(n)), bytes.Repeat([]byte{byte(OpTick), 0, 0, 0, 0}, n))
+	data := cat([]byte{batchVersion}, uv(1), sv(0), sv(0), uv(uint64(n)), bytes.Repeat([]byte{byte(OpTick), 0, 0, 0, 0}, n))
 	if allocs := testing.AllocsPerRun(10, func() {
 		if b, err := DecodeBatch(data); err != nil || len(b.Cmds) != n {
 			t.Fatalf("DecodeBatch = %d commands, %v", len(b.Cmds), err)

@@ -3,6 +3,8 @@ package lock
 import (
 	"hash/crc32"
 	"slices"
+
+	"github.com/lockd/lockd/resp"
 )
 
 // DedupWindow is how long, in the table's logical milliseconds, the result of
@@ -24,8 +26,9 @@ const MaxDedup = 1 << 21
 // remembered is what the table keeps for a request ID: its result (the
 // final one, for a queued request) and the fingerprint of its command.
 type remembered struct {
-	v  int64
-	fp uint32
+	v     int64
+	reply *resp.Value // a key-space command's reply
+	fp    uint32
 }
 
 // seenRec is one remembered request ID in the order IDs were applied. v is
@@ -33,10 +36,11 @@ type remembered struct {
 // can read it while the table applies; a later result (a queued request
 // answered) is in Table.answered.
 type seenRec struct {
-	id uint64
-	at int64
-	v  int64
-	fp uint32
+	id    uint64
+	at    int64
+	v     int64
+	reply *resp.Value
+	fp    uint32
 }
 
 // shrinkFrom is the peak number of remembered IDs from which the table
@@ -59,22 +63,22 @@ func (t *Table) fingerprint(c *Command) uint32 {
 // recall returns the result remembered for id, or Conflict when id was
 // used by a command of another fingerprint than fp; ok is false when id is
 // not remembered.
-func (t *Table) recall(id uint64, fp uint32) (v int64, ok bool) {
-	r, ok := t.seen[id]
+func (t *Table) recall(id uint64, fp uint32) (r Result, ok bool) {
+	m, ok := t.seen[id]
 	switch {
 	case !ok:
-		return 0, false
-	case r.fp != fp:
-		return Conflict, true
+		return Result{}, false
+	case m.fp != fp:
+		return Result{Value: Conflict}, true
 	}
-	return r.v, true
+	return Result{Value: m.v, Reply: m.reply}, true
 }
 
-// remember records the result v of the command of fingerprint fp with ID id.
-func (t *Table) remember(id uint64, fp uint32, v int64) {
-	t.seen[id] = remembered{v: v, fp: fp}
+// remember records the result r of the command of fingerprint fp with ID id.
+func (t *Table) remember(id uint64, fp uint32, r Result) {
+	t.seen[id] = remembered{v: r.Value, reply: r.Reply, fp: fp}
 	t.seenPeak = max(t.seenPeak, len(t.seen))
-	t.order = append(t.order, seenRec{id: id, at: t.now, v: v, fp: fp})
+	t.order = append(t.order, seenRec{id: id, at: t.now, v: r.Value, reply: r.Reply, fp: fp})
 }
 
 // forget drops the remembered request IDs older than the window, and the

@@ -131,7 +131,7 @@ func (t *Table) setLease(name string, h *held, ttl int64) {
 	if deadline == h.deadline {
 		return
 	}
-	h = t.own(name, h)
+	h = t.changed(name, h)
 	h.deadline = deadline
 	switch {
 	case deadline == 0:

@@ -7,17 +7,20 @@ import (
 	"maps"
 	"math"
 
+	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/btree"
 )
 
 // snapshotVersion is the first byte of every snapshot. Version 2 added the
-// fingerprints of remembered request IDs; Restore refuses any other.
-const snapshotVersion = 2
+// fingerprints of remembered request IDs; version 3 the key space (key
+// versions, replies of remembered key-space commands, the script registry)
+// and the order of locks by treeKey. Restore refuses any other.
+const snapshotVersion = 3
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
-// sorted by name, remembered request IDs in the order they were applied. Two
-// tables that applied the same batches return identical bytes. It is
-// View().Encode().
+// in treeKey order, remembered request IDs in the order they were applied,
+// scripts in the order they were registered. Two tables that applied the
+// same batches return identical bytes. It is View().Encode().
 func (t *Table) Snapshot() []byte { return t.View().Encode() }
 
 // SnapshotView is a table's state at one moment, which Encode turns into a
@@ -35,9 +38,11 @@ type SnapshotView struct {
 	stamp    int64
 	now      int64
 	fence    uint64
+	mod      uint64
 	locks    *btree.Map[string, *held] // the table's tree when taken; its helds are never changed again
 	seen     []seenRec                 // live remembered IDs; their array is not written again
 	answered map[uint64]int64          // later results of some of them
+	scripts  []string                  // bodies, in registration order
 }
 
 // View captures the table's state for Encode. It takes the write lock:
@@ -53,10 +58,21 @@ func (t *Table) View() *SnapshotView {
 		stamp:    t.stamp,
 		now:      t.now,
 		fence:    t.fence,
+		mod:      t.mod,
 		locks:    t.locks.Copy(),
 		seen:     t.order[t.head:len(t.order):len(t.order)],
 		answered: maps.Clone(t.answered),
+		scripts:  t.scripts.bodies(),
 	}
+}
+
+// bodies returns the registered scripts in registration order.
+func (r *scriptRegistry) bodies() []string {
+	out := make([]string, len(r.order))
+	for i, sha := range r.order {
+		out[i] = r.body[sha]
+	}
+	return out
 }
 
 // Encode returns the snapshot of the state View captured.
@@ -67,14 +83,14 @@ func (v *SnapshotView) Encode() []byte {
 	b = binary.AppendVarint(b, v.stamp)
 	b = binary.AppendVarint(b, v.now)
 	b = binary.AppendUvarint(b, v.fence)
+	b = binary.AppendUvarint(b, v.mod)
 	b = binary.AppendUvarint(b, uint64(v.locks.Len()))
-	v.locks.Scan(func(name string, h *held) bool {
-		b = binary.AppendUvarint(b, uint64(len(name)))
-		b = append(b, name...)
-		b = binary.AppendUvarint(b, uint64(len(h.owner)))
-		b = append(b, h.owner...)
+	v.locks.Scan(func(key string, h *held) bool {
+		b = appendString(b, key[8:])
+		b = appendString(b, h.owner)
 		b = binary.AppendUvarint(b, h.token)
 		b = binary.AppendVarint(b, h.deadline)
+		b = binary.AppendUvarint(b, h.version)
 		b = binary.AppendUvarint(b, uint64(len(h.waiters)))
 		for _, w := range h.waiters {
 			b = binary.AppendUvarint(b, w.id)
@@ -97,8 +113,13 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendVarint(b, r.at)
 		b = binary.AppendVarint(b, val)
 		b = binary.LittleEndian.AppendUint32(b, r.fp)
+		if r.reply == nil {
+			b = append(b, 0)
+		} else {
+			b = resp.Append(append(b, 1), *r.reply)
+		}
 	}
-	return b
+	return appendStrings(b, v.scripts)
 }
 
 // Restore replaces the table's state with a snapshot made by Snapshot.
@@ -119,6 +140,7 @@ func (t *Table) Restore(data []byte) error {
 	if n.fence >= math.MaxInt64 {
 		return ErrCorrupt
 	}
+	n.mod = d.uvarint()
 	count := d.uvarint()
 	if d.err == nil && count > uint64(len(d.b))/4 {
 		return ErrCorrupt
@@ -126,7 +148,7 @@ func (t *Table) Restore(data []byte) error {
 	prev := ""
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		name := d.string()
-		h := &held{owner: d.string(), token: d.uvarint(), deadline: d.varint()}
+		h := &held{key: treeKey(name), owner: d.string(), token: d.uvarint(), deadline: d.varint(), version: d.uvarint()}
 		nw := d.uvarint()
 		if d.err == nil && nw > uint64(len(d.b))/4 {
 			return ErrCorrupt
@@ -148,12 +170,12 @@ func (t *Table) Restore(data []byte) error {
 		if d.err != nil {
 			break
 		}
-		// Names are strictly ascending, so none is empty or repeated.
-		if name <= prev || h.owner == "" || h.token == 0 || h.token > n.fence {
+		// Keys are strictly ascending, so none is repeated.
+		if name == "" || h.key <= prev || h.owner == "" || h.token == 0 || h.token > n.fence || h.version == 0 || h.version > n.mod {
 			return ErrCorrupt
 		}
-		prev = name
-		n.locks.Load(name, h)
+		prev = h.key
+		n.locks.Load(h.key, h)
 		n.byName[name] = h
 		if h.deadline != 0 {
 			h.lease = &lease{deadline: h.deadline, name: name, index: len(n.leases)}
@@ -170,14 +192,27 @@ func (t *Table) Restore(data []byte) error {
 	}
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		r := seenRec{id: d.uvarint(), at: d.varint(), v: d.varint(), fp: d.uint32()}
+		switch flag := d.byte(); {
+		case flag > 1:
+			return ErrCorrupt
+		case flag == 1 && d.err == nil:
+			v, rest, err := resp.Decode(d.b)
+			if err != nil {
+				return ErrCorrupt
+			}
+			r.reply, d.b = &v, rest
+		}
 		if d.err != nil {
 			break
 		}
 		if _, dup := n.seen[r.id]; dup || r.id == 0 {
 			return ErrCorrupt
 		}
-		n.seen[r.id] = remembered{v: r.v, fp: r.fp}
+		n.seen[r.id] = remembered{v: r.v, reply: r.reply, fp: r.fp}
 		n.order = append(n.order, r)
+	}
+	for _, body := range d.strings() {
+		n.scripts.add(body)
 	}
 	if d.err != nil {
 		return d.err
@@ -190,7 +225,8 @@ func (t *Table) Restore(data []byte) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence
+	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence, t.mod = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence, n.mod
+	t.scripts = n.scripts
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0
 	t.shared = false // a view of the old order keeps the old array

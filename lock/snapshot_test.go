@@ -185,17 +185,27 @@ func TestRestoreKeepsDedupAndExpiry(t *testing.T) {
 
 // snapshotBytes builds a snapshot by hand: locks are {name, owner, token,
 // deadline} without waiters, remembered IDs {id, at, result, fingerprint}.
+// snapshotBytes writes a snapshot by hand: locks are (name, owner, token,
+// deadline), in any order (they are written in treeKey order, versions 1,
+// 2, ...); seen records (id, at, value, fingerprint) have no reply.
 func snapshotBytes(term uint64, stamp, now int64, fence uint64, locks [][4]any, seen [][4]any) []byte {
-	b := cat([]byte{snapshotVersion}, uv(term), sv(stamp), sv(now), uv(fence), uv(uint64(len(locks))))
-	for _, l := range locks {
+	locks = slices.Clone(locks)
+	slices.SortFunc(locks, func(a, b [4]any) int { return strings.Compare(treeKey(a[0].(string)), treeKey(b[0].(string))) })
+	return snapshotBytesInOrder(term, stamp, now, fence, locks, seen)
+}
+
+// snapshotBytesInOrder is snapshotBytes with the locks in the order given.
+func snapshotBytesInOrder(term uint64, stamp, now int64, fence uint64, locks [][4]any, seen [][4]any) []byte {
+	b := cat([]byte{snapshotVersion}, uv(term), sv(stamp), sv(now), uv(fence), uv(uint64(len(locks))), uv(uint64(len(locks))))
+	for i, l := range locks {
 		name, owner := l[0].(string), l[1].(string)
-		b = cat(b, uv(uint64(len(name))), []byte(name), uv(uint64(len(owner))), []byte(owner), uv(l[2].(uint64)), sv(l[3].(int64)), uv(0))
+		b = cat(b, uv(uint64(len(name))), []byte(name), uv(uint64(len(owner))), []byte(owner), uv(l[2].(uint64)), sv(l[3].(int64)), uv(uint64(i+1)), uv(0))
 	}
 	b = cat(b, uv(uint64(len(seen))))
 	for _, s := range seen {
-		b = cat(b, uv(s[0].(uint64)), sv(s[1].(int64)), sv(s[2].(int64)), binary.LittleEndian.AppendUint32(nil, s[3].(uint32)))
+		b = cat(b, uv(s[0].(uint64)), sv(s[1].(int64)), sv(s[2].(int64)), binary.LittleEndian.AppendUint32(nil, s[3].(uint32)), []byte{0})
 	}
-	return b
+	return cat(b, uv(0)) // no scripts
 }
 
 // fp is the fingerprint of c.
@@ -221,6 +231,20 @@ func TestRestoreHandMade(t *testing.T) {
 		returns(res(11, 4), res(11, Conflict), res(12, 10)))
 }
 
+// outOfOrder is a snapshot of two locks written against treeKey order.
+func outOfOrder(a, b [4]any) []byte {
+	if treeKey(a[0].(string)) < treeKey(b[0].(string)) {
+		a, b = b, a
+	}
+	return snapshotBytesInOrder(1, 0, 0, 5, [][4]any{a, b}, nil)
+}
+
+// versioned is a snapshot of one lock of version v, the table's last
+// version being 2.
+func versioned(v uint64) []byte {
+	return cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(v), uv(0), uv(0), uv(0))
+}
+
 func TestRestoreCorrupt(t *testing.T) {
 	lk := func(name, owner string, token uint64, deadline int64) [4]any {
 		return [4]any{name, owner, token, deadline}
@@ -229,12 +253,12 @@ func TestRestoreCorrupt(t *testing.T) {
 	// waiters encodes a lock "a" held by x with token 5 and the waiters
 	// {id, owner, ttl, deadline}.
 	waiters := func(ws ...[4]any) []byte {
-		b := cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(uint64(len(ws))))
+		b := cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(uint64(len(ws))))
 		for _, w := range ws {
 			owner := w[1].(string)
 			b = cat(b, uv(w[0].(uint64)), uv(uint64(len(owner))), []byte(owner), sv(w[2].(int64)), sv(w[3].(int64)))
 		}
-		return cat(b, uv(0))
+		return cat(b, uv(0), uv(0))
 	}
 	if err := NewTable().Restore(waiters([4]any{uint64(2), "y", int64(0), int64(10)}, [4]any{uint64(3), "y", int64(0), int64(10)})); err != nil {
 		t.Fatalf("the waiters' snapshot that the corrupt cases derive from does not restore: %v", err)
@@ -246,7 +270,8 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"nil", nil},
 		{"version 0", append([]byte{0}, ok[1:]...)},
 		{"version 1, before fingerprints", append([]byte{1}, ok[1:len(ok)-4]...)},
-		{"version 3", append([]byte{3}, ok[1:]...)},
+		{"version 2, before the key space", append([]byte{2}, ok[1:]...)},
+		{"version 4", append([]byte{4}, ok[1:]...)},
 		{"version only", []byte{snapshotVersion}},
 		{"trailing byte", append(slices.Clone(ok), 0)},
 		{"empty name", snapshotBytes(1, 0, 0, 5, [][4]any{lk("", "x", 5, 0)}, nil)},
@@ -254,18 +279,23 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"token 0", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "x", 0, 0)}, nil)},
 		{"token above the fence", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "x", 6, 0)}, nil)},
 		{"the same name twice", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "x", 4, 0), lk("a", "y", 5, 0)}, nil)},
-		{"names out of order", snapshotBytes(1, 0, 0, 5, [][4]any{lk("b", "x", 4, 0), lk("a", "y", 5, 0)}, nil)},
+		{"names out of order", outOfOrder(lk("b", "x", 4, 0), lk("a", "y", 5, 0))},
+		{"a reply flag of 2", append(ok[:len(ok)-2:len(ok)-2], 2, 0)},
+		{"a damaged reply", append(ok[:len(ok)-2:len(ok)-2], 1, 9, 0)},
 		{"the same waiter twice", waiters([4]any{uint64(2), "y", int64(0), int64(10)}, [4]any{uint64(2), "y", int64(0), int64(10)})},
 		{"a waiter with ID 0", waiters([4]any{uint64(0), "y", int64(0), int64(10)})},
 		{"a waiter without owner", waiters([4]any{uint64(2), "", int64(0), int64(10)})},
 		{"a waiter with a negative TTL", waiters([4]any{uint64(2), "y", int64(-1), int64(10)})},
 		{"a fingerprint cut short", ok[:len(ok)-1]},
-		{"huge lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
-		{"largest lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(math.MaxUint64))},
-		{"huge ID count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(0), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
-		{"more locks than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(0))},
-		{"more IDs than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(0), uv(2), uv(1), sv(0), sv(0), uv(0))},
-		{"huge name length", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(math.MaxUint64), bytes.Repeat([]byte{1}, 10))},
+		{"huge lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
+		{"largest lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(math.MaxUint64))},
+		{"huge ID count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
+		{"more locks than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(2), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(0))},
+		{"more IDs than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(2), uv(1), sv(0), sv(0), uv(0))},
+		{"huge name length", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(math.MaxUint64), bytes.Repeat([]byte{1}, 10))},
+		{"a lock of version 0", versioned(0)},
+		{"a lock of a version never given", versioned(9)},
+		{"a huge count of scripts", append(ok[:len(ok)-1:len(ok)-1], uv(1<<40)...)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/btree"
 )
 
@@ -25,13 +26,16 @@ import (
 type Table struct {
 	mu sync.RWMutex
 
-	// The held locks are in two places. locks is ordered by name and copied
-	// on write: View shares it with a SnapshotView in O(1), and the table's
-	// later writes copy the nodes they change instead of changing what the
-	// view reads. byName holds the same pointers for lookups, which in the
-	// tree would cost a descent of string comparisons.
+	// The held locks are in two places. locks is ordered by treeKey (a hash
+	// of the name, then the name: the order SCAN's cursor follows) and
+	// copied on write: View shares it with a SnapshotView in O(1), and the
+	// table's later writes copy the nodes they change instead of changing
+	// what the view reads. byName holds the same pointers for lookups, which
+	// in the tree would cost a descent of string comparisons.
 	locks  btree.Map[string, *held]
 	byName map[string]*held
+	mod    uint64                 // the last version given to a changed key (see held.version)
+	wall   int64                  // the Wall of the batch being applied
 	gen    uint64                 // the number of views taken (see held)
 	leases leaseHeap              // the lease of each held lock that has one
 	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
@@ -54,6 +58,9 @@ type Table struct {
 	out     []Result // results of queued requests, produced during one Apply
 	scratch []byte   // the encoding of the last command fingerprinted
 	waiting int      // queued requests on all locks
+
+	scripts scriptRegistry
+	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -66,8 +73,10 @@ type Table struct {
 // queue leaves by reslicing, and taking a request out of the middle or the
 // end makes a new slice, or one whose capacity ends at its length.
 type held struct {
+	key      string // its treeKey
 	owner    string
 	token    uint64
+	version  uint64 // Table.mod when it last changed: a key-space write, an expiry or a grant
 	deadline int64  // logical ms; 0 = no lease
 	lease    *lease // its entry in Table.leases; nil when deadline is 0
 	waiters  []waiter
@@ -86,22 +95,25 @@ type waiter struct {
 type Info struct {
 	Owner    string
 	Token    uint64
-	Deadline int64 // logical ms; 0 = no lease
-	Waiters  int   // requests queued for it
+	Deadline int64  // logical ms; 0 = no lease
+	Waiters  int    // requests queued for it
+	Version  uint64 // changes with every change to the key (see Check)
 }
 
 // Result is the outcome of one command with a non-zero ID.
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
 // someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
-// also get Queued, and any command Conflict.
+// also get Queued, and any command Conflict. A key-space command's result is
+// Reply (Value 0), or Retry for an OpEffects whose checks failed.
 type Result struct {
 	ID    uint64
 	Value int64
+	Reply *resp.Value
 }
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered)}
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry()}
 }
 
 // Apply applies one batch taken from a raft entry of term entryTerm and
@@ -118,19 +130,23 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 	}
 	t.out = t.out[:0]
 	t.advance(b.Term, b.Stamp)
+	t.wall = b.Wall
 	for i := range b.Cmds {
 		c := &b.Cmds[i]
 		if c.ID == 0 {
-			t.exec(c)
+			t.run(c)
 			continue
 		}
 		fp := t.fingerprint(c)
-		v, ok := t.recall(c.ID, fp)
+		r, ok := t.recall(c.ID, fp)
 		if !ok {
-			v = t.exec(c)
-			t.remember(c.ID, fp, v)
+			r = t.run(c)
+			if r.Value != Retry {
+				t.remember(c.ID, fp, r)
+			}
 		}
-		dst = append(dst, Result{ID: c.ID, Value: v})
+		r.ID = c.ID
+		dst = append(dst, r)
 	}
 	return append(dst, t.out...)
 }
@@ -150,17 +166,25 @@ func (t *Table) advance(term uint64, stamp int64) {
 	t.forget()
 }
 
+// run executes one command and returns its result (without ID).
+func (t *Table) run(c *Command) Result {
+	if c.Op.keySpace() {
+		v, retry := t.execKey(c)
+		if retry {
+			return Result{Value: Retry}
+		}
+		return Result{Reply: &v}
+	}
+	return Result{Value: t.exec(c)}
+}
+
 func (t *Table) exec(c *Command) int64 {
 	h, ok := t.byName[c.Name]
 	switch c.Op {
 	case OpLock, OpLockWait:
 		if !ok {
-			t.fence++
-			h = &held{owner: c.Owner, token: t.fence, gen: t.gen}
-			t.locks.Set(c.Name, h)
-			t.byName[c.Name] = h
-			t.setLease(c.Name, h, c.TTL)
-			return int64(h.token)
+			t.grant(c.Name, c.Owner, c.TTL)
+			return int64(t.fence)
 		}
 		if h.owner == c.Owner {
 			t.setLease(c.Name, h, c.TTL)
@@ -194,6 +218,23 @@ func (t *Table) exec(c *Command) int64 {
 	return 0
 }
 
+// grant gives the free lock name to owner with a new token and a lease of
+// ttl ms (none when 0), and returns its held.
+func (t *Table) grant(name, owner string, ttl int64) *held {
+	t.fence++
+	t.mod++
+	h := &held{key: treeKey(name), owner: owner, token: t.fence, version: t.mod, gen: t.gen}
+	t.put(name, h)
+	t.setLease(name, h, ttl)
+	return h
+}
+
+// put stores h as the held lock name, in the tree and the map.
+func (t *Table) put(name string, h *held) {
+	t.locks.Set(h.key, h)
+	t.byName[name] = h
+}
+
 // own returns the held lock name, h, ready to be changed in place: h itself
 // when no view shares it, else a copy of it that takes its place.
 func (t *Table) own(name string, h *held) *held {
@@ -202,9 +243,17 @@ func (t *Table) own(name string, h *held) *held {
 	}
 	c := *h
 	c.gen = t.gen
-	t.locks.Set(name, &c)
-	t.byName[name] = &c
+	t.put(name, &c)
 	return &c
+}
+
+// changed gives the held lock name, h, a new version and returns it ready to
+// be changed in place (see own).
+func (t *Table) changed(name string, h *held) *held {
+	h = t.own(name, h)
+	t.mod++
+	h.version = t.mod
+	return h
 }
 
 // enqueue puts w at the end of the queue of name, held as h. A request
@@ -234,17 +283,17 @@ func (t *Table) release(name string, h *held) {
 			continue
 		}
 		t.fence++
-		next := &held{owner: w.owner, token: t.fence, gen: t.gen}
+		t.mod++
+		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen}
 		if len(queue) > 0 {
 			next.waiters = queue
 		}
-		t.locks.Set(name, next)
-		t.byName[name] = next
+		t.put(name, next)
 		t.setLease(name, next, w.ttl)
 		t.answer(w.id, int64(next.token))
 		return
 	}
-	t.locks.Delete(name)
+	t.locks.Delete(h.key)
 	delete(t.byName, name)
 }
 
@@ -288,7 +337,7 @@ func (t *Table) Get(name string) (Info, bool) {
 	if !ok {
 		return Info{}, false
 	}
-	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters)}, true
+	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters), Version: h.version}, true
 }
 
 // Waiting returns the number of requests queued for locks.

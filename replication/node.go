@@ -132,6 +132,7 @@ func Start(c Config) (*Node, error) {
 		MaxCommittedSizePerReady:  8 << 20,
 		MaxUncommittedEntriesSize: 64 << 20,
 		MaxInflightMsgs:           256,
+		MaxInflightBytes:          8 << 20,
 		CheckQuorum:               true,
 		AsyncStorageWrites:        true,
 		PreVote:                   true,

@@ -48,6 +48,7 @@ type peer struct {
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
+	queued    atomic.Int64 // bytes of the frames in q
 }
 
 func newPeer(n *Node, id uint64, addr string) *peer {
@@ -57,15 +58,46 @@ func newPeer(n *Node, id uint64, addr string) *peer {
 func (p *peer) start() { go p.run() }
 func (p *peer) wait()  { <-p.done }
 
+// peerQueueBytes bounds the bytes of the frames queued for one peer, beside
+// Config.PeerQueue's count: over a slow link raft re-sends a probe's append
+// at every heartbeat, and without it a few thousand 1 MiB appends could
+// queue.
+const peerQueueBytes = 16 << 20
+
+// size is about how many bytes f takes on the wire.
+func (f *frame) size() int64 {
+	if f.msg == nil {
+		return int64(cmdSize(&f.cmd))
+	}
+	n := 64 + len(f.msg.GetSnapshot().GetData())
+	for _, e := range f.msg.GetEntries() {
+		n += len(e.GetData()) + 16
+	}
+	return int64(n)
+}
+
 // enqueue queues f and reports whether it was queued.
 func (p *peer) enqueue(f frame) bool {
+	size := f.size()
+	if q := p.queued.Add(size); q > peerQueueBytes && q != size {
+		p.queued.Add(-size)
+		p.dropped.Add(1)
+		return false
+	}
 	select {
 	case p.q <- f:
 		return true
 	default:
+		p.queued.Add(-size)
 		p.dropped.Add(1)
 		return false
 	}
+}
+
+// take is the pump's side of enqueue: f left the queue.
+func (p *peer) take(f frame) frame {
+	p.queued.Add(-f.size())
+	return f
 }
 
 func (p *peer) run() {
@@ -139,7 +171,7 @@ func (p *peer) pump(conn net.Conn) error {
 		var snap *raftpb.Message
 		select {
 		case f := <-p.q:
-			if isSnap(f) {
+			if f = p.take(f); isSnap(f) {
 				snap = f.msg
 			} else {
 				buf = appendFrame(buf[:0], f)
@@ -151,7 +183,7 @@ func (p *peer) pump(conn net.Conn) error {
 		for snap == nil && len(buf) < flushBytes {
 			select {
 			case f := <-p.q:
-				if isSnap(f) {
+				if f = p.take(f); isSnap(f) {
 					snap = f.msg // written after what is buffered
 					break drain
 				}

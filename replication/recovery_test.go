@@ -158,6 +158,9 @@ func (c *throttled) Write(b []byte) (int, error) {
 func TestLargeSnapshotReachesAFollowerOverASlowLink(t *testing.T) {
 	var slowAddr sync.Map
 	nodes := testCluster(t, 3, func(c *Config) {
+		// Ticks as in production: a 1 MiB append takes half a second over
+		// this link, and must not look like a lost leader.
+		c.TickInterval = 100 * time.Millisecond
 		c.SnapshotEntries = 20
 		slowAddr.Store(c.Peers[3], true)
 		c.Dial = func(ctx context.Context, addr string) (net.Conn, error) {

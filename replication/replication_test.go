@@ -34,6 +34,7 @@ func testCluster(t testing.TB, n int, tune func(*Config)) map[uint64]*Node {
 			ClusterID: "test", Secret: testSecret, ClientAddr: fmt.Sprintf("127.0.0.1:%d", 6378+id),
 			TickInterval: 10 * time.Millisecond, RequestTimeout: 5 * time.Second,
 		}
+		cfg.Logger = dbgLogger
 		if tune != nil {
 			tune(&cfg)
 		}
