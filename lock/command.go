@@ -92,7 +92,7 @@ type Check struct {
 // Extra holds the parts of a command that only a few operations use.
 type Extra struct {
 	Keys   []string  // OpDel, OpExists: more keys after Name; OpScript: KEYS
-	Sub    []Command // OpTx, OpEffects: the commands, in order (no ID, no Extra)
+	Sub    []Command // OpTx, OpEffects: the commands, in order (no ID, no Sub of their own)
 	Checks []Check   // OpTx, OpEffects
 	Reply  resp.Value
 	Script string // OpEffects, OpScriptLoad, OpScript: a script body
@@ -168,9 +168,9 @@ func (o Op) String() string {
 //
 // Key-space commands use Owner for the value, Flags and Match for their
 // options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
-// which the leader turns into TTL (or ExpireNow) before it proposes the
-// command: applied commands never depend on a clock. X holds the rarer
-// parts (see Extra).
+// which the table measures against the batch's Wall (the leader's clock
+// when it proposed it), so every node turns it into the same lease. X holds
+// the rarer parts (see Extra).
 type Command struct {
 	Op     Op
 	ID     uint64
@@ -209,7 +209,7 @@ const batchVersion = 2
 var ErrCorrupt = errors.New("lock: corrupt encoding")
 
 // maxNested bounds the commands, keys, checks and arguments one command
-// carries. Commands nest once: a transaction's commands carry no Extra.
+// carries. Commands nest once: a transaction's commands carry none.
 const maxNested = 1 << 16
 
 // AppendCommand appends the binary form of c to dst.
@@ -303,12 +303,12 @@ func (d *decoder) command(depth int) Command {
 	if d.byte() == 0 || d.err != nil {
 		return c
 	}
-	if depth > 0 {
-		d.err = ErrCorrupt // a transaction's commands carry no Extra
-		return c
-	}
 	x := &Extra{Keys: d.strings()}
 	n := d.count(5)
+	if depth > 0 && n > 0 {
+		d.err = ErrCorrupt // a transaction's commands carry no commands
+		return c
+	}
 	for i := 0; i < n && d.err == nil; i++ {
 		x.Sub = append(x.Sub, d.command(depth+1))
 	}

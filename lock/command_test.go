@@ -228,7 +228,7 @@ func TestDecodeCorrupt(t *testing.T) {
 		{"a key-space command without its options", cat(header, uv(1), []byte{byte(OpSet)}, goodCmd[1:])},
 		{"an unknown flag", cat(header, uv(1), []byte{byte(OpSet)}, goodCmd[1:], uv(uint64(maxFlag)), uv(0), sv(0), []byte{0})},
 		{"a transaction nested in a transaction", cat(header, uv(1), []byte{byte(OpTx)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1},
-			uv(0), uv(1), []byte{byte(OpTx)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1})},
+			uv(0), uv(1), []byte{byte(OpTx)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1}, uv(0), uv(1))},
 		{"a huge count of keys", cat(header, uv(1), []byte{byte(OpDel)}, goodCmd[1:], uv(0), uv(0), sv(0), []byte{1}, uv(1<<40))},
 		{"negative TTL", cat(header, uv(1), []byte{byte(OpLock)}, uv(1), uv(1), []byte("a"), uv(1), []byte("x"), sv(-1))},
 		{"most negative TTL", cat(header, uv(1), []byte{byte(OpLock)}, uv(1), uv(0), uv(0), sv(math.MinInt64))},

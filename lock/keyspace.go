@@ -134,9 +134,10 @@ func (t *Table) versionOf(name string) uint64 {
 // the old value (null when there was none) whether or not it set, else the
 // reply is OK or null (1 or 0 with FlagInt, for SETNX). Setting gives the
 // key the value as its owner (a new token when the owner changes) and the
-// lease of TTL ms, none, or the one it had (KeepTTL). A deadline already
-// past (ExpireNow) ends the key's hold at once instead.
+// lease of TTL ms (or until At), none, or the one it had (KeepTTL). A
+// deadline already past ends the key's hold at once instead.
 func (t *Table) set(c *Command) resp.Value {
+	ttl, past := t.ttlOf(c)
 	h, exists := t.byName[c.Name]
 	old := resp.NilValue()
 	if exists {
@@ -153,12 +154,12 @@ func (t *Table) set(c *Command) resp.Value {
 	}
 	if ok {
 		switch {
-		case c.Flags&FlagExpireNow != 0:
+		case past:
 			if exists {
 				t.release(c.Name, h)
 			}
 		case !exists:
-			t.grant(c.Name, c.Owner, c.TTL)
+			t.grant(c.Name, c.Owner, ttl)
 		default:
 			h = t.changed(c.Name, h)
 			if h.owner != c.Owner {
@@ -166,7 +167,7 @@ func (t *Table) set(c *Command) resp.Value {
 				h.owner, h.token = c.Owner, t.fence
 			}
 			if c.Flags&FlagKeepTTL == 0 {
-				t.setLease(c.Name, h, c.TTL)
+				t.setLease(c.Name, h, ttl)
 			}
 		}
 	}
@@ -227,9 +228,10 @@ func (t *Table) pexpire(c *Command) resp.Value {
 	if !ok || (c.Flags&FlagIfEq != 0 && h.owner != c.Match) {
 		return resp.IntValue(0)
 	}
+	ttl, past := t.ttlOf(c)
 	deadline := t.now - 1
-	if c.Flags&FlagExpireNow == 0 {
-		deadline = addSat(t.now, uint64(c.TTL))
+	if !past {
+		deadline = addSat(t.now, uint64(ttl))
 	}
 	switch {
 	case c.Flags&FlagNX != 0 && h.deadline != 0,
@@ -238,12 +240,29 @@ func (t *Table) pexpire(c *Command) resp.Value {
 		c.Flags&FlagLT != 0 && h.deadline != 0 && deadline >= h.deadline:
 		return resp.IntValue(0)
 	}
-	if c.Flags&FlagExpireNow != 0 || c.TTL <= 0 {
+	if past {
 		t.release(c.Name, h)
 		return resp.IntValue(1)
 	}
-	t.setLease(c.Name, t.changed(c.Name, h), c.TTL)
+	t.setLease(c.Name, t.changed(c.Name, h), ttl)
 	return resp.IntValue(1)
+}
+
+// ttlOf is the lease c asks for, in ms from now, or past when its deadline
+// has passed already (ExpireNow, a PEXPIRE of 0, an At before the batch's
+// wall clock). An At deadline is turned into ms with the batch's Wall, the
+// leader's clock when it proposed the command.
+func (t *Table) ttlOf(c *Command) (ttl int64, past bool) {
+	switch {
+	case c.Flags&FlagExpireNow != 0:
+		return 0, true
+	case c.At != 0:
+		ttl = c.At - t.wall
+		return ttl, ttl <= 0
+	case c.Op == OpExpire:
+		return c.TTL, c.TTL <= 0
+	}
+	return c.TTL, false
 }
 
 // read answers the read commands, which change nothing.

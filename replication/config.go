@@ -79,6 +79,12 @@ type Config struct {
 	// node would check its own clients' commands (name, owner and lease
 	// limits); a command it refuses is dropped.
 	Validate func(*lock.Command) error
+	// RunScript runs the script a lock.OpScript request asks for against
+	// table (this node's, when it leads) and returns its effects: an
+	// lock.OpEffects command (its ID is set by the caller). It is called
+	// on one goroutine, one request at a time. Without it, scripts answer
+	// an error.
+	RunScript func(table *lock.Table, req lock.Command) lock.Command
 
 	Logger *slog.Logger
 

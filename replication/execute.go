@@ -32,12 +32,12 @@ var (
 	ErrIDConflict = errors.New("request id reused by a different command; not applied")
 )
 
-// outcome turns a result into Execute's return values.
-func outcome(v int64) (int64, error) {
-	if v == lock.Conflict {
-		return 0, ErrIDConflict
+// outcome turns a result into await's return values.
+func outcome(r lock.Result) (lock.Result, error) {
+	if r.Value == lock.Conflict {
+		return lock.Result{}, ErrIDConflict
 	}
-	return v, nil
+	return r, nil
 }
 
 // resendAfter is how long Execute waits for a result before sending the same
@@ -53,12 +53,22 @@ const resendAfter = time.Second
 // as the command is applied: lock.Queued when it joined a queue (use
 // ExecuteWait to wait for the turn).
 func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
+	r, err := n.Do(ctx, cmd)
+	return r.Value, err
+}
+
+// Do is Execute for any command: it returns the whole result, with the
+// reply of a key-space command. A script request (lock.OpScript) is run by
+// the leader, and its effects are what this node applies; when the keys it
+// touched changed before its effects reached the log (lock.Retry), Do sends
+// it again.
+func (n *Node) Do(ctx context.Context, cmd lock.Command) (lock.Result, error) {
 	if err := n.failed(); err != nil {
-		return 0, err
+		return lock.Result{}, err
 	}
 	id, err := n.newID()
 	if err != nil {
-		return 0, err
+		return lock.Result{}, err
 	}
 	cmd.ID = id
 	result := n.pending.register(cmd.ID)
@@ -72,8 +82,8 @@ func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
 // Each acts as Execute's would; none may be an OpLockWait. Commands on the
 // same lock should not share a call: a resend after a leader change may
 // reorder commands that were sent together.
-func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]int64, []error) {
-	vs, errs := make([]int64, len(cmds)), make([]error, len(cmds))
+func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]lock.Result, []error) {
+	vs, errs := make([]lock.Result, len(cmds)), make([]error, len(cmds))
 	if err := n.failed(); err != nil {
 		for i := range errs {
 			errs[i] = err
@@ -81,7 +91,7 @@ func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]int64, []
 		return vs, errs
 	}
 	deadline := n.deadline(ctx)
-	results := make([]<-chan int64, len(cmds))
+	results := make([]<-chan lock.Result, len(cmds))
 	for i := range cmds {
 		id, err := n.newID()
 		if err != nil {
@@ -140,18 +150,18 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	cmd.ID = id
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
-	v, err := n.await(context.WithoutCancel(ctx), n.deadline(ctx), cmd, result, 0)
-	if err != nil || v != lock.Queued {
-		return v, err
+	r, err := n.await(context.WithoutCancel(ctx), n.deadline(ctx), cmd, result, 0)
+	if err != nil || r.Value != lock.Queued {
+		return r.Value, err
 	}
 	turn := time.NewTimer(time.Duration(cmd.Wait) * time.Millisecond)
 	defer turn.Stop()
 	withdrawn := false
 	for queued := true; queued; {
 		select {
-		case v := <-result:
-			if v != lock.Queued {
-				return v, nil
+		case r := <-result:
+			if r.Value != lock.Queued {
+				return r.Value, nil
 			}
 		case <-turn.C:
 			queued = false
@@ -170,13 +180,13 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	defer late.Stop()
 	for {
 		select {
-		case v := <-result:
+		case r := <-result:
 			switch {
-			case v == lock.Queued:
-			case v == 0 && withdrawn:
+			case r.Value == lock.Queued:
+			case r.Value == 0 && withdrawn:
 				return 0, ctx.Err()
 			default:
-				return v, nil
+				return r.Value, nil
 			}
 		case <-late.C:
 			return 0, ErrTimeout
@@ -199,7 +209,7 @@ func sentBefore(err error) error {
 // returns its first result, or an error at deadline. sentTo is the leader
 // cmd was already sent to, 0 if none. One timer serves both the resend and
 // the deadline: it is the hot path of every write.
-func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, result <-chan int64, sentTo uint64) (int64, error) {
+func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, result <-chan lock.Result, sentTo uint64) (lock.Result, error) {
 	now := time.Now()
 	sent := sentTo != 0
 	resendAt := now.Add(resendAfter)
@@ -215,28 +225,35 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 			timer.Reset(earlier(resendAt, deadline).Sub(now))
 		}
 		select {
-		case v := <-result:
-			return outcome(v)
+		case r := <-result:
+			if r.Value == lock.Retry {
+				result = n.pending.register(cmd.ID) // Retry is not remembered: a new result will come
+				sentTo = 0
+				continue
+			}
+			return outcome(r)
 		case <-changed:
 			sentTo = 0 // send again to whoever leads now
 			continue
 		case <-timer.C:
 		case <-ctx.Done():
-			return 0, n.expired(sent)
+			return lock.Result{}, n.expired(sent)
 		case <-n.stopc:
 			if sent {
-				return 0, ErrClosedUnknown
+				return lock.Result{}, ErrClosedUnknown
 			}
-			return 0, ErrClosed
+			return lock.Result{}, ErrClosed
 		}
 		now = time.Now()
 		if !now.Before(deadline) {
 			select {
-			case v := <-result: // came with the deadline: still in time
-				return outcome(v)
+			case r := <-result: // came with the deadline: still in time
+				if r.Value != lock.Retry {
+					return outcome(r)
+				}
 			default:
 			}
-			return 0, n.expired(sent)
+			return lock.Result{}, n.expired(sent)
 		}
 		if !now.Before(resendAt) {
 			sentTo = 0 // no answer yet: send again

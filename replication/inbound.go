@@ -282,6 +282,15 @@ func (r *frameReader) checkMessage(m *raftpb.Message) error {
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
+// forwardable are the operations a node may forward: its clients' writes
+// and script requests. Ticks and script effects come only from the leader
+// itself; reads never travel.
+var forwardable = map[lock.Op]bool{
+	lock.OpLock: true, lock.OpLockWait: true, lock.OpUnlock: true, lock.OpRenew: true, lock.OpCancel: true,
+	lock.OpSet: true, lock.OpDel: true, lock.OpExpire: true, lock.OpPersist: true, lock.OpTx: true,
+	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true,
+}
+
 // checkForwarded checks a command a peer forwards: one of the client
 // operations, with an id of the peer's and, for a cancel, of a request of
 // the peer's; and whatever Config.Validate checks of client commands.
@@ -291,7 +300,7 @@ func (n *Node) checkForwarded(from uint64, c *lock.Command) error {
 		return fmt.Errorf("request id %#x is not node %d's", c.ID, from)
 	case c.Op == lock.OpCancel && c.Target>>48 != from:
 		return errors.New("a cancel of another node's request")
-	case c.Op != lock.OpLock && c.Op != lock.OpLockWait && c.Op != lock.OpUnlock && c.Op != lock.OpRenew && c.Op != lock.OpCancel:
+	case !forwardable[c.Op]:
 		return fmt.Errorf("operation %v", c.Op)
 	}
 	if n.cfg.Validate != nil {

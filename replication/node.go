@@ -41,6 +41,7 @@ type Node struct {
 	compc   chan uint64          // from the snapshot goroutine: compact before this index's snapshot
 
 	pending pending
+	scripts *scriptRunner
 	peers   map[uint64]*peer
 	inbound *inbound
 
@@ -188,10 +189,12 @@ func Start(c Config) (*Node, error) {
 	if n.confState.Load() == nil {
 		n.confState.Store(&raftpb.ConfState{})
 	}
-	n.wg.Add(3)
+	n.scripts = newScriptRunner(n)
+	n.wg.Add(4)
 	go n.run()
 	go n.appendLoop()
 	go n.applyLoop()
+	go n.scripts.run()
 	for _, p := range n.peers {
 		p.start()
 	}

@@ -11,16 +11,16 @@ import (
 // applies a command with that ID.
 type pending struct {
 	mu sync.Mutex
-	m  map[uint64]chan int64
+	m  map[uint64]chan lock.Result
 }
 
-func (p *pending) init() { p.m = make(map[uint64]chan int64) }
+func (p *pending) init() { p.m = make(map[uint64]chan lock.Result) }
 
 // register returns the channel on which id's results will arrive: one
 // result, or for a queued LOCK ... WAIT any number of lock.Queued and then
 // the final one.
-func (p *pending) register(id uint64) <-chan int64 {
-	ch := make(chan int64, 2)
+func (p *pending) register(id uint64) <-chan lock.Result {
+	ch := make(chan lock.Result, 2)
 	p.mu.Lock()
 	p.m[id] = ch
 	p.mu.Unlock()
@@ -37,7 +37,8 @@ func (p *pending) cancel(id uint64) {
 // resolve delivers id's result to its waiter, if any. It never blocks; only
 // the apply goroutine calls it. A lock.Queued result keeps the request
 // registered for its final result, which is never dropped.
-func (p *pending) resolve(id uint64, v int64) {
+func (p *pending) resolve(r lock.Result) {
+	id, v := r.ID, r.Value
 	p.mu.Lock()
 	ch := p.m[id]
 	if v != lock.Queued {
@@ -48,7 +49,7 @@ func (p *pending) resolve(id uint64, v int64) {
 		return
 	}
 	select {
-	case ch <- v:
+	case ch <- r:
 		return
 	default:
 	}
@@ -59,7 +60,7 @@ func (p *pending) resolve(id uint64, v int64) {
 	case <-ch: // make room: what is buffered is only Queued
 	default:
 	}
-	ch <- v
+	ch <- r
 }
 
 // len returns the number of waiting requests.

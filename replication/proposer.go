@@ -53,7 +53,14 @@ func (p *proposer) init() {
 func (n *Node) clock() int64 { return time.Since(n.start).Milliseconds() }
 
 // hold queues a command for the next entry, or drops it when too many wait.
+// A script request goes to the script goroutine instead, on the leader.
 func (n *Node) hold(c lock.Command) {
+	if c.Op == lock.OpScript {
+		if n.role.Load().(raft.StateType) == raft.StateLeader {
+			n.scripts.enqueue(c)
+		}
+		return
+	}
 	if len(n.prop.held) < maxHeld {
 		n.prop.held = append(n.prop.held, c)
 	}
@@ -94,7 +101,7 @@ func (n *Node) propose(cmds []lock.Command) {
 	}
 	stamp := max(n.clock(), n.prop.last)
 	n.prop.last = stamp
-	b := lock.Batch{Term: n.term.Load(), Stamp: stamp, Cmds: cmds}
+	b := lock.Batch{Term: n.term.Load(), Stamp: stamp, Wall: time.Now().UnixMilli(), Cmds: cmds}
 	if len(cmds) == 0 {
 		b.Cmds = []lock.Command{{Op: lock.OpTick}}
 	}

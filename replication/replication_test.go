@@ -63,7 +63,7 @@ func waitLeader(t testing.TB, nodes map[uint64]*Node) uint64 {
 			}
 			lead = l
 		}
-		if agree && nodes[lead].Status().Role == "leader" {
+		if agree && nodes[lead] != nil && nodes[lead].Status().Role == "leader" {
 			return lead
 		}
 		time.Sleep(10 * time.Millisecond)

@@ -208,7 +208,7 @@ func (n *Node) apply(ents []*raftpb.Entry) {
 	}
 	n.appliedT.Store(int64(time.Since(n.start)))
 	for _, r := range n.results {
-		n.pending.resolve(r.ID, r.Value)
+		n.pending.resolve(r)
 	}
 	n.notifyApplied()
 }

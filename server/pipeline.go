@@ -33,7 +33,7 @@ func (s *Server) pipeline(conn redcon.Conn, c *client, first redcon.Command) {
 		vs, errs := s.node.ExecuteAll(context.Background(), wave)
 		r := reply{c: conn, resp3: c.resp3.Load()}
 		for i, spec := range specs {
-			spec.answer(r, vs[i], errs[i])
+			spec.answer(r, vs[i].Value, errs[i])
 		}
 		wave, specs = wave[:0], specs[:0]
 		clear(names)
