@@ -266,7 +266,10 @@ func (t *Table) ttlOf(c *Command) (ttl int64, past bool) {
 }
 
 // read answers the read commands, which change nothing.
-func (t *Table) read(c *Command) resp.Value {
+func (t *Table) read(c *Command) resp.Value { return t.readAt(c, t.now, t.wall) }
+
+// readAt is read with the clock at now and the wall clock at wall.
+func (t *Table) readAt(c *Command, now, wall int64) resp.Value {
 	h, ok := t.byName[c.Name]
 	switch c.Op {
 	case OpGet:
@@ -294,9 +297,9 @@ func (t *Table) read(c *Command) resp.Value {
 		case h.deadline == 0:
 			return resp.IntValue(-1)
 		}
-		ms := max(h.deadline-t.now, 0)
+		ms := max(h.deadline-now, 0)
 		if c.Op == OpExpireAt {
-			ms += t.wall
+			ms += wall
 		}
 		if c.Flags&FlagSeconds != 0 {
 			if c.Op == OpExpireAt {
@@ -311,9 +314,25 @@ func (t *Table) read(c *Command) resp.Value {
 		}
 		ttl := int64(-1)
 		if h.deadline != 0 {
-			ttl = max(h.deadline-t.now, 0)
+			ttl = max(h.deadline-now, 0)
 		}
 		return resp.ArrayValue(resp.BulkValue(h.owner), resp.IntValue(int64(h.token)), resp.IntValue(ttl))
 	}
 	return resp.Errorf("ERR %s is not a key-space command", c.Op)
+}
+
+// Read answers a read command (OpGet, OpExists, OpPTTL, OpType,
+// OpExpireAt, OpLockInfo) from the table as it is, elapsedMS after its last
+// apply: leases count down by it between entries, and absolute times are
+// the last entry's wall clock plus it. It changes nothing.
+func (t *Table) Read(c *Command, elapsedMS int64) resp.Value {
+	switch c.Op {
+	case OpGet, OpExists, OpPTTL, OpType, OpExpireAt, OpLockInfo:
+	default:
+		return resp.Errorf("ERR %s is not a read", c.Op)
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	elapsedMS = max(elapsedMS, 0)
+	return t.readAt(c, addSat(t.now, uint64(elapsedMS)), t.wall+elapsedMS)
 }

@@ -41,7 +41,7 @@ func decode(b []byte, depth int) (Value, []byte, error) {
 	v := Value{Kind: Kind(b[0])}
 	b = b[1:]
 	switch v.Kind {
-	case Nil:
+	case Nil, NullArray:
 	case Int:
 		n, k := binary.Varint(b)
 		if k <= 0 {

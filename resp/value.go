@@ -21,6 +21,9 @@ const (
 	Status Kind = 3 // a simple string, "+OK"
 	Error  Kind = 4 // "-ERR ...": Str holds the text without the dash
 	Array  Kind = 5
+	// NullArray is RESP2's null array ("*-1", an EXEC aborted by WATCH);
+	// RESP3 has one null for both.
+	NullArray Kind = 6
 )
 
 // Value is one reply. The zero Value is Nil.
@@ -47,7 +50,7 @@ func (v Value) IsError() bool { return v.Kind == Error }
 // String renders v the way redis-cli does, for tests and logs.
 func (v Value) String() string {
 	switch v.Kind {
-	case Nil:
+	case Nil, NullArray:
 		return "(nil)"
 	case Int:
 		return fmt.Sprintf("(integer) %d", v.Int)

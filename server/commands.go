@@ -17,6 +17,16 @@ type commandSpec struct {
 	// replies with its result.
 	parse  func(s *Server, args [][]byte) (lock.Command, error)
 	answer func(r reply, v int64, err error)
+
+	// build turns the arguments of a key-space command into the table's
+	// command: how MULTI queues it, a script runs it and a pipeline sends
+	// it. read marks the commands that change nothing: a client's are
+	// answered from this node's replica (lock.Table.Read), a script's and a
+	// transaction's in their place. noScript marks the commands a script
+	// may not call.
+	build    func(s *Server, args [][]byte) (lock.Command, error)
+	read     bool
+	noScript bool
 }
 
 // commandTable maps upper-case command names to their specs.

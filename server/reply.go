@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/redcon"
 )
 
@@ -42,6 +43,33 @@ func (r reply) int(n int64)        { r.c.WriteInt64(n) }
 func (r reply) bulk(s string)      { r.c.WriteBulkString(s) }
 func (r reply) bulkBytes(b []byte) { r.c.WriteBulk(b) }
 func (r reply) array(n int)        { r.c.WriteArray(n) }
+
+// value writes v in the connection's protocol.
+func (r reply) value(v resp.Value) {
+	switch v.Kind {
+	case resp.Nil:
+		r.null()
+	case resp.NullArray:
+		if r.resp3 {
+			r.c.WriteRaw([]byte("_\r\n"))
+		} else {
+			r.c.WriteRaw([]byte("*-1\r\n"))
+		}
+	case resp.Int:
+		r.int(v.Int)
+	case resp.Bulk:
+		r.bulk(v.Str)
+	case resp.Status:
+		r.status(v.Str)
+	case resp.Error:
+		r.c.WriteError(v.Str)
+	case resp.Array:
+		r.array(len(v.Array))
+		for _, e := range v.Array {
+			r.value(e)
+		}
+	}
+}
 
 // null writes RESP2's null bulk string or RESP3's null.
 func (r reply) null() {
