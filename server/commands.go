@@ -55,6 +55,12 @@ func init() {
 		{name: "info", arity: -1, flags: []string{"loading"}, run: (*Server).cmdInfo},
 		{name: "role", arity: 1, flags: []string{"fast"}, run: (*Server).cmdRole},
 		{name: "time", arity: 1, flags: []string{"fast"}, run: (*Server).cmdTime},
+
+		{name: "eval", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEval, noScript: true},
+		{name: "evalsha", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalSHA, noScript: true},
+		{name: "eval_ro", arity: -3, flags: []string{"readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalRO, noScript: true},
+		{name: "evalsha_ro", arity: -3, flags: []string{"readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalSHARO, noScript: true},
+		{name: "script", arity: -2, flags: []string{"noscript"}, run: (*Server).cmdScript, noScript: true},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
 	for _, sp := range specs {

@@ -68,6 +68,7 @@ func New(c Config) (*Server, error) {
 		served:  make(chan struct{}),
 	}
 	cfg.Node.Validate = s.validCommand
+	cfg.Node.RunScript = s.runScript
 	node, err := replication.Start(cfg.Node)
 	if err != nil {
 		return nil, err

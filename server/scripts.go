@@ -1,0 +1,276 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/resp"
+	"github.com/lockd/lockd/script"
+)
+
+// Scripts: EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT.
+//
+// A script runs once, on the leader: the node that receives EVAL sends a
+// script request (lock.OpScript) to the leader, whose script goroutine runs
+// it (runScript) against a scratch copy of the keys it touches and proposes
+// its effects, applied on every node only if those keys are still as the
+// script saw them (see lock/scratch.go). A script is all or nothing: one
+// that fails leaves no write behind. A read-only script (EVAL_RO) runs on
+// the node that receives it, against its replica. Well-known lock scripts
+// (a compare-and-delete release, a compare-and-expire extend) do not run in
+// the interpreter at all: fastPath turns them into the table's own command,
+// which goes through the log like an UNLOCK.
+
+// Bounds of one script's effects, which travel in one raft entry.
+const (
+	maxScriptWrites     = 1000
+	maxScriptWriteBytes = 512 << 10
+)
+
+// scriptTimeout bounds a script's run on the leader: below the default
+// request timeout (2 s), so that its client hears the outcome.
+const scriptTimeout = time.Second
+
+var (
+	errNoScript        = resp.ErrorValue("NOSCRIPT No matching script. Please use EVAL.")
+	errUnknownInScript = resp.ErrorValue("ERR Unknown Redis command called from script")
+	errNotInScript     = resp.ErrorValue("ERR This Redis command is not allowed from script")
+	errScriptArity     = resp.ErrorValue("ERR Wrong number of args calling Redis command from script")
+	errWriteInReadOnly = resp.ErrorValue("ERR Write commands are not allowed from read-only scripts.")
+	errScriptWrites    = resp.Errorf("ERR a script may make at most %d writes of at most %d bytes in all", maxScriptWrites, maxScriptWriteBytes)
+)
+
+// scriptLimits are the budgets of every script run on this node.
+func (s *Server) scriptLimits() script.Limits { return script.Limits{Timeout: scriptTimeout} }
+
+func (s *Server) cmdEval(c *client, r reply, args [][]byte)      { s.eval(r, args, false, false) }
+func (s *Server) cmdEvalSHA(c *client, r reply, args [][]byte)   { s.eval(r, args, true, false) }
+func (s *Server) cmdEvalRO(c *client, r reply, args [][]byte)    { s.eval(r, args, false, true) }
+func (s *Server) cmdEvalSHARO(c *client, r reply, args [][]byte) { s.eval(r, args, true, true) }
+
+// eval is EVAL script|sha numkeys key... arg..., by body or by SHA, read-only
+// or not.
+func (s *Server) eval(r reply, args [][]byte, bySHA, readOnly bool) {
+	n, err := parseInt(args[2])
+	switch {
+	case err != nil:
+		r.err(err)
+		return
+	case n < 0:
+		r.value(resp.ErrorValue("ERR Number of keys can't be negative"))
+		return
+	case n > int64(len(args)-3):
+		r.value(resp.ErrorValue("ERR Number of keys can't be greater than number of args"))
+		return
+	}
+	keys, argv := strs(args[3:3+n]), strs(args[3+n:])
+	var body, sha string
+	if bySHA {
+		sha = strings.ToLower(string(args[1]))
+		var ok bool
+		if body, ok = s.node.Table().Script(sha); !ok {
+			r.value(errNoScript)
+			return
+		}
+	} else {
+		body = string(args[1])
+		sha = script.SHA1Hex(body)
+		if err := script.Compile(body); err != nil {
+			r.value(resp.ErrorValue(err.Error()))
+			return
+		}
+	}
+	if readOnly {
+		r.value(s.evalReadOnly(body, sha, keys, argv))
+		return
+	}
+	if cmd, ok := s.fastPath(sha, keys, argv); ok {
+		res, err := s.node.Do(context.Background(), cmd)
+		s.answerReply(r, res, err)
+		return
+	}
+	res, err := s.node.Do(context.Background(), lock.Command{Op: lock.OpScript, X: &lock.Extra{Script: body, SHA: sha, Keys: keys, Args: argv}})
+	s.answerReply(r, res, err)
+}
+
+// answerReply replies with a key-space command's result.
+func (s *Server) answerReply(r reply, res lock.Result, err error) {
+	switch {
+	case err != nil:
+		r.err(err)
+	case res.Reply == nil:
+		r.value(resp.ErrorValue("ERR no reply"))
+	default:
+		r.value(*res.Reply)
+	}
+}
+
+func strs(bs [][]byte) []string {
+	ss := make([]string, len(bs))
+	for i, b := range bs {
+		ss[i] = string(b)
+	}
+	return ss
+}
+
+// evalReadOnly runs a read-only script against this node's replica, once it
+// has caught up. A script new to the cluster is registered through the log
+// first, so that EVALSHA knows it on every node.
+func (s *Server) evalReadOnly(body, sha string, keys, argv []string) resp.Value {
+	if err := s.catchUp(); err != nil {
+		return resp.ErrorValue(respError(err))
+	}
+	if _, ok := s.node.Table().Script(sha); !ok {
+		s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptLoad, X: &lock.Extra{Script: body}})
+	}
+	c := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds()}
+	return script.Run(body, keys, argv, c, s.scriptLimits())
+}
+
+// runScript is replication.Config.RunScript: on the leader, it runs the
+// script of req against a scratch copy of the keys it touches and returns
+// the effects to propose.
+func (s *Server) runScript(table *lock.Table, req lock.Command) lock.Command {
+	x := req.X
+	if x == nil {
+		return lock.Command{X: &lock.Extra{Reply: resp.ErrorValue("ERR empty script request")}}
+	}
+	body := x.Script
+	if body == "" {
+		var ok bool
+		if body, ok = table.Script(x.SHA); !ok {
+			return lock.Command{X: &lock.Extra{Reply: errNoScript}}
+		}
+	}
+	e := &lock.Extra{}
+	if _, known := table.Script(script.SHA1Hex(body)); !known {
+		e.Script = body // EVAL registers it, as Redis caches it
+	}
+	c := &scriptCaller{s: s, table: table, scratch: table.Scratch()}
+	e.Reply = script.Run(body, x.Keys, x.Args, c, s.scriptLimits())
+	switch {
+	case c.tooMany:
+		e.Reply = errScriptWrites
+	case !e.Reply.IsError():
+		e.Checks, e.Sub = c.checks, c.writes
+	}
+	return lock.Command{X: e}
+}
+
+// scriptCaller runs a script's redis.call and redis.pcall: on a scratch table
+// loaded key by key from the real one (the leader's run), or, read-only,
+// straight from the replica (EVAL_RO).
+type scriptCaller struct {
+	s        *Server
+	table    *lock.Table
+	scratch  *lock.Table // nil when read-only
+	readOnly bool
+	elapsed  int64 // ms since the replica's last apply, for read-only reads
+
+	loaded  map[string]bool
+	checks  []lock.Check
+	writes  []lock.Command
+	bytes   int
+	tooMany bool
+}
+
+func (c *scriptCaller) Call(args []string) resp.Value {
+	spec := commandTable[strings.ToUpper(args[0])]
+	switch {
+	case spec == nil:
+		return errUnknownInScript
+	case spec.build == nil || spec.noScript:
+		return errNotInScript
+	case (spec.arity > 0 && len(args) != spec.arity) || (spec.arity < 0 && len(args) < -spec.arity):
+		return errScriptArity
+	case c.readOnly && !spec.read:
+		return errWriteInReadOnly
+	}
+	bargs := make([][]byte, len(args))
+	for i, a := range args {
+		bargs[i] = []byte(a)
+	}
+	cmd, err := spec.build(c.s, bargs)
+	if err != nil {
+		return resp.ErrorValue(respError(err))
+	}
+	if c.readOnly {
+		return c.table.Read(&cmd, c.elapsed)
+	}
+	if !spec.read {
+		c.bytes += len(lock.AppendCommand(nil, &cmd))
+		if len(c.writes) == maxScriptWrites || c.bytes > maxScriptWriteBytes {
+			c.tooMany = true
+			return errScriptWrites
+		}
+	}
+	for _, name := range commandNames(&cmd) {
+		if !c.loaded[name] {
+			if c.loaded == nil {
+				c.loaded = map[string]bool{}
+			}
+			c.loaded[name] = true
+			c.checks = append(c.checks, c.table.Load(c.scratch, name))
+		}
+	}
+	v := c.scratch.Do(&cmd)
+	if !spec.read {
+		c.writes = append(c.writes, cmd)
+	}
+	return v
+}
+
+// commandNames are the keys cmd names.
+func commandNames(cmd *lock.Command) []string {
+	if cmd.X == nil || len(cmd.X.Keys) == 0 {
+		return []string{cmd.Name}
+	}
+	return append([]string{cmd.Name}, cmd.X.Keys...)
+}
+
+// cmdScript: SCRIPT LOAD body | EXISTS sha... | FLUSH [ASYNC|SYNC] | KILL | HELP.
+func (s *Server) cmdScript(c *client, r reply, args [][]byte) {
+	sub := strings.ToUpper(string(args[1]))
+	switch {
+	case sub == "LOAD" && len(args) == 3:
+		body := string(args[2])
+		if err := script.Compile(body); err != nil {
+			r.value(resp.ErrorValue(err.Error()))
+			return
+		}
+		res, err := s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptLoad, X: &lock.Extra{Script: body}})
+		s.answerReply(r, res, err)
+	case sub == "EXISTS" && len(args) >= 3:
+		r.array(len(args) - 2)
+		for _, a := range args[2:] {
+			_, ok := s.node.Table().Script(strings.ToLower(string(a)))
+			r.int(int64(b2i(ok)))
+		}
+	case sub == "FLUSH" && len(args) <= 3:
+		if len(args) == 3 {
+			if m := strings.ToUpper(string(args[2])); m != "ASYNC" && m != "SYNC" {
+				r.err(errSyntax)
+				return
+			}
+		}
+		res, err := s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptFlush})
+		s.answerReply(r, res, err)
+	case sub == "KILL" && len(args) == 2:
+		r.value(resp.ErrorValue("NOTBUSY No scripts in execution right now."))
+	case sub == "HELP" && len(args) == 2:
+		lines := []string{
+			"SCRIPT <subcommand> [<arg> ...]. Subcommands are:",
+			"EXISTS <sha1> [<sha1> ...]", "FLUSH [ASYNC|SYNC]", "KILL", "LOAD <script>", "HELP",
+		}
+		r.array(len(lines))
+		for _, l := range lines {
+			r.status(l)
+		}
+	case sub == "LOAD" || sub == "EXISTS" || sub == "FLUSH" || sub == "KILL":
+		r.err(arityError{cmd: "script|" + strings.ToLower(sub)})
+	default:
+		r.err(unknownSubcommandError{cmd: "script", sub: string(args[1])})
+	}
+}
