@@ -113,13 +113,18 @@ func (w *workload) current(name string) bool {
 }
 
 // lockClient is one client of the workload: it sends LOCK and UNLOCK (no
-// lease) to its home node and OWNER to the current leader.
+// lease) to its home node and OWNER to the current leader. Every other
+// client locks as the Redis lock libraries do instead: SET NX PX (a lease
+// far longer than the run) and a compare-and-delete script, the one the
+// libraries share (run as the table's own command) or another (run by the
+// interpreter on the leader), alternately.
 type lockClient struct {
 	w     *workload
 	id    int
 	pid   int // porcupine client id; a fresh one after each indeterminate op
 	owner string
 	home  int
+	redis bool // SET NX PX and scripts instead of LOCK and UNLOCK
 	rdbs  map[int]*redis.Client
 	rng   *rand.Rand
 	held  map[string]bool // locks this client believes it holds
@@ -127,7 +132,7 @@ type lockClient struct {
 
 func (w *workload) newClient(id int) *lockClient {
 	lc := &lockClient{
-		w: w, id: id, pid: id, owner: fmt.Sprintf("c%d", id), home: 1 + id%len(w.c.nodes),
+		w: w, id: id, pid: id, owner: fmt.Sprintf("c%d", id), home: 1 + id%len(w.c.nodes), redis: id%2 == 1,
 		rdbs: map[int]*redis.Client{}, rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
 		held: map[string]bool{},
 	}
@@ -196,6 +201,9 @@ func (lc *lockClient) finish(p check.Pending, what string, err error) outcome {
 }
 
 func (lc *lockClient) lock(name string) outcome {
+	if lc.redis {
+		return lc.setNX(name)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
 	defer cancel()
 	lc.w.begun.Add(1)
@@ -215,12 +223,49 @@ func (lc *lockClient) lock(name string) outcome {
 	return outcomeOK
 }
 
+// The compare-and-delete releases: the lock libraries' (a fast path in
+// lockd) and one only the interpreter runs.
+var (
+	releaseScript     = redis.NewScript(`if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end`)
+	slowReleaseScript = redis.NewScript(`local v = redis.call('GET', KEYS[1]) if v ~= ARGV[1] then return 0 end redis.call('DEL', KEYS[1]) return 1`)
+)
+
+// setNX takes name as Redis's lock libraries do.
+func (lc *lockClient) setNX(name string) outcome {
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	lc.w.begun.Add(1)
+	p := lc.w.hist.Begin(lc.pid, check.KindSetNX, name, lc.owner)
+	ok, err := lc.rdbs[lc.home].SetNX(ctx, name, lc.owner, 10*time.Minute).Result()
+	if err != nil {
+		o := lc.finish(p, "SET NX", err)
+		if o == outcomeUnknown {
+			lc.held[name] = true
+		}
+		return o
+	}
+	p.Set(ok)
+	if ok {
+		lc.held[name] = true
+	}
+	return outcomeOK
+}
+
 func (lc *lockClient) unlock(name string) outcome {
 	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
 	defer cancel()
 	lc.w.begun.Add(1)
 	p := lc.w.hist.Begin(lc.pid, check.KindUnlock, name, lc.owner)
-	n, err := lc.rdbs[lc.home].Do(ctx, "UNLOCK", name, lc.owner).Int64()
+	var n int64
+	var err error
+	switch {
+	case !lc.redis:
+		n, err = lc.rdbs[lc.home].Do(ctx, "UNLOCK", name, lc.owner).Int64()
+	case lc.rng.Intn(2) == 0:
+		n, err = releaseScript.Run(ctx, lc.rdbs[lc.home], []string{name}, lc.owner).Int64()
+	default:
+		n, err = slowReleaseScript.Run(ctx, lc.rdbs[lc.home], []string{name}, lc.owner).Int64()
+	}
 	if err != nil {
 		return lc.finish(p, "UNLOCK", err)
 	}

@@ -34,3 +34,7 @@ var (
 	testUnknownRate  = 10 // 1 in testUnknownRate ops is indeterminate
 	testOpsPerClient = 60
 )
+
+func setOK(c int, name, owner string, call, ret int64, granted bool) Op {
+	return Op{Client: c, Kind: KindSetNX, Name: name, Owner: owner, Call: call, Return: ret, Status: StatusOK, Granted: granted}
+}

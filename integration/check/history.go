@@ -14,6 +14,10 @@ const (
 	KindLock   Kind = iota + 1 // LOCK name owner (no lease)
 	KindUnlock                 // UNLOCK name owner
 	KindOwner                  // OWNER name
+	// KindSetNX is SET name owner NX PX ms: Redis's lock, with no token in
+	// its reply. Its release is a compare-and-delete script, recorded as
+	// KindUnlock.
+	KindSetNX
 )
 
 func (k Kind) String() string {
@@ -24,6 +28,8 @@ func (k Kind) String() string {
 		return "UNLOCK"
 	case KindOwner:
 		return "OWNER"
+	case KindSetNX:
+		return "SETNX"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -71,6 +77,7 @@ type Op struct {
 	Final  bool   // an OWNER read taken after the whole cluster was restarted (FinalReads)
 
 	Token    int64  // LOCK: the fencing token granted; 0 means the null reply (held by another)
+	Granted  bool   // SETNX: true for OK, false for the null reply
 	Released bool   // UNLOCK: true for reply 1, false for 0
 	Holder   string // OWNER: the owner read; "" means the null reply
 }
@@ -157,7 +164,7 @@ func (h *History) Begin(client int, kind Kind, name, owner string) Pending {
 }
 
 func (h *History) begin(client int, kind Kind, name, owner string, final bool) Pending {
-	if kind < KindLock || kind > KindOwner {
+	if kind < KindLock || kind > KindSetNX {
 		panic(fmt.Sprintf("check: Begin with invalid kind %v", kind))
 	}
 	if kind == KindOwner {
@@ -175,6 +182,11 @@ func (h *History) begin(client int, kind Kind, name, owner string, final bool) P
 // Locked finishes a LOCK with its reply: the token, or 0 for the null reply.
 func (p Pending) Locked(token int64) {
 	p.finish(KindLock, func(o *Op) { o.Status, o.Token = StatusOK, token })
+}
+
+// Set finishes a SET NX with its reply (OK → true, null → false).
+func (p Pending) Set(granted bool) {
+	p.finish(KindSetNX, func(o *Op) { o.Status, o.Granted = StatusOK, granted })
 }
 
 // Unlocked finishes an UNLOCK with its reply (1 → true, 0 → false).

@@ -34,6 +34,29 @@ func TestCheckLinearizable(t *testing.T) {
 			final: true,
 		},
 		{
+			name: "SET NX and LOCK on one lock",
+			ops: []Op{
+				setOK(0, "x", "a", 0, 10, true),
+				setOK(1, "x", "b", 11, 12, false),
+				setOK(0, "x", "a", 13, 14, false), // NX: held, by its own owner too
+				lockOK(0, "x", "a", 15, 16, 4),    // LOCK by the holder: first sight of its token
+				unlockOK(0, "x", "a", 20, 30, true),
+				setOK(1, "x", "b", 31, 40, true),
+				finalRead(9, "x", 100, 110, "b"),
+			},
+			final: true,
+		},
+		{
+			name:    "SET NX granted while held",
+			ops:     []Op{lockOK(0, "x", "a", 0, 10, 1), setOK(1, "x", "b", 11, 20, true)},
+			wantErr: ErrNotLinearizable,
+		},
+		{
+			name:    "SET NX refused while free",
+			ops:     []Op{setOK(1, "x", "b", 11, 20, false)},
+			wantErr: ErrNotLinearizable,
+		},
+		{
 			name: "concurrent overlapping ops",
 			ops: []Op{
 				lockOK(0, "x", "a", 0, 100, 1),

@@ -21,6 +21,8 @@ import (
 //	                 if token is unknown (0), t > max and it becomes (a, t, t).
 //	                 held by another: illegal.
 //	LOCK a -> null   legal only while held by another owner.
+//	SETNX a -> OK    legal only while free; becomes (a, 0, max): no token is seen.
+//	SETNX a -> null  legal only while held (by anyone: Redis's NX).
 //	UNLOCK a -> 1    legal only while held by a; becomes free (max kept).
 //	UNLOCK a -> 0    legal only while not held by a.
 //	OWNER -> o       legal only if o == owner.
@@ -57,6 +59,7 @@ type opOutput struct {
 	unknown  bool
 	token    int64
 	released bool
+	granted  bool
 	holder   string
 }
 
@@ -74,7 +77,7 @@ func step(s lockState, in opInput, out opOutput) (bool, lockState) {
 // anything.
 func applyUnknown(s lockState, in opInput) (lockState, bool) {
 	switch in.kind {
-	case KindLock:
+	case KindLock, KindSetNX:
 		if s.owner == "" {
 			return lockState{owner: in.owner, max: s.max, done: s.done}, true
 		}
@@ -102,6 +105,11 @@ func applyKnown(s lockState, in opInput, out opOutput) (bool, lockState) {
 		default: // re-grant
 			return t == s.token, s
 		}
+	case KindSetNX:
+		if out.granted {
+			return s.owner == "", lockState{owner: in.owner, max: s.max, done: s.done}
+		}
+		return s.owner != "", s
 	case KindUnlock:
 		held := s.owner != "" && s.owner == in.owner
 		if out.released {
@@ -183,6 +191,10 @@ func describeOperation(input, output any) string {
 		res = "null"
 	case in.kind == KindLock:
 		res = fmt.Sprint(out.token)
+	case in.kind == KindSetNX && out.granted:
+		res = "OK"
+	case in.kind == KindSetNX:
+		res = "null"
 	case in.kind == KindUnlock && out.released:
 		res = "1"
 	case in.kind == KindUnlock:
@@ -230,7 +242,7 @@ func toOperations(ops []Op) ([]porcupine.Operation, error) {
 			ClientId: op.Client,
 			Input:    opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total[op.Name]},
 			Call:     op.Call,
-			Output:   opOutput{unknown: unknown, token: op.Token, released: op.Released, holder: op.Holder},
+			Output:   opOutput{unknown: unknown, token: op.Token, released: op.Released, granted: op.Granted, holder: op.Holder},
 			Return:   ret,
 			Metadata: opMeta{index: i, op: op},
 		})
@@ -240,7 +252,7 @@ func toOperations(ops []Op) ([]porcupine.Operation, error) {
 
 func validate(op Op) error {
 	switch {
-	case op.Kind < KindLock || op.Kind > KindOwner:
+	case op.Kind < KindLock || op.Kind > KindSetNX:
 		return fmt.Errorf("invalid kind")
 	case op.Name == "":
 		return fmt.Errorf("empty lock name")
