@@ -166,18 +166,25 @@ func (s *Server) cmdWatch(c *client, r reply, args [][]byte) {
 		r.err(errWatchInMulti)
 		return
 	}
+	seen := make(map[string]bool, len(c.watched)+len(args))
 	bytes := 0
 	for _, w := range c.watched {
+		seen[w.Name] = true
 		bytes += len(w.Name)
 	}
+	var names []string
 	for _, a := range args[1:] {
 		if err := s.checkName(a); err != nil {
 			r.err(err)
 			return
 		}
-		bytes += len(a)
+		if !seen[string(a)] {
+			seen[string(a)] = true
+			names = append(names, string(a))
+			bytes += len(a)
+		}
 	}
-	if len(c.watched)+len(args)-1 > maxWatched || bytes > maxWatchBytes {
+	if len(c.watched)+len(names) > maxWatched || bytes > maxWatchBytes {
 		r.err(errWatchTooMany)
 		return
 	}
@@ -186,15 +193,9 @@ func (s *Server) cmdWatch(c *client, r reply, args [][]byte) {
 		return
 	}
 	t := s.node.Table()
-next:
-	for _, a := range args[1:] {
-		for _, w := range c.watched {
-			if w.Name == string(a) {
-				continue next
-			}
-		}
-		info, _ := t.Get(string(a))
-		c.watched = append(c.watched, lock.Check{Name: string(a), Version: info.Version})
+	for _, name := range names {
+		info, _ := t.Get(name)
+		c.watched = append(c.watched, lock.Check{Name: name, Version: info.Version})
 	}
 	r.ok()
 }
