@@ -35,7 +35,8 @@ func lockReply(op lock.Op, v int64) resp.Value {
 	return resp.IntValue(v)
 }
 
-// lockArgs parses LOCK's arguments into a command. Nothing is sent on error.
+// lockArgs: LOCK name owner [PX ms | EX s] [WAIT ms] → the token, or a null
+// when the lock is held by another owner (after waiting up to WAIT ms).
 func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpLock}
 	if err := s.nameOwner(&cmd, args); err != nil {
