@@ -29,7 +29,7 @@ func globMatchSteps(pattern, name string) (bool, int) {
 	return g.match(0, 0, 0), g.steps
 }
 
-// glob is one match in progress.
+// glob is one match in progress, on the goroutine that called globMatch.
 type glob struct {
 	pattern, name string
 	skipLonger    bool // no '*' needs to try a longer run (see match)

@@ -26,7 +26,7 @@ const (
 	maxWatchBytes = 64 << 10
 )
 
-// txState is a transaction being queued.
+// txState is a transaction being queued, owned by its client's goroutine.
 type txState struct {
 	queued []queuedCmd
 	bytes  int  // the queued commands' arguments

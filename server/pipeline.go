@@ -50,6 +50,7 @@ func (p *prepared) waveable(c *client) bool {
 
 // wave is the writes of a pipeline that go to the cluster together; no two
 // name a key in common (a resend after a leader change may reorder them).
+// The pipeline's goroutine owns it.
 type wave struct {
 	cmds  []lock.Command
 	specs []*commandSpec

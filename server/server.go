@@ -180,7 +180,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 
 // prepared is one command as admitted: its spec, its arguments and, for a
 // command with a build func, the table's command; or the error it is
-// answered with instead.
+// answered with instead. Its connection's goroutine makes and runs it.
 type prepared struct {
 	spec *commandSpec // nil for an empty or unknown command
 	args [][]byte
