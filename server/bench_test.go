@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -98,6 +99,35 @@ func BenchmarkLockWaitUnlock(b *testing.B) {
 			}
 			if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
 				b.Errorf("UNLOCK %s: %d, %v", name, n, err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkSetNXDelIfEq is BenchmarkLockUnlock's fsync=false as the Redis
+// lock libraries send it: SET name token NX PX to take, DELIFEQ to release.
+func BenchmarkSetNXDelIfEq(b *testing.B) {
+	srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
+	rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	var workers atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprintf("owner-%d", workers.Add(1))
+		for i := 0; pb.Next(); i++ {
+			name := fmt.Sprintf("%s-lock-%d", owner, i%64)
+			if ok, err := rdb.SetNX(ctx, name, owner, 30*time.Second).Result(); err != nil || !ok {
+				b.Errorf("SET %s NX: %v, %v", name, ok, err)
+				return
+			}
+			if n, err := rdb.Do(ctx, "DELIFEQ", name, owner).Int64(); err != nil || n != 1 {
+				b.Errorf("DELIFEQ %s: %d, %v", name, n, err)
 				return
 			}
 		}

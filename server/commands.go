@@ -1,48 +1,86 @@
 package server
 
-import "github.com/lockd/lockd/lock"
+import (
+	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/resp"
+)
 
 // commandSpec describes one command: how it is checked before it runs, and
 // what COMMAND tells clients about it.
 type commandSpec struct {
-	name   string // lower case, as Redis reports it
-	arity  int    // Redis convention: n exact, -n at least n (the name counts)
-	noAuth bool   // allowed before AUTH
-	flags  []string
-	key    int // position of the first key (lock name), 0 for none
-	run    func(s *Server, c *client, r reply, args [][]byte)
+	name    string // lower case, as Redis reports it
+	arity   int    // Redis convention: n exact, -n at least n (the name counts)
+	noAuth  bool   // allowed before AUTH
+	flags   []string
+	key     int // position of the first key (lock name), 0 for none
+	lastKey int // position of the last key: 0 the same as key, -1 the last argument
+	run     func(s *Server, c *client, r reply, args [][]byte)
 
-	// Writes that a pipeline may send together (see pipeline.go): parse
-	// turns the arguments into the command run would execute, answer
-	// replies with its result.
-	parse  func(s *Server, args [][]byte) (lock.Command, error)
-	answer func(r reply, v int64, err error)
-
-	// build turns the arguments of a key-space command into the table's
-	// command: how MULTI queues it, a script runs it and a pipeline sends
-	// it. read marks the commands that change nothing: a client's are
-	// answered from this node's replica (lock.Table.Read), a script's and a
-	// transaction's in their place. noScript marks the commands a script
-	// may not call.
+	// build turns the arguments of a key-space or lock command (args[0] is
+	// the command's name, and the arity is already checked) into the
+	// table's command: how a client's command runs (see Server.dispatch),
+	// how MULTI queues it, how a script runs it and how a pipeline sends
+	// it. A command with build has no run. read marks the commands that
+	// change nothing: a client's are answered from this node's replica
+	// (lock.Table.Read), a script's and a transaction's in their place.
+	// noScript marks the commands a script may not call.
 	build    func(s *Server, args [][]byte) (lock.Command, error)
 	read     bool
 	noScript bool
+	// render, when set, writes the command's reply instead of reply.value
+	// (LOCKINFO is a map under RESP3).
+	render func(r reply, v resp.Value)
 }
 
 // commandTable maps upper-case command names to their specs.
 var commandTable map[string]*commandSpec
 
 func init() {
+	var (
+		write     = []string{"write"}
+		writeFast = []string{"write", "fast"}
+		writeOOM  = []string{"write", "denyoom"}
+		readFast  = []string{"readonly", "fast"}
+		txControl = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+	)
 	specs := []*commandSpec{
-		{name: "lock", arity: -3, flags: []string{"write"}, key: 1, run: (*Server).cmdLock,
-			parse: (*Server).lockArgs, answer: answerLock},
-		{name: "unlock", arity: 3, flags: []string{"write"}, key: 1, run: (*Server).cmdUnlock,
-			parse: (*Server).unlockArgs, answer: answerInt},
-		{name: "renew", arity: 5, flags: []string{"write"}, key: 1, run: (*Server).cmdRenew,
-			parse: (*Server).renewArgs, answer: answerInt},
-		{name: "owner", arity: 2, flags: []string{"readonly", "fast"}, key: 1, run: (*Server).cmdOwner},
-		{name: "lockinfo", arity: 2, flags: []string{"readonly", "fast"}, key: 1, run: (*Server).cmdLockInfo},
-		{name: "dbsize", arity: 1, flags: []string{"readonly", "fast"}, run: (*Server).cmdDBSize},
+		// Locks (locks.go).
+		{name: "lock", arity: -3, flags: write, key: 1, build: (*Server).lockArgs},
+		{name: "unlock", arity: 3, flags: write, key: 1, build: (*Server).unlockArgs},
+		{name: "renew", arity: 5, flags: write, key: 1, build: (*Server).renewArgs},
+		{name: "owner", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpGet, 0), read: true},
+		{name: "lockinfo", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpLockInfo, 0), read: true, render: renderLockInfo},
+		{name: "dbsize", arity: 1, flags: readFast, run: (*Server).cmdDBSize},
+
+		// The key space (keys.go).
+		{name: "set", arity: -3, flags: writeOOM, key: 1, build: (*Server).setArgs},
+		{name: "setnx", arity: 3, flags: []string{"write", "denyoom", "fast"}, key: 1, build: (*Server).setnxArgs},
+		{name: "get", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpGet, 0), read: true},
+		{name: "mget", arity: -2, flags: readFast, key: 1, lastKey: -1, run: (*Server).cmdMGet},
+		{name: "del", arity: -2, flags: write, key: 1, lastKey: -1, build: (*Server).delArgs},
+		{name: "unlink", arity: -2, flags: writeFast, key: 1, lastKey: -1, build: (*Server).delArgs},
+		{name: "exists", arity: -2, flags: readFast, key: 1, lastKey: -1, build: (*Server).existsArgs, read: true},
+		{name: "expire", arity: -3, flags: writeFast, key: 1, build: expireOf(1000, false)},
+		{name: "pexpire", arity: -3, flags: writeFast, key: 1, build: expireOf(1, false)},
+		{name: "expireat", arity: -3, flags: writeFast, key: 1, build: expireOf(1000, true)},
+		{name: "pexpireat", arity: -3, flags: writeFast, key: 1, build: expireOf(1, true)},
+		{name: "ttl", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpPTTL, lock.FlagSeconds), read: true},
+		{name: "pttl", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpPTTL, 0), read: true},
+		{name: "expiretime", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpExpireAt, lock.FlagSeconds), read: true},
+		{name: "pexpiretime", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpExpireAt, 0), read: true},
+		{name: "persist", arity: 2, flags: writeFast, key: 1, build: (*Server).persistArgs},
+		{name: "type", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpType, 0), read: true},
+		{name: "delex", arity: -2, flags: writeFast, key: 1, build: (*Server).delexArgs},
+		{name: "delifeq", arity: 3, flags: writeFast, key: 1, build: (*Server).delifeqArgs},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, run: (*Server).cmdScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, run: (*Server).cmdKeys},
+
+		// Transactions (multi.go).
+		{name: "multi", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdMulti},
+		{name: "exec", arity: 1, flags: []string{"noscript", "loading", "stale", "skip_slowlog"}, noScript: true, run: (*Server).cmdExec},
+		{name: "discard", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdDiscard},
+		{name: "watch", arity: -2, flags: txControl, key: 1, lastKey: -1, noScript: true, run: (*Server).cmdWatch},
+		{name: "unwatch", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdUnwatch},
 
 		{name: "ping", arity: -1, flags: []string{"fast"}, run: (*Server).cmdPing},
 		{name: "echo", arity: 2, flags: []string{"fast"}, run: (*Server).cmdEcho},

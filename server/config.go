@@ -42,9 +42,9 @@ type Config struct {
 	// that long while the node waits for its next command (Redis's timeout;
 	// default 0, never). A client blocked in LOCK ... WAIT is not idle.
 	IdleTimeout time.Duration
-	// ReadTimeout bounds how long OWNER, LOCKINFO and DBSIZE wait for the
-	// local replica to apply what is known to be committed (default 1s);
-	// past it they answer -TRYAGAIN.
+	// ReadTimeout bounds how long reads (OWNER, LOCKINFO, DBSIZE, GET, SCAN,
+	// WATCH, ...) wait for the local replica to apply what is known to be
+	// committed (default 1s); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
 	// Version is reported by INFO and HELLO.
 	Version string

@@ -250,10 +250,21 @@ func TestInfo(t *testing.T) {
 		c.with(t).expect("$0\r\n\r\n", "INFO", "nosuch")
 	})
 
-	t.Run("INFO keyspace counts locks", func(t *testing.T) {
+	t.Run("INFO keyspace counts locks, in Redis's db0 line too", func(t *testing.T) {
 		c := c.with(t)
+		want := func(n int64) string {
+			if n == 0 { // Redis has no db0 line for an empty database
+				return bulk("# Keyspace\r\nlocks:0\r\nwaiters:0\r\n")
+			}
+			return bulk(fmt.Sprintf("# Keyspace\r\ndb0:keys=%d,expires=0,avg_ttl=0\r\nlocks:%d\r\nwaiters:0\r\n", n, n))
+		}
 		n := c.int("DBSIZE")
-		c.expect(bulk(fmt.Sprintf("# Keyspace\r\nlocks:%d\r\nwaiters:0\r\n", n)), "INFO", "keyspace")
+		if n == 0 {
+			t.Fatal("no lock held")
+		}
+		c.expect(want(n), "INFO", "keyspace")
+		c.expect(":1\r\n", "DEL", "info")
+		c.expect(want(n-1), "INFO", "keyspace")
 	})
 }
 

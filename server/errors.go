@@ -33,6 +33,23 @@ var (
 	errStaleRead     = errors.New("TRYAGAIN no recent contact with a leader; this replica may be stale, retry later or on another node")
 	errEmptyCommand  = errors.New("ERR empty command")
 	errInvalidExpire = errors.New("invalid expire time") // wrapped by expireError
+
+	// The key space (keys.go, scan.go).
+	errDigest          = errors.New("ERR IFDEQ and IFDNE (digest conditions) are not supported by lockd; use IFEQ or IFNE")
+	errExpireNXAndMore = errors.New("ERR NX and XX, GT or LT options at the same time are not compatible")
+	errExpireGTAndLT   = errors.New("ERR GT and LT options at the same time are not compatible")
+	errInvalidCursor   = errors.New("ERR invalid cursor")
+
+	// Transactions (multi.go).
+	errNestedMulti    = errors.New("ERR MULTI calls can not be nested")
+	errExecNoMulti    = errors.New("ERR EXEC without MULTI")
+	errDiscardNoMulti = errors.New("ERR DISCARD without MULTI")
+	errWatchInMulti   = errors.New("ERR WATCH inside MULTI is not allowed")
+	errExecAbort      = errors.New("EXECABORT Transaction discarded because of previous errors.")
+	errNotInMulti     = errors.New("ERR Command not allowed inside a transaction: lockd queues only key-space and lock commands")
+	errTxTooBig       = fmt.Errorf("ERR transaction too big: at most %d commands and %d bytes of arguments", maxTxCommands, maxTxBytes)
+	errWatchTooMany   = fmt.Errorf("ERR too many watched keys: at most %d keys and %d bytes of names", maxWatched, maxWatchBytes)
+	errMalformed      = errors.New("ERR malformed command")
 )
 
 // arityError is the reply to a command with the wrong number of arguments.

@@ -69,8 +69,12 @@ func (s *Server) commandInfo(r reply, sp *commandSpec) {
 	for _, f := range sp.flags {
 		r.status(f)
 	}
+	last := sp.key
+	if sp.lastKey != 0 {
+		last = sp.lastKey
+	}
 	r.int(int64(sp.key))
-	r.int(int64(sp.key))
+	r.int(int64(last))
 	r.int(int64(min(sp.key, 1)))
 	r.array(0) // ACL categories
 	r.array(0) // tips
@@ -149,7 +153,17 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 		repl = append(repl, fmt.Sprintf("peer%d:addr=%s,connected=%d,dropped=%d", p.ID, p.Addr, b2i(p.Connected), p.Dropped))
 	}
 	section("Replication", repl...)
-	section("Keyspace", fmt.Sprintf("locks:%d", s.node.Table().Len()), fmt.Sprintf("waiters:%d", s.node.Table().Waiting()))
+	t := s.node.Table()
+	n := t.Len()
+	var keyspace []string
+	if n > 0 {
+		// Redis's line, which client libraries and tools parse; Redis has
+		// none for an empty database. The table does not count its leases,
+		// so expires is 0 (docs/PROTOCOL.md).
+		keyspace = append(keyspace, fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", n))
+	}
+	keyspace = append(keyspace, fmt.Sprintf("locks:%d", n), fmt.Sprintf("waiters:%d", t.Waiting()))
+	section("Keyspace", keyspace...)
 	r.bulk(b.String())
 }
 

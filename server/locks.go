@@ -9,50 +9,34 @@ import (
 
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/resp"
 )
 
-// cmdLock: LOCK name owner [PX ms | EX s] [WAIT ms]. With WAIT, a lock held
-// by someone else is waited for, first come first served across the cluster,
-// for up to ms; the connection's later commands wait behind it. A client
-// that hangs up meanwhile has its request withdrawn through the log at once
-// (see whileWatched).
-func (s *Server) cmdLock(c *client, r reply, args [][]byte) {
-	cmd, err := s.lockArgs(args)
-	if err != nil {
-		r.err(err)
-		return
-	}
+// lockWait runs LOCK ... WAIT, cmd: a lock held by someone else is
+// waited for, first come first served across the cluster, for up to its
+// WAIT; the connection's later commands wait behind it. A client that hangs
+// up meanwhile has its request withdrawn through the log at once (see
+// whileWatched).
+func (s *Server) lockWait(c *client, r reply, spec *commandSpec, cmd lock.Command) {
 	var v int64
-	if cmd.Op != lock.OpLockWait {
-		v, err = s.node.Execute(context.Background(), cmd)
-	} else if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
+	var err error
+	if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
 		return // no one to answer
 	}
-	answerLock(r, v, err)
+	answer(r, spec, cmd.Op, lock.Result{Value: v}, err)
 }
 
-// answerLock replies to LOCK: the token, or a null when not granted.
-func answerLock(r reply, v int64, err error) {
-	switch {
-	case err != nil:
-		r.err(err)
-	case v <= 0:
-		r.null()
-	default:
-		r.int(v)
+// lockReply is the reply to a lock command whose result is v: LOCK's
+// token, or a null when not granted; UNLOCK's and RENEW's 1 or 0.
+func lockReply(op lock.Op, v int64) resp.Value {
+	if (op == lock.OpLock || op == lock.OpLockWait) && v <= 0 {
+		return resp.NilValue()
 	}
+	return resp.IntValue(v)
 }
 
-// answerInt replies to UNLOCK and RENEW: 1 or 0.
-func answerInt(r reply, v int64, err error) {
-	if err != nil {
-		r.err(err)
-		return
-	}
-	r.int(v)
-}
-
-// lockArgs parses LOCK's arguments into a command. Nothing is sent on error.
+// lockArgs: LOCK name owner [PX ms | EX s] [WAIT ms] → the token, or a null
+// when the lock is held by another owner (after waiting up to WAIT ms).
 func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpLock}
 	if err := s.nameOwner(&cmd, args); err != nil {
@@ -90,19 +74,9 @@ func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 	return cmd, nil
 }
 
-// cmdUnlock: UNLOCK name owner
-func (s *Server) cmdUnlock(c *client, r reply, args [][]byte) {
-	s.execInt(r, args, s.unlockArgs)
-}
-
 func (s *Server) unlockArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpUnlock}
 	return cmd, s.nameOwner(&cmd, args)
-}
-
-// cmdRenew: RENEW name owner PX ms | EX s
-func (s *Server) cmdRenew(c *client, r reply, args [][]byte) {
-	s.execInt(r, args, s.renewArgs)
 }
 
 func (s *Server) renewArgs(args [][]byte) (lock.Command, error) {
@@ -119,33 +93,19 @@ func (s *Server) renewArgs(args [][]byte) (lock.Command, error) {
 	return cmd, err
 }
 
-// execInt parses a write with parse and answers 1 or 0.
-func (s *Server) execInt(r reply, args [][]byte, parse func([][]byte) (lock.Command, error)) {
-	cmd, err := parse(args)
-	if err != nil {
-		r.err(err)
+// renderLockInfo writes LOCKINFO's [owner, token, ttl_ms] as a map under
+// RESP3. ttl_ms counts down between log entries by this node's clock; it is
+// -1 for a lock without a lease.
+func renderLockInfo(r reply, v resp.Value) {
+	if !r.resp3 || v.Kind != resp.Array || len(v.Array) != 3 {
+		r.value(v)
 		return
 	}
-	v, err := s.node.Execute(context.Background(), cmd)
-	answerInt(r, v, err)
-}
-
-// cmdOwner: OWNER name, from the local replica.
-func (s *Server) cmdOwner(c *client, r reply, args [][]byte) {
-	if err := s.checkName(args[1]); err != nil {
-		r.err(err)
-		return
+	r.mapHeader(3)
+	for i, key := range []string{"owner", "token", "ttl_ms"} {
+		r.bulk(key)
+		r.value(v.Array[i])
 	}
-	if err := s.catchUp(); err != nil {
-		r.err(err)
-		return
-	}
-	info, ok := s.node.Table().Get(string(args[1]))
-	if !ok {
-		r.null()
-		return
-	}
-	r.bulk(info.Owner)
 }
 
 // catchUp waits, for at most the read timeout, until the local replica is
@@ -164,45 +124,6 @@ func (s *Server) catchUp() error {
 		return errCatchingUp
 	}
 	return nil
-}
-
-// cmdLockInfo: LOCKINFO name → null or [owner, token, ttl_ms] (a map under
-// RESP3), from the local replica. ttl_ms counts down between log entries by
-// this node's clock; it is -1 for a lock without a lease.
-func (s *Server) cmdLockInfo(c *client, r reply, args [][]byte) {
-	if err := s.checkName(args[1]); err != nil {
-		r.err(err)
-		return
-	}
-	if err := s.catchUp(); err != nil {
-		r.err(err)
-		return
-	}
-	t := s.node.Table()
-	info, ok := t.Get(string(args[1]))
-	if !ok {
-		r.null()
-		return
-	}
-	ttl := int64(-1)
-	if info.Deadline != 0 {
-		_, _, now := t.Clock()
-		ttl = max(info.Deadline-now-s.node.SinceApply().Milliseconds(), 0)
-	}
-	if r.resp3 {
-		r.mapHeader(3)
-		r.bulk("owner")
-		r.bulk(info.Owner)
-		r.bulk("token")
-		r.int(int64(info.Token))
-		r.bulk("ttl_ms")
-		r.int(ttl)
-		return
-	}
-	r.array(3)
-	r.bulk(info.Owner)
-	r.int(int64(info.Token))
-	r.int(ttl)
 }
 
 // cmdDBSize: the number of held locks.

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"strings"
 
 	"github.com/lockd/lockd/lock"
 	"github.com/tidwall/redcon"
@@ -12,70 +11,91 @@ import (
 const maxWave = 1024
 
 // pipeline runs the commands a client pipelined, starting with first, a
-// write. Consecutive valid writes (LOCK without WAIT, UNLOCK, RENEW) on
-// distinct lock names go to the cluster together as one wave: they share
-// raft entries instead of waiting for one commit each. Anything else — a
-// read, a LOCK ... WAIT, an invalid command, a second write on a name already
-// in the wave — first waits for the wave, then runs alone. Replies keep the
-// pipeline's order, and every command sees the effects of those before it
-// on the same lock, as if they ran one by one.
-func (s *Server) pipeline(conn redcon.Conn, c *client, first redcon.Command) {
-	cmds := append([]redcon.Command{first}, conn.ReadPipeline()...)
-	var (
-		wave  []lock.Command
-		specs []*commandSpec
-		names = make(map[string]struct{})
-	)
-	flush := func() {
-		if len(wave) == 0 {
-			return
+// write that may join a wave. Consecutive such writes (see waveable) on
+// distinct keys go to the cluster together as one wave: they share raft
+// entries instead of waiting for one commit each. Anything else — a read, a
+// LOCK ... WAIT, an invalid command, any command between MULTI and EXEC, a
+// write naming a key already in the wave — first waits for the wave, then
+// runs alone. Replies keep the pipeline's order, and every command sees the
+// effects of those before it on the same key, as if they ran one by one.
+func (s *Server) pipeline(conn redcon.Conn, c *client, first prepared) {
+	rest := conn.ReadPipeline()
+	var w wave
+	for i := -1; i < len(rest); i++ {
+		p := first
+		if i >= 0 {
+			p = s.prepare(c, rest[i].Args)
 		}
-		vs, errs := s.node.ExecuteAll(context.Background(), wave)
-		r := reply{c: conn, resp3: c.resp3.Load()}
-		for i, spec := range specs {
-			spec.answer(r, vs[i].Value, errs[i])
-		}
-		wave, specs = wave[:0], specs[:0]
-		clear(names)
-	}
-	for _, cmd := range cmds {
-		spec, lc, ok := s.batchable(c, cmd)
-		if !ok {
-			flush()
-			s.run(conn, c, cmd)
-			if c.quit {
-				return // nothing after QUIT runs, as in Redis
+		if p.waveable(c) {
+			if w.names(&p.cmd) || len(w.cmds) == maxWave {
+				s.flush(conn, c, &w)
 			}
+			w.add(p)
 			continue
 		}
-		if _, again := names[lc.Name]; again || len(wave) == maxWave {
-			flush()
+		s.flush(conn, c, &w)
+		s.dispatch(conn, c, p)
+		if c.quit {
+			return // nothing after QUIT runs, as in Redis
 		}
-		s.commands.Add(1)
-		c.last.Store(spec)
-		wave = append(wave, lc)
-		specs = append(specs, spec)
-		names[lc.Name] = struct{}{}
 	}
-	flush()
+	s.flush(conn, c, &w)
 }
 
-// batchable reports whether cmd is a valid write that may join a wave, and
-// returns its spec and parsed command. It replies nothing.
-func (s *Server) batchable(c *client, cmd redcon.Command) (*commandSpec, lock.Command, bool) {
-	if len(cmd.Args) == 0 {
-		return nil, lock.Command{}, false
+// waveable reports whether p is a valid write that may join a wave: one
+// with a build func, not a read, not a LOCK ... WAIT, outside MULTI.
+func (p *prepared) waveable(c *client) bool {
+	return p.err == nil && p.spec.build != nil && !p.spec.read && p.cmd.Op != lock.OpLockWait && c.tx == nil
+}
+
+// wave is the writes of a pipeline that go to the cluster together; no two
+// name a key in common (a resend after a leader change may reorder them).
+// The pipeline's goroutine owns it.
+type wave struct {
+	cmds  []lock.Command
+	specs []*commandSpec
+	keys  map[string]struct{}
+}
+
+// names reports whether c names a key already in the wave.
+func (w *wave) names(c *lock.Command) bool {
+	if _, ok := w.keys[c.Name]; ok {
+		return true
 	}
-	spec := commandTable[strings.ToUpper(string(cmd.Args[0]))]
-	if spec == nil || spec.parse == nil || !c.authed {
-		return nil, lock.Command{}, false
+	if c.X != nil {
+		for _, k := range c.X.Keys {
+			if _, ok := w.keys[k]; ok {
+				return true
+			}
+		}
 	}
-	if n := len(cmd.Args); (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-		return nil, lock.Command{}, false
+	return false
+}
+
+func (w *wave) add(p prepared) {
+	if w.keys == nil {
+		w.keys = make(map[string]struct{})
 	}
-	lc, err := spec.parse(s, cmd.Args)
-	if err != nil || lc.Op == lock.OpLockWait {
-		return nil, lock.Command{}, false
+	w.cmds = append(w.cmds, p.cmd)
+	w.specs = append(w.specs, p.spec)
+	w.keys[p.cmd.Name] = struct{}{}
+	if p.cmd.X != nil {
+		for _, k := range p.cmd.X.Keys {
+			w.keys[k] = struct{}{}
+		}
 	}
-	return spec, lc, true
+}
+
+// flush sends the wave, answers its writes in order and empties it.
+func (s *Server) flush(conn redcon.Conn, c *client, w *wave) {
+	if len(w.cmds) == 0 {
+		return
+	}
+	results, errs := s.node.ExecuteAll(context.Background(), w.cmds)
+	r := reply{c: conn, resp3: c.resp3.Load()}
+	for i, spec := range w.specs {
+		answer(r, spec, w.cmds[i].Op, results[i], errs[i])
+	}
+	w.cmds, w.specs = w.cmds[:0], w.specs[:0]
+	clear(w.keys)
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/lockd/lockd/lock"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -147,6 +148,76 @@ func TestGoRedisPipeline(t *testing.T) {
 	for i := range 50 {
 		if owner, err := rdb.Do(ctx, "OWNER", fmt.Sprintf("gp%d", i)).Text(); err != nil || owner != fmt.Sprintf("o%d", i) {
 			t.Fatalf("OWNER gp%d: %q %v", i, owner, err)
+		}
+	}
+}
+
+// redis-py's and go-redsync's lock, pipelined: SET name token NX PX on many
+// names shares raft entries as LOCK does, and each name is taken once.
+func TestPipelinedSetNXShareEntries(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	const n = 200
+	var b strings.Builder
+	for i := range n {
+		b.WriteString(encode("SET", fmt.Sprintf("sn%d", i%(n/2)), fmt.Sprint("token", i), "NX", "PX", "60000"))
+	}
+	before := srv.Node().Status().Commit
+	c.send(b.String())
+	for i := range n {
+		want := okReply
+		if i >= n/2 {
+			want = nullReply // the name is taken by the first half
+		}
+		if got := c.reply(); got != want {
+			t.Fatalf("reply %d: %q, want %q", i, got, want)
+		}
+	}
+	entries := srv.Node().Status().Commit - before
+	t.Logf("%d pipelined SET NX PX in %d entries", n, entries)
+	if entries >= n/4 {
+		t.Fatalf("%d pipelined SETs took %d entries; want them to share entries", n, entries)
+	}
+	for i := range n / 2 {
+		c.expect(bulk(fmt.Sprint("token", i)), "GET", fmt.Sprintf("sn%d", i))
+	}
+}
+
+// A write naming a key already in the wave waits for it, whichever of its
+// keys it is: every command sees the effects of those before it.
+func TestPipelinedMultiKeyWritesKeepOrder(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	c.send(encode("SET", "mk1", "a") + encode("SET", "mk2", "b") +
+		encode("DEL", "mk3", "mk2", "mk1") + // names the keys above: after them
+		encode("SET", "mk2", "c", "GET") + // after the DEL
+		encode("EXISTS", "mk1", "mk2") +
+		encode("DELIFEQ", "mk2", "c") + encode("SET", "mk1", "d", "NX"))
+	for _, want := range []string{okReply, okReply, integer(2), nullReply, integer(1), integer(1), okReply} {
+		if got := c.reply(); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+}
+
+// A wave takes no two commands naming a key in common, whichever of a
+// command's keys it is (a resend after a leader change may reorder a wave).
+func TestWaveRefusesAKeyTwice(t *testing.T) {
+	var w wave
+	w.add(prepared{cmd: lock.Command{Op: lock.OpSet, Name: "a"}, spec: commandTable["SET"]})
+	w.add(prepared{cmd: lock.Command{Op: lock.OpDel, Name: "b", X: &lock.Extra{Keys: []string{"c", "d"}}}, spec: commandTable["DEL"]})
+	for _, tc := range []struct {
+		cmd  lock.Command
+		want bool
+	}{
+		{lock.Command{Name: "a"}, true},
+		{lock.Command{Name: "d"}, true},
+		{lock.Command{Name: "e"}, false},
+		{lock.Command{Name: "e", X: &lock.Extra{Keys: []string{"f", "a"}}}, true},
+		{lock.Command{Name: "e", X: &lock.Extra{Keys: []string{"f", "e"}}}, false}, // its own repeats are one command
+	} {
+		if got := w.names(&tc.cmd); got != tc.want {
+			t.Errorf("%q %+v: %v, want %v", tc.cmd.Name, tc.cmd.X, got, tc.want)
 		}
 	}
 }

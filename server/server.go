@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"net"
 	"strings"
@@ -8,7 +9,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
+	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/redcon"
 )
 
@@ -42,6 +45,12 @@ type client struct {
 	created time.Time
 	authed  bool // its own goroutine only
 	quit    bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
+
+	// MULTI and WATCH (multi.go), own goroutine only: tx is the transaction
+	// being queued, nil outside MULTI; watched the keys WATCH saw, at the
+	// versions it saw, until EXEC, DISCARD or UNWATCH.
+	tx      *txState
+	watched []lock.Check
 
 	resp3 atomic.Bool
 	last  atomic.Pointer[commandSpec] // the last command run
@@ -155,53 +164,102 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 }
 
 // handle runs one command. redcon calls it on the connection's goroutine.
-// A write followed by more pipelined commands starts a pipeline instead.
+// A write that may join a wave (see pipeline.go), followed by more
+// pipelined commands, starts a pipeline instead.
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	c := conn.Context().(*client)
 	if c.quit {
 		return
 	}
-	if len(conn.PeekPipeline()) > 0 {
-		if _, _, ok := s.batchable(c, cmd); ok {
-			s.pipeline(conn, c, cmd)
-			return
-		}
-	}
-	s.run(conn, c, cmd)
-}
-
-// run runs one command and writes its reply.
-func (s *Server) run(conn redcon.Conn, c *client, cmd redcon.Command) {
-	r := reply{c: conn, resp3: c.resp3.Load()}
-	spec := s.admit(c, r, cmd)
-	if spec == nil {
+	p := s.prepare(c, cmd.Args)
+	if p.waveable(c) && len(conn.PeekPipeline()) > 0 {
+		s.pipeline(conn, c, p)
 		return
 	}
-	spec.run(s, c, r, cmd.Args)
+	s.dispatch(conn, c, p)
 }
 
-// admit counts cmd and checks that it exists, that the client may run it
-// and its arity; when not, it replies with the error and returns nil.
-func (s *Server) admit(c *client, r reply, cmd redcon.Command) *commandSpec {
+// prepared is one command as admitted: its spec, its arguments and, for a
+// command with a build func, the table's command; or the error it is
+// answered with instead. Its connection's goroutine makes and runs it.
+type prepared struct {
+	spec *commandSpec // nil for an empty or unknown command
+	args [][]byte
+	cmd  lock.Command
+	err  error
+}
+
+// prepare counts a command and checks that it exists, that the client may
+// run it and its arity, and builds it. It replies nothing: every command,
+// alone or in a pipeline, is admitted here and run by dispatch.
+func (s *Server) prepare(c *client, args [][]byte) prepared {
 	s.commands.Add(1)
-	if len(cmd.Args) == 0 {
-		r.err(errEmptyCommand)
-		return nil
+	p := prepared{args: args}
+	if len(args) == 0 {
+		p.err = errEmptyCommand
+		return p
 	}
-	name := strings.ToUpper(string(cmd.Args[0]))
-	spec, ok := commandTable[name]
+	spec, ok := commandTable[strings.ToUpper(string(args[0]))]
 	if !ok {
-		r.err(unknownCommandError{args: cmd.Args})
-		return nil
+		p.err = unknownCommandError{args: args}
+		return p
 	}
 	c.last.Store(spec)
-	if !c.authed && !spec.noAuth {
-		r.err(errNoAuth)
-		return nil
+	p.spec = spec
+	switch n := len(args); {
+	case !c.authed && !spec.noAuth:
+		p.err = errNoAuth
+	case (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity):
+		p.err = arityError{cmd: spec.name}
+	case spec.build != nil:
+		p.cmd, p.err = spec.build(s, args)
 	}
-	if n := len(cmd.Args); (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-		r.err(arityError{cmd: spec.name})
-		return nil
+	return p
+}
+
+// dispatch runs a prepared command and writes its reply: between MULTI and
+// EXEC it is queued instead (see multi.go); a read is answered from the
+// local replica, a write through the cluster.
+func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
+	r := reply{c: conn, resp3: c.resp3.Load()}
+	switch {
+	case c.tx != nil && (p.err != nil || !runsInMulti(p.spec)):
+		s.queue(c, r, p)
+	case p.err != nil:
+		r.err(p.err)
+	case p.spec.build == nil:
+		p.spec.run(s, c, r, p.args)
+	case p.spec.read:
+		if err := s.catchUp(); err != nil {
+			r.err(err)
+			return
+		}
+		render(r, p.spec, s.node.Table().Read(&p.cmd, s.node.SinceApply().Milliseconds()))
+	case p.cmd.Op == lock.OpLockWait:
+		s.lockWait(c, r, p.spec, p.cmd)
+	default:
+		res, err := s.node.Do(context.Background(), p.cmd)
+		answer(r, p.spec, p.cmd.Op, res, err)
 	}
-	return spec
+}
+
+// answer writes the reply to a write of op whose result is res, or err.
+func answer(r reply, spec *commandSpec, op lock.Op, res lock.Result, err error) {
+	switch {
+	case err != nil:
+		r.err(err)
+	case res.Reply != nil:
+		render(r, spec, *res.Reply)
+	default:
+		render(r, spec, lockReply(op, res.Value))
+	}
+}
+
+// render writes v, a reply of spec's command, in the connection's protocol.
+func render(r reply, spec *commandSpec, v resp.Value) {
+	if spec.render != nil {
+		spec.render(r, v)
+		return
+	}
+	r.value(v)
 }
