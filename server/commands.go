@@ -45,7 +45,9 @@ func init() {
 	)
 	specs := []*commandSpec{
 		// Locks (locks.go).
-		{name: "lock", arity: -3, flags: write, key: 1, build: (*Server).lockArgs},
+		// A script may not LOCK: the token it would see on the leader's
+		// scratch copy is not the one the grant gets when applied.
+		{name: "lock", arity: -3, flags: write, key: 1, build: (*Server).lockArgs, noScript: true},
 		{name: "unlock", arity: 3, flags: write, key: 1, build: (*Server).unlockArgs},
 		{name: "renew", arity: 5, flags: write, key: 1, build: (*Server).renewArgs},
 		{name: "owner", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpGet, 0), read: true},

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -41,6 +42,32 @@ var (
 	errWriteInReadOnly = resp.ErrorValue("ERR Write commands are not allowed from read-only scripts.")
 	errScriptWrites    = resp.Errorf("ERR a script may make at most %d writes of at most %d bytes in all", maxScriptWrites, maxScriptWriteBytes)
 )
+
+// maxScriptArgs bounds the keys and arguments of one script request, as the
+// wire limit on arguments does for a client's EVAL.
+const maxScriptArgs = 1024
+
+// validScript checks a script request a follower forwards: a body (or a
+// SHA) of a size a client could send, and no more keys and arguments than a
+// client could. Script effects are never forwarded (the leader makes them).
+func (s *Server) validScript(c *lock.Command) error {
+	x := c.X
+	switch {
+	case c.Op == lock.OpEffects:
+		return errors.New("ERR script effects come from the leader only")
+	case c.Op == lock.OpScriptFlush:
+		return nil
+	case x == nil:
+		return errors.New("ERR malformed script request")
+	case len(x.Script) > s.cfg.WireLimits.MaxCommand:
+		return errors.New("ERR script too large")
+	case c.Op == lock.OpScriptLoad && x.Script == "":
+		return errors.New("ERR malformed script request")
+	case c.Op == lock.OpScript && (len(x.Keys)+len(x.Args) > maxScriptArgs || (x.Script == "" && len(x.SHA) != 40)):
+		return errors.New("ERR malformed script request")
+	}
+	return nil
+}
 
 // scriptLimits are the budgets of every script run on this node.
 func (s *Server) scriptLimits() script.Limits { return script.Limits{Timeout: scriptTimeout} }

@@ -28,7 +28,7 @@ const maxKeys = 1024
 func (s *Server) validCommand(c *lock.Command) error {
 	switch c.Op {
 	case lock.OpScript, lock.OpScriptLoad, lock.OpScriptFlush, lock.OpEffects:
-		return nil // scripts.go validates the script requests
+		return s.validScript(c)
 	case lock.OpTx:
 		return s.validTx(c)
 	}
