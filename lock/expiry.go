@@ -107,7 +107,10 @@ func (l *lease) expiresBefore(w waitRec) bool {
 }
 
 // NextDeadline returns the earliest deadline of a lease or a queued
-// request's wait, in logical ms.
+// request's wait, or, when there is none, the moment every remembered
+// request ID will have left the dedup window, in logical ms. A leader stamps
+// the log at it, so an idle table forgets the IDs of a past burst and gives
+// their memory back.
 func (t *Table) NextDeadline() (int64, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -117,6 +120,8 @@ func (t *Table) NextDeadline() (int64, bool) {
 		return t.leases[0].deadline, true
 	case wok:
 		return w.at, true
+	case t.head < len(t.order):
+		return addSat(t.order[len(t.order)-1].at, DedupWindow+1), true
 	}
 	return 0, false
 }

@@ -682,8 +682,14 @@ func TestNextDeadline(t *testing.T) {
 		t.Errorf("after the first expiry NextDeadline() = %d, %v, want 500, true", d, ok)
 	}
 	run(t, tab, at(1, 10_000))
+	// No lease is left, but request IDs remembered at 0 are, until the
+	// dedup window has passed: a tick then lets an idle table forget them.
+	if d, ok := tab.NextDeadline(); !ok || d != DedupWindow+1 {
+		t.Errorf("after every expiry NextDeadline() = %d, %v; want %d, the end of the dedup window", d, ok, DedupWindow+1)
+	}
+	run(t, tab, at(1, DedupWindow+1))
 	if d, ok := tab.NextDeadline(); ok {
-		t.Errorf("after every expiry NextDeadline() = %d, true", d)
+		t.Errorf("after every ID was forgotten NextDeadline() = %d, true", d)
 	}
 }
 

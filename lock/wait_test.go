@@ -264,8 +264,9 @@ func TestEndedWaitsLeaveNothingBehind(t *testing.T) {
 	}
 	run(t, tab, at(1, 4, unlockCmd(30_000, "a", owner)).returns(res(30_000, 1)))
 	wantState(t, tab, map[string]Info{})
-	if d, ok := tab.NextDeadline(); ok {
-		t.Errorf("NextDeadline() = %d, true after every wait ended", d)
+	// Only the dedup window's end is left: no wait of 7 days.
+	if d, ok := tab.NextDeadline(); !ok || d != 4+DedupWindow+1 {
+		t.Errorf("NextDeadline() = %d, %v after every wait ended; want %d, the end of the dedup window", d, ok, 4+DedupWindow+1)
 	}
 	if tab.Waiting() != 0 || tab.waits.Len() != 0 {
 		t.Errorf("after every wait ended: Waiting() = %d, the wait set holds %d records", tab.Waiting(), tab.waits.Len())
