@@ -36,7 +36,7 @@ type driven struct {
 	lines   chan string // stdout, a line at a time; closed at EOF
 	errPath string      // the script's stderr
 	out     []string    // the lines taken from lines so far
-	waited  bool
+	waited  bool        // cmd.Wait was called
 }
 
 // startDriven starts a client script, which is killed after dropinTimeout
@@ -145,9 +145,16 @@ func (d *driven) resume() {
 	}
 }
 
-// finish reads the rest of the output, waits for the script to exit
-// successfully and returns its steps.
-func (d *driven) finish() map[string]string {
+// steps are a driven script's "<step> <value>" lines.
+type steps struct {
+	t   testing.TB
+	m   map[string]string
+	out []string
+}
+
+// steps reads the rest of the output, waits for the script to exit
+// successfully (its last step "done ok") and returns its steps.
+func (d *driven) steps() steps {
 	d.t.Helper()
 	d.drain()
 	d.waited = true
@@ -158,19 +165,6 @@ func (d *driven) finish() map[string]string {
 	if m["done"] != "ok" {
 		d.fail("did not finish")
 	}
-	return m
-}
-
-// steps are a driven script's "<step> <value>" lines.
-type steps struct {
-	t   testing.TB
-	m   map[string]string
-	out []string
-}
-
-func (d *driven) steps() steps {
-	d.t.Helper()
-	m := d.finish()
 	d.t.Logf("%s printed:\n%s", filepath.Base(d.cmd.Args[1]), strings.Join(d.out, "\n"))
 	return steps{t: d.t, m: m, out: d.out}
 }
@@ -192,6 +186,15 @@ func (s steps) want(want [][2]string) {
 		if got := s.get(w[0]); got != w[1] {
 			s.t.Errorf("%s = %q; want %q", w[0], got, w[1])
 		}
+	}
+}
+
+// within checks that a step's value is an integer in (lo, hi].
+func (s steps) within(step string, lo, hi int64) {
+	s.t.Helper()
+	v, err := strconv.ParseInt(s.get(step), 10, 64)
+	if err != nil || v <= lo || v > hi {
+		s.t.Errorf("%s = %q; want an integer in (%d, %d]", step, s.get(step), lo, hi)
 	}
 }
 
@@ -237,13 +240,4 @@ func clientScript(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// within checks that a step's value is an integer in (lo, hi].
-func (s steps) within(step string, lo, hi int64) {
-	s.t.Helper()
-	v, err := strconv.ParseInt(s.get(step), 10, 64)
-	if err != nil || v <= lo || v > hi {
-		s.t.Errorf("%s = %q; want an integer in (%d, %d]", step, s.get(step), lo, hi)
-	}
 }

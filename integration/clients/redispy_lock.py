@@ -21,8 +21,8 @@ def p(step, v):
 
 
 class WatchedRedis(redis.Redis):
-    """A redis.Redis that counts the SET NX a Lock was refused, so that the
-    script knows that a blocking acquire is waiting without sleeping."""
+    """A redis.Redis that notes when a Lock's SET NX is refused, so that the
+    script knows, without sleeping, that a blocking acquire is waiting."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
