@@ -133,3 +133,43 @@ func BenchmarkSetNXDelIfEq(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReleaseScript takes a lock with SET NX PX and releases it with a
+// compare-and-delete script by EVALSHA, fsync off: once the one the lock
+// libraries send (a fast path: the table's own conditional delete), once
+// another that does the same in the interpreter (run on the leader, its
+// effects replicated).
+func BenchmarkReleaseScript(b *testing.B) {
+	for _, tc := range []struct{ name, body string }{
+		{"fast path", casRelease},
+		{"interpreter", `local v = redis.call('GET', KEYS[1]) if v ~= ARGV[1] then return 0 end redis.call('DEL', KEYS[1]) return 1`},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
+			rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
+			ctx := context.Background()
+			release := redis.NewScript(tc.body)
+			if err := release.Load(ctx, rdb).Err(); err != nil {
+				b.Fatal(err)
+			}
+			var workers atomic.Int64
+			b.ReportAllocs()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				owner := fmt.Sprintf("owner-%d", workers.Add(1))
+				for i := 0; pb.Next(); i++ {
+					name := fmt.Sprintf("%s-lock-%d", owner, i%64)
+					if ok, err := rdb.SetNX(ctx, name, owner, 30*time.Second).Result(); err != nil || !ok {
+						b.Errorf("SET %s NX: %v, %v", name, ok, err)
+						return
+					}
+					if n, err := release.EvalSha(ctx, rdb, []string{name}, owner).Int64(); err != nil || n != 1 {
+						b.Errorf("release %s: %d, %v", name, n, err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
