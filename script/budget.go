@@ -42,6 +42,11 @@ const (
 type budget struct {
 	left int64 // instructions still allowed
 
+	// heapBase and heapBytes are the heap at the start of the run and how far
+	// it may grow; set by watch before the watchdog starts, then only read.
+	heapBase, heapBytes int64
+	heapReadAt          time.Time // when heapOver last read the heap
+
 	done chan struct{}
 	once sync.Once
 	mu   sync.Mutex
@@ -125,6 +130,7 @@ func (b *budget) watch(timeout time.Duration, heapBytes int64) (stopWatching fun
 	sample := []metrics.Sample{{Name: heapMetric}}
 	metrics.Read(sample)
 	base := int64(sample[0].Value.Uint64())
+	b.heapBase, b.heapBytes = base, heapBytes
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -156,4 +162,32 @@ func (b *budget) watch(timeout time.Duration, heapBytes int64) (stopWatching fun
 		close(quit)
 		wg.Wait()
 	}
+}
+
+// syncHeapCheck is the size of a string from which the function building it
+// first reads the heap itself (heapOver), instead of leaving it to the
+// watchdog, whose next sample may come late on a loaded machine.
+const syncHeapCheck = 256 << 10
+
+// heapReadPeriod spaces heapOver's reads of the heap (each costs about
+// 0.5 µs), so that a function appending to a long string piece by piece
+// (string.gsub) does not read it at every piece.
+const heapReadPeriod = 20 * time.Microsecond
+
+// heapOver reads the heap, unless it did less than heapReadPeriod ago, and
+// reports whether it grew past the budget, stopping the run if so. It belongs
+// to the goroutine running the script.
+func (b *budget) heapOver() bool {
+	now := time.Now()
+	if now.Sub(b.heapReadAt) < heapReadPeriod {
+		return false
+	}
+	b.heapReadAt = now
+	sample := []metrics.Sample{{Name: heapMetric}}
+	metrics.Read(sample)
+	if int64(sample[0].Value.Uint64())-b.heapBase > b.heapBytes {
+		b.stop(overHeap)
+		return true
+	}
+	return false
 }

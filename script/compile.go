@@ -51,7 +51,8 @@ func compile(body string) (proto *lua.FunctionProto, err error) {
 	if perr != nil {
 		return nil, compileError(parseErrorText(perr, src))
 	}
-	if line, ok := prepare(chunk); !ok {
+	chunk, line, ok := prepare(chunk)
+	if !ok {
 		return nil, compileError(fmt.Sprintf("%s:%d: chunk has too many syntax levels", chunkName, line))
 	}
 	proto, cerr := lua.Compile(chunk, chunkName)
@@ -62,7 +63,7 @@ func compile(body string) (proto *lua.FunctionProto, err error) {
 		}
 		return nil, compileError(fmt.Sprintf("%s: %v", chunkName, cerr))
 	}
-	if !concatsArePairs(proto) {
+	if hasConcat(proto) {
 		return nil, compileError(chunkName + ": expression too complex")
 	}
 	return proto, nil
@@ -122,22 +123,40 @@ func stripShebang(body string) (string, error) {
 
 // prepare walks the syntax tree. It reports whether it nests at most
 // maxSyntaxDepth levels (and if not, the line where it goes deeper), and
-// rewrites every chain of concatenations a .. b .. c into pairs, (a .. b) ..
-// c: gopher-lua compiles a chain into one instruction that joins all its
-// operands at once, and a chain of n copies of a string would multiply the
-// heap by n in one step, out of the watchdog's reach. Each step now at most
-// doubles it.
-func prepare(chunk []ast.Stmt) (line int, ok bool) {
+// returns the chunk with every chain of concatenations a .. b .. c rewritten
+// into one call of the library's concatenation, strConcat(a, b, c), through a
+// hidden local (concatName) the chunk's first statement binds. gopher-lua
+// compiles .. into an instruction that joins its operands with no bound, so
+// that a doubling loop (s = s .. s) could grow the heap faster than the
+// watchdog samples it; strConcat refuses a result longer than
+// Limits.MaxString before allocating it, as every other function that builds
+// strings does.
+func prepare(chunk []ast.Stmt) (out []ast.Stmt, line int, ok bool) {
 	w := syntaxWalker{}
 	w.stmts(chunk, 1)
-	return w.line, !w.tooDeep
+	if w.tooDeep {
+		return chunk, w.line, false
+	}
+	if !w.concats {
+		return chunk, 0, true
+	}
+	bind := &ast.LocalAssignStmt{Names: []string{concatName}, Exprs: []ast.Expr{&ast.IdentExpr{Value: concatName}}}
+	bind.SetLine(1)
+	bind.SetLastLine(1)
+	return append([]ast.Stmt{bind}, chunk...), 0, true
 }
+
+// concatName names the global holding strConcat, and the chunk's local bound
+// to it. No script can spell it (it is not an identifier), so none can
+// shadow it.
+const concatName = "(concat)"
 
 // syntaxWalker is prepare's walk. It stops at maxSyntaxDepth, so that its
 // own recursion is bounded.
 type syntaxWalker struct {
 	tooDeep bool
 	line    int
+	concats bool // some concatenation was rewritten
 }
 
 func (w *syntaxWalker) enter(n ast.PositionHolder, depth int) bool {
@@ -220,14 +239,22 @@ func (w *syntaxWalker) expr(e ast.Expr, depth int) ast.Expr {
 		if w.tooDeep {
 			return e
 		}
-		folded := operands[0]
-		for _, o := range operands[1:] {
-			pair := &ast.StringConcatOpExpr{Lhs: folded, Rhs: o}
-			pair.SetLine(e.Line())
-			pair.SetLastLine(e.LastLine())
-			folded = pair
+		w.concats = true
+		for _, o := range operands { // each operand gives one value, as in Lua
+			switch o := o.(type) {
+			case *ast.FuncCallExpr:
+				o.AdjustRet = true
+			case *ast.Comma3Expr:
+				o.AdjustRet = true
+			}
 		}
-		return folded
+		fn := &ast.IdentExpr{Value: concatName}
+		fn.SetLine(e.Line())
+		fn.SetLastLine(e.Line())
+		call := &ast.FuncCallExpr{Func: fn, Args: operands, AdjustRet: true}
+		call.SetLine(e.Line())
+		call.SetLastLine(e.LastLine())
+		return call
 	case *ast.AttrGetExpr:
 		e.Object = w.expr(e.Object, depth)
 		e.Key = w.expr(e.Key, depth)
@@ -277,21 +304,19 @@ func (w *syntaxWalker) concatOperands(e ast.Expr, depth int, out *[]ast.Expr) {
 	w.concatOperands(c.Rhs, depth+1, out)
 }
 
-// concatsArePairs reports whether every concatenation in p and its nested
-// functions joins exactly two operands, as prepare arranged. The instruction
-// layout (opcode in the top 6 bits, B in the low 9, C in the 9 above) is
-// gopher-lua's opcode.go.
-func concatsArePairs(p *lua.FunctionProto) bool {
+// hasConcat reports whether a concatenation instruction is left in p or its
+// nested functions, which prepare rewrote them all away from. The
+// instruction layout (opcode in the top 6 bits) is gopher-lua's opcode.go.
+func hasConcat(p *lua.FunctionProto) bool {
 	for _, inst := range p.Code {
-		op, b, c := int(inst>>26), int(inst&0x1ff), int(inst>>9&0x1ff)
-		if op == lua.OP_CONCAT && c != b+1 {
-			return false
+		if int(inst>>26) == lua.OP_CONCAT {
+			return true
 		}
 	}
 	for _, f := range p.FunctionPrototypes {
-		if !concatsArePairs(f) {
-			return false
+		if hasConcat(f) {
+			return true
 		}
 	}
-	return true
+	return false
 }

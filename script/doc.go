@@ -53,16 +53,20 @@
 // past 8000 results, a pattern match past 200 levels of recursion with
 // "pattern too complex".
 //
-// The watchdog can only stop a script between two instructions, so the heap
-// can grow past HeapBytes by what one instruction allocates. Every
-// instruction that builds a string is made to join at most two (a .. b .. c
-// compiles to two joins, not one of three), so a doubling loop (s = s .. s)
-// stops at most about one doubling past the limit: with HeapBytes 32 MiB,
-// TestBudgets measured it stopping 56 MiB above where the heap started (a
-// chain of 16 copies: 46 MiB, against 273 MiB when joined at once); with the
-// default 256 MiB, TestHeapOvershoot measured 447 MiB. One assignment can
-// grow a table's array part by at most 4 Mi slots (64 MiB): lua.MaxArrayIndex
-// is lowered for the process (t[2^25] = 1 grew the heap by 1.4 GiB before).
+// The watchdog can only stop a script between two instructions, and its
+// samples can come late on a loaded machine, so the functions that build long
+// strings do not wait for it: the .. operator (compiled into a call of the
+// library's concatenation, which joins a whole chain a .. b .. c at once and
+// refuses a result past Limits.MaxString before building it), string.rep,
+// string.format, table.concat and string.gsub read the heap themselves before
+// building a string of 256 KiB or more. A doubling loop (s = s .. s) now ends
+// at MaxString; a loop keeping 512 KiB strings stopped 34 MiB past where the
+// heap started with HeapBytes 32 MiB, and one keeping 8 MiB strings 256 MiB
+// past with the default (TestBudgets, TestHeapOvershoot; a doubling loop
+// went 111 MiB past a 32 MiB budget on a loaded machine before). One
+// assignment can grow a table's array part by at most 4 Mi slots (64 MiB):
+// lua.MaxArrayIndex is lowered for the process (t[2^25] = 1 grew the heap by
+// 1.4 GiB before).
 // The heap measured is the process's (runtime/metrics
 // /memory/classes/heap/objects:bytes), garbage included, so a script that
 // churns garbage faster than the collector frees it, or other goroutines
@@ -107,8 +111,9 @@
 //   - The .. operator converts numbers to strings as gopher-lua does
 //     (integers in full, others to the shortest form that reads back); Lua
 //     uses "%.14g" (1e15 is "1e+15"), as tostring, string.format, table.concat
-//     and the string functions do here too. A chain a .. b .. c joins left to
-//     right, which only shows with __concat metamethods.
+//     and the string functions do here too. A concatenation longer than
+//     Limits.MaxString fails with "resulting string too large" (Lua: bounded
+//     by memory only).
 //   - Lua function calls nest at most 1000 deep (Lua 5.1: 20000, and 200
 //     levels of C calls); a pattern
 //     match recurses at most 200 deep (Lua 5.1: unbounded); string.rep and

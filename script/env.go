@@ -109,6 +109,7 @@ func buildShared() *sharedEnv {
 		g.RawSetString(name, tmp.NewFunction(borrowed("", name)))
 	}
 	g.RawSetString("_VERSION", lua.LString("Lua 5.1"))
+	g.RawSetString(concatName, tmp.NewFunction(strConcat))
 	stringLib := library(stringFuncs(), nil)
 	g.RawSetString("string", stringLib)
 	g.RawSetString("table", library(tableFuncs(), nil))

@@ -1,9 +1,11 @@
 package script
 
 import (
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lockd/lockd/resp"
 )
@@ -78,7 +80,7 @@ func itoa(n int) string {
 // TestCompiledOnce: a script is compiled once and then served from the
 // cache, which stays within its bounds.
 func TestCompiledOnce(t *testing.T) {
-	body := "return 'cached " + t.Name() + "'"
+	body := fmt.Sprintf("return 'cached %s %d'", t.Name(), time.Now().UnixNano()) // new to the process's cache under -count too
 	sha := SHA1Hex(body)
 	if protos.get(sha) != nil {
 		t.Fatal("cached before its first run")

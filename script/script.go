@@ -42,12 +42,11 @@ type Limits struct {
 	// runs (sampled every millisecond, process-wide, garbage included: see
 	// the package doc for how far past it a run can get). Default 256 MiB.
 	HeapBytes int64
-	// MaxString bounds the length of a string that a library function
-	// (string.rep, string.format, table.concat, string.gsub, ...) builds.
-	// Default 16 MiB: 32 times the longest bulk string lockd accepts on the
-	// wire (respguard's 512 KiB), and a sixteenth of HeapBytes, so one call
-	// cannot overshoot the heap budget by much. Concatenation with .. is
-	// bounded only by HeapBytes.
+	// MaxString bounds the length of a string that the .. operator or a
+	// library function (string.rep, string.format, table.concat,
+	// string.gsub, ...) builds. Default 16 MiB: 32 times the longest bulk
+	// string lockd accepts on the wire (respguard's 512 KiB), and a sixteenth
+	// of HeapBytes, so one call cannot overshoot the heap budget by much.
 	MaxString int
 }
 

@@ -38,11 +38,65 @@ func relative(pos int64, n int) int64 {
 	return max(pos, 0)
 }
 
-// checkSize raises the error for a string longer than the run allows.
+// checkSize raises the error for a string longer than the run allows, and
+// before building a long one, the memory limit's error if the heap is already
+// past the budget.
 func checkSize(L *lua.LState, n int64) {
-	if n > int64(runOf(L).lim.MaxString) || n < 0 {
+	r := runOf(L)
+	if n > int64(r.lim.MaxString) || n < 0 {
 		L.RaiseError("resulting string too large")
 	}
+	if n >= syncHeapCheck && r.heapOver() {
+		L.RaiseError("%v", errHeap)
+	}
+}
+
+// strConcat is the .. operator, which prepare rewrites every chain of
+// concatenations into a call of: it joins its operands as Lua 5.1 does, from
+// the right, each run of strings and numbers at once and any other operand
+// through its __concat metamethod, and refuses a result longer than
+// Limits.MaxString before building it.
+func strConcat(L *lua.LState) int {
+	n := L.GetTop()
+	acc := L.Get(n)
+	for i := n - 1; i >= 1; {
+		lhs := L.Get(i)
+		if !lua.LVCanConvToString(lhs) || !lua.LVCanConvToString(acc) {
+			mm := L.GetMetaField(lhs, "__concat")
+			if mm == lua.LNil {
+				mm = L.GetMetaField(acc, "__concat")
+			}
+			if mm.Type() != lua.LTFunction {
+				L.RaiseError("cannot perform concat operation between %v and %v", lhs.Type().String(), acc.Type().String())
+			}
+			L.Push(mm)
+			L.Push(lhs)
+			L.Push(acc)
+			L.Call(2, 1)
+			acc = L.Get(-1)
+			L.Pop(1)
+			i--
+			continue
+		}
+		// The run of strings and numbers ending at acc: operands j..i and acc.
+		j := i
+		for j > 1 && lua.LVCanConvToString(L.Get(j-1)) {
+			j--
+		}
+		parts := make([]string, 0, i-j+2)
+		size := int64(0)
+		for k := j; k <= i; k++ {
+			parts = append(parts, lua.LVAsString(L.Get(k)))
+			size += int64(len(parts[len(parts)-1]))
+		}
+		parts = append(parts, lua.LVAsString(acc))
+		size += int64(len(parts[len(parts)-1]))
+		checkSize(L, size)
+		acc = lua.LString(strings.Join(parts, ""))
+		i = j - 1
+	}
+	L.Push(acc)
+	return 1
 }
 
 func strSub(L *lua.LState) int {
