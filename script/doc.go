@@ -78,7 +78,7 @@
 // by the size of the script: gopher-lua's parser allocates up to a few
 // hundred bytes per byte of a pathologically nested body (a 200 KiB body of
 // "((((" about 64 MiB), before the depth check can refuse it; lockd's wire
-// limit (respguard, 1 MiB per command) bounds the body.
+// limit (respguard: 128 KiB per command on the client port) bounds the body.
 //
 // # Conversions and errors
 //

@@ -44,9 +44,9 @@ type Limits struct {
 	HeapBytes int64
 	// MaxString bounds the length of a string that the .. operator or a
 	// library function (string.rep, string.format, table.concat,
-	// string.gsub, ...) builds. Default 16 MiB: 32 times the longest bulk
-	// string lockd accepts on the wire (respguard's 512 KiB), and a sixteenth
-	// of HeapBytes, so one call cannot overshoot the heap budget by much.
+	// string.gsub, ...) builds. Default 16 MiB: 32 times respguard's default
+	// longest bulk string (512 KiB; lockd's client port accepts 64 KiB), and
+	// a sixteenth of HeapBytes, so one call cannot overshoot the heap budget by much.
 	MaxString int
 }
 
