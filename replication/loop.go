@@ -87,8 +87,21 @@ func (n *Node) run() {
 		}
 		n.drainReady()
 		n.proposeHeld()
+		n.flushOutbox()
 		n.flushStorageQueues()
 	}
+}
+
+// flushOutbox sends the peer messages of this round's Readys, less the
+// appends a later one supersedes (see supersededAppends): the empty append
+// announcing a commit, when the proposer's next entry follows it.
+func (n *Node) flushOutbox() {
+	n.outbox = supersededAppends(n.outbox)
+	for i, m := range n.outbox {
+		n.send(m)
+		n.outbox[i] = nil
+	}
+	n.outbox = n.outbox[:0]
 }
 
 // drainReady handles every Ready raft has.
@@ -124,7 +137,7 @@ func (n *Node) flushStorageQueues() {
 }
 
 // handleReady publishes state changes, queues storage work for its
-// goroutines and sends the rest.
+// goroutines and the rest for flushOutbox.
 func (n *Node) handleReady(rd raft.Ready) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		if t := rd.HardState.GetTerm(); t != n.term.Load() {
@@ -150,7 +163,7 @@ func (n *Node) handleReady(rd raft.Ready) {
 			n.applyConfChanges(m.GetEntries())
 			n.applyQ = append(n.applyQ, applyItem{msg: m})
 		default:
-			n.send(m)
+			n.outbox = append(n.outbox, m) // sent by flushOutbox, once the proposer has proposed
 		}
 	}
 	if n.prop.tickNow {

@@ -67,6 +67,7 @@ type Node struct {
 	lastIndex uint64            // index of the last entry handed to the append goroutine
 	appendQ   []*raftpb.Message // storage work not yet taken by appendLoop
 	applyQ    []applyItem       // and by applyLoop
+	outbox    []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
 	confIndex uint64            // index of the last conf change entry
 	// Set by the run goroutine when it applies a conf change, read by the
 	// apply goroutine for snapshots.

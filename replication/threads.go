@@ -20,11 +20,12 @@ type applyItem struct {
 // appendLoop is the goroutine that owns the log on disk. It takes the
 // MsgStorageAppend messages of successive Readys in order, writes them all,
 // syncs once, updates the in-memory log raft reads, and only then delivers
-// their responses (votes, acknowledgements): nothing is promised before it
-// is durable. It also drops the log before a snapshot the node has written.
+// their responses (votes, acknowledgements; an acknowledgement a later one
+// in the batch supersedes is dropped, see supersededAcks): nothing is
+// promised before it is durable. It also drops the log before a snapshot the node has written.
 func (n *Node) appendLoop() {
 	defer n.wg.Done()
-	var batch []*raftpb.Message
+	var batch, responses []*raftpb.Message
 	for {
 		select {
 		case m := <-n.appendc:
@@ -42,11 +43,13 @@ func (n *Node) appendLoop() {
 				n.stopOnError(err)
 				return
 			}
+			responses = responses[:0]
 			for _, m := range batch {
-				for _, r := range m.GetResponses() {
-					if !n.deliver(r) {
-						return
-					}
+				responses = append(responses, m.GetResponses()...)
+			}
+			for _, r := range supersededAcks(responses) {
+				if !n.deliver(r) {
+					return
 				}
 			}
 		case index := <-n.compc:
