@@ -12,8 +12,11 @@
 #                 over all three members
 #   lockd         a three-node lockd cluster (default fsync policy), the clients
 #                 spread round-robin over all three nodes
-# and prints a table: target, acquires/s, p50, p99, and lockd's throughput
-# divided by each target's.
+# and prints a table: target, acquires/s, p50, p99, lockd's throughput divided
+# by each target's, and the CPU time its server processes spent in the
+# measured window per granted acquire (lockbench -server-pids, every server
+# process of the target); for lockd also the CPU per raft entry, summed over
+# the nodes and per node, and the commands per entry.
 #
 # Usage: scripts/bench.sh            (from anywhere; it works in the repo root)
 # Environment (defaults in brackets):
@@ -198,19 +201,19 @@ etcd_serves() { # port: a lease grant, a TryLock and an Unlock through this memb
 		-duration 100ms -warmup 0s -timeout 2s -prefix bench-probe: >/dev/null 2>&1
 }
 
-run_bench() { # target endpoints extra-args...
-	local target=$1 endpoints=$2
-	shift 2
+run_bench() { # target endpoints server-pids extra-args...
+	local target=$1 endpoints=$2 server_pids=$3
+	shift 3
 	log "running $target: $CLIENTS clients, $NAMES names, ${SECONDS_RUN}s (+${WARMUP}s warm-up) against $endpoints"
 	local rc=0
 	timeout $((SECONDS_RUN + WARMUP + 60)) "$TMP/bin/lockbench" -endpoints "$endpoints" \
 		-clients "$CLIENTS" -names "$NAMES" -duration "${SECONDS_RUN}s" -warmup "${WARMUP}s" \
-		-ttl "$TTL" -json "$@" >"$TMP/results/$target.json" 2>"$TMP/logs/lockbench-$target.log" || rc=$?
+		-ttl "$TTL" -server-pids "$server_pids" -json "$@" >"$TMP/results/$target.json" 2>"$TMP/logs/lockbench-$target.log" || rc=$?
 	if ((rc != 0)) || ! jq -e . "$TMP/results/$target.json" >/dev/null 2>&1; then
 		cat "$TMP/logs/lockbench-$target.log" >&2
 		die "lockbench against $target failed (exit $rc)"
 	fi
-	jq -r --arg t "$target" '"bench: \($t) acquires/s=\(.acquires_per_sec) busy/s=\(.busy_per_sec) releases/s=\(.releases_per_sec) errors=\(.errors) wait_short=\(.wait_short) token_regressions=\(.token_regressions)" + (if .errors > 0 then " first errors: " + ([.error_samples[] | "\(.count)x \(.text)"] | join("; ")) else "" end)' \
+	jq -r --arg t "$target" '"bench: \($t) acquires/s=\(.acquires_per_sec) busy/s=\(.busy_per_sec) releases/s=\(.releases_per_sec) errors=\(.errors) wait_short=\(.wait_short) token_regressions=\(.token_regressions) server_cpu_us/acquire=\(.server_cpu.cpu_us_per_acquire) (\([.server_cpu.servers[] | "\(.name)=\(.comm)"] | join(" ")))" + (if .errors > 0 then " first errors: " + ([.error_samples[] | "\(.count)x \(.text)"] | join("; ")) else "" end)' \
 		"$TMP/results/$target.json" >&2
 	RAN+=("$target")
 }
@@ -232,7 +235,7 @@ if want redis; then
 	start_redis redis "$P_REDIS"
 	pid=${PIDS[-1]}
 	wait_until "redis on $P_REDIS" pings "$P_REDIS"
-	run_bench redis "127.0.0.1:$P_REDIS" -mode redis
+	run_bench redis "127.0.0.1:$P_REDIS" "redis=$pid" -mode redis
 	stop_pids "$pid"
 fi
 
@@ -246,7 +249,7 @@ if want redis-repl; then
 	p2=${PIDS[-1]}
 	for p in "$P_PRIMARY" "$P_REPLICA1" "$P_REPLICA2"; do wait_until "redis on $p" pings "$p"; done
 	wait_until "both replicas online" replicas_online "$P_PRIMARY" "$P_REPLICA1" "$P_REPLICA2"
-	run_bench redis-repl "127.0.0.1:$P_PRIMARY" -mode redis -wait-replicas 1
+	run_bench redis-repl "127.0.0.1:$P_PRIMARY" "primary=$p0,replica1=$p1,replica2=$p2" -mode redis -wait-replicas 1
 	stop_pids "$p0" "$p1" "$p2"
 fi
 
@@ -255,7 +258,7 @@ if want redis-aof; then
 	start_redis redis-aof "$P_AOF" --appendonly yes --appendfsync always
 	pid=${PIDS[-1]}
 	wait_until "redis on $P_AOF" pings "$P_AOF"
-	run_bench redis-aof "127.0.0.1:$P_AOF" -mode redis
+	run_bench redis-aof "127.0.0.1:$P_AOF" "redis-aof=$pid" -mode redis
 	stop_pids "$pid"
 fi
 
@@ -281,7 +284,8 @@ if want etcd; then
 		epids+=($!)
 	done
 	for p in "${P_ETCD[@]}"; do wait_until "etcd serving writes on $p" etcd_serves "$p"; done
-	run_bench etcd "127.0.0.1:${P_ETCD[0]},127.0.0.1:${P_ETCD[1]},127.0.0.1:${P_ETCD[2]}" -mode etcd
+	run_bench etcd "127.0.0.1:${P_ETCD[0]},127.0.0.1:${P_ETCD[1]},127.0.0.1:${P_ETCD[2]}" \
+		"etcd1=${epids[0]},etcd2=${epids[1]},etcd3=${epids[2]}" -mode etcd
 	stop_pids "${epids[@]}"
 fi
 
@@ -304,7 +308,8 @@ if want lockd; then
 	done
 	for p in "${P_LOCKD[@]}"; do wait_until "lockd on $p" pings "$p"; done
 	wait_until "a leader known to all lockd nodes" all_have_leader
-	run_bench lockd "127.0.0.1:${P_LOCKD[0]},127.0.0.1:${P_LOCKD[1]},127.0.0.1:${P_LOCKD[2]}" -mode lockd
+	run_bench lockd "127.0.0.1:${P_LOCKD[0]},127.0.0.1:${P_LOCKD[1]},127.0.0.1:${P_LOCKD[2]}" \
+		"lockd1=${lpids[0]},lockd2=${lpids[1]},lockd3=${lpids[2]}" -mode lockd
 	stop_pids "${lpids[@]}"
 fi
 
@@ -314,13 +319,20 @@ lockd_rate=
 [[ -f $TMP/results/lockd.json ]] && lockd_rate=$(jq -r .acquires_per_sec "$TMP/results/lockd.json")
 echo
 echo "lockbench: $CLIENTS clients, $NAMES names, ${SECONDS_RUN}s after ${WARMUP}s warm-up, ttl $TTL, $(nproc) cores, loopback"
-printf '%-12s %12s %10s %10s %8s %14s\n' target acquires/s p50_ms p99_ms errors lockd/target
+printf '%-12s %12s %10s %10s %8s %14s %11s %13s\n' target acquires/s p50_ms p99_ms errors lockd/target cpu_us/acq cpu_us/entry
 for t in "${RAN[@]}"; do
 	jq -r --arg t "$t" --arg l "$lockd_rate" '
 		[$t, .acquires_per_sec, (.acquire_us.p50 / 1000), (.acquire_us.p99 / 1000), .errors,
-		 (if $l == "" or .acquires_per_sec == 0 then "n/a" else ($l | tonumber) / .acquires_per_sec end)]
+		 (if $l == "" or .acquires_per_sec == 0 then "n/a" else ($l | tonumber) / .acquires_per_sec end),
+		 .server_cpu.cpu_us_per_acquire, (.server_cpu.raft.cpu_us_per_entry // "n/a")]
 		| @tsv' "$TMP/results/$t.json"
-done | while IFS=$'\t' read -r t rate p50 p99 errs ratio; do
+done | while IFS=$'\t' read -r t rate p50 p99 errs ratio cpu_acq cpu_entry; do
 	[[ $ratio == n/a ]] || ratio=$(printf '%.2fx' "$ratio")
-	printf '%-12s %12.1f %10.3f %10.3f %8d %14s\n' "$t" "$rate" "$p50" "$p99" "$errs" "$ratio"
+	[[ $cpu_entry == n/a ]] || cpu_entry=$(printf '%.1f' "$cpu_entry")
+	printf '%-12s %12.1f %10.3f %10.3f %8d %14s %11.1f %13s\n' "$t" "$rate" "$p50" "$p99" "$errs" "$ratio" "$cpu_acq" "$cpu_entry"
 done
+echo "cpu_us/acq: CPU time of the target's server processes in the window (summed) per granted acquire, i.e. per LOCK+UNLOCK cycle"
+if [[ -f $TMP/results/lockd.json ]]; then
+	jq -r '.server_cpu | "lockd raft: \(.raft.entries_per_sec) entries/s, \(.raft.commands_per_entry) commands/entry; cpu_us/entry (all nodes) \(.raft.cpu_us_per_entry), per node: " +
+		([.servers[] | "\(.name) \(.cpu_us_per_entry)"] | join(", "))' "$TMP/results/lockd.json"
+fi

@@ -30,10 +30,11 @@ type config struct {
 	waitReplicas int           // redis mode: WAIT n 1000 after each write
 	password     string        // lockd and redis only
 	jsonOut      bool
-	seed         uint64 // worker i uses seed+i
-	protocol     int    // RESP version go-redis negotiates (2 or 3); unused by etcd
-	prefix       string // lock name prefix
-	pipeline     int    // lockd, redis: commands per pipeline (1: one command per round trip)
+	seed         uint64       // worker i uses seed+i
+	protocol     int          // RESP version go-redis negotiates (2 or 3); unused by etcd
+	prefix       string       // lock name prefix
+	pipeline     int          // lockd, redis: commands per pipeline (1: one command per round trip)
+	serverPids   []serverProc // server processes whose CPU time is measured in the window
 }
 
 // maxPipeline bounds -pipeline.
@@ -61,6 +62,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.pipeline, "pipeline", 1, "commands per round trip: with N > 1 each worker sends acquires of N distinct random names in one pipeline, "+
 		"then the releases of the granted ones in another; every command's latency is recorded as its pipeline's round trip "+
 		"(latency per pipeline of N). 1 to 1000; lockd and redis modes, not with -wait-replicas")
+	serverPids := fs.String("server-pids", "", "comma-separated pids, or name=pid pairs, of the server processes (Linux): report their CPU time "+
+		"in the measured window (/proc/<pid>/stat) per acquire (= per LOCK+UNLOCK cycle) and per command, and each one's share; in lockd mode also the raft entries "+
+		"committed in the window (commit_index of INFO replication on the first endpoint) and the CPU per entry of each process")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -72,6 +76,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, err
 	}
 	c.endpoints = eps
+	if c.serverPids, err = parseServerPids(*serverPids); err != nil {
+		return c, err
+	}
 	return c, c.validate()
 }
 

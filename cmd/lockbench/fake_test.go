@@ -13,9 +13,10 @@ import (
 	"github.com/tidwall/redcon"
 )
 
-// fakeServer answers just enough of lockd's protocol (LOCK/UNLOCK) and of
-// Redis's (SET NX PX, SCRIPT LOAD, EVALSHA/EVAL of the release script, WAIT)
-// for lockbench to run against it. Leases are not timed: no test outlives them.
+// fakeServer answers just enough of lockd's protocol (LOCK/UNLOCK, INFO
+// replication's commit_index) and of Redis's (SET NX PX, SCRIPT LOAD,
+// EVALSHA/EVAL of the release script, WAIT) for lockbench to run against it.
+// Leases are not timed: no test outlives them.
 type fakeServer struct {
 	mu        sync.Mutex
 	held      map[string]string
@@ -28,6 +29,11 @@ type fakeServer struct {
 	grants    int // LOCKs and SETs granted
 	releases  int // UNLOCK, EVALSHA and EVAL calls (after NOSCRIPT: only the EVAL)
 	maxLocks  int // most LOCKs or SETs read in one batch from a connection
+	commit    int // the commit index INFO reports: one entry per LOCK and UNLOCK
+	infos     int // INFO calls seen
+	// onInfo, if set, runs before the answer to each INFO call, with the
+	// number of INFO calls seen so far (this one included), under f.mu.
+	onInfo func(n int)
 }
 
 // startFake serves f on n loopback listeners and returns their addresses.
@@ -78,6 +84,9 @@ func (f *fakeServer) handle(conn redcon.Conn, cmd redcon.Command) {
 		f.maxLocks = max(f.maxLocks, n)
 	case "UNLOCK", "EVALSHA", "EVAL":
 		f.releases++
+	}
+	if op := strings.ToUpper(args[0]); op == "LOCK" || op == "UNLOCK" {
+		f.commit++
 	}
 	switch strings.ToUpper(args[0]) + "/" + strconv.Itoa(len(args)) {
 	case "PING/1":
@@ -133,6 +142,12 @@ func (f *fakeServer) handle(conn redcon.Conn, cmd redcon.Command) {
 	case "WAIT/3":
 		f.waits++
 		conn.WriteInt(1)
+	case "INFO/2":
+		f.infos++
+		if f.onInfo != nil {
+			f.onInfo(f.infos)
+		}
+		conn.WriteBulkString("# Replication\r\nrole:leader\r\ncommit_index:" + strconv.Itoa(f.commit) + "\r\napplied_index:0\r\n")
 	default:
 		conn.WriteError("ERR unknown command '" + args[0] + "'")
 	}

@@ -71,6 +71,9 @@ func TestParseFlags(t *testing.T) {
 		{name: "pipeline with wait", args: []string{"-mode", "redis", "-wait-replicas", "1", "-pipeline", "8"}, wantErr: "-pipeline > 1 cannot be combined with -wait-replicas"},
 		{name: "pipeline over names", args: []string{"-names", "10", "-pipeline", "11"}, wantErr: "must not exceed -names"},
 		{name: "pipeline of all names", args: []string{"-names", "10", "-pipeline", "10"}},
+		{name: "server pids", args: []string{"-server-pids", "lockd1=100,lockd2=200,300"}},
+		{name: "server pids etcd", args: []string{"-mode", "etcd", "-server-pids", "etcd1=100"}},
+		{name: "server pids bad", args: []string{"-server-pids", "lockd1=x"}, wantErr: "-server-pids"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,7 +94,7 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.clients != 50 || c.names != 10000 || c.duration != 10*time.Second || c.ttl != 30*time.Second ||
-		c.mode != modeLockd || c.warmup != time.Second || fmt.Sprint(c.endpoints) != "[127.0.0.1:6379]" || c.pipeline != 1 {
+		c.mode != modeLockd || c.warmup != time.Second || fmt.Sprint(c.endpoints) != "[127.0.0.1:6379]" || c.pipeline != 1 || c.serverPids != nil {
 		t.Fatalf("defaults changed: %+v", c)
 	}
 }
@@ -223,6 +226,11 @@ func TestReport(t *testing.T) {
 	for _, key := range []string{"acquires_per_sec", "busy_per_sec", "releases_per_sec", "errors", "error_samples", "acquire_us", "release_us"} {
 		if _, ok := back[key]; !ok {
 			t.Errorf("JSON lacks %q", key)
+		}
+	}
+	for _, key := range []string{"server_cpu", "server_cpu_error"} {
+		if _, ok := back[key]; ok {
+			t.Errorf("JSON has %q without -server-pids", key)
 		}
 	}
 	if p99 := back["acquire_us"].(map[string]any)["p99"].(float64); p99 != float64(r.AcquireUs.P99) {

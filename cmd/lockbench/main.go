@@ -20,8 +20,18 @@
 // each answered command is recorded with its pipeline's round-trip time, so
 // the latencies reported are per pipeline of N.
 //
-// Exit status: 0 when something succeeded, 1 when every operation failed or
-// setup failed, 2 for bad flags.
+// With -server-pids (Linux) lockbench reads each server process's CPU time
+// (utime+stime in /proc/<pid>/stat) at the start and at the end of the
+// measured window and reports the servers' CPU per granted acquire (which is
+// per LOCK+UNLOCK cycle: each grant is released once), per answered command,
+// and each process's share; in lockd mode it also reads commit_index from
+// INFO replication of the first endpoint at the same two instants and
+// reports the raft entries committed, commands per entry and each process's
+// CPU per entry. A server process that is gone at either instant leaves the
+// CPU unmeasured, says why, and fails the run.
+//
+// Exit status: 0 when something succeeded, 1 when every operation failed,
+// setup failed or the servers' CPU could not be measured, 2 for bad flags.
 package main
 
 import (
@@ -61,8 +71,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// The whole run, setup included, ends by this deadline whatever happens;
 	// closing etcd sessions afterwards may take one more -timeout.
 	hardLimit := time.Duration(len(cfg.endpoints))*cfg.timeout + cfg.warmup + cfg.duration + 2*cfg.timeout + time.Second
+	if len(cfg.serverPids) > 0 {
+		hardLimit += 2 * cfg.timeout // getconf and the first INFO, in newWindowMeter
+	}
 	ctx, cancel := context.WithTimeout(sigCtx, hardLimit)
 	defer cancel()
+
+	var meter *windowMeter
+	if len(cfg.serverPids) > 0 {
+		if meter, err = newWindowMeter(ctx, cfg); err != nil {
+			fmt.Fprintln(stderr, "lockbench: -server-pids:", err)
+			return 1
+		}
+		defer meter.close()
+	}
 
 	lockers, closeLockers, err := newLockers(ctx, cfg)
 	if err != nil {
@@ -104,6 +126,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	begin := time.Now()
 	from := begin.Add(cfg.warmup)
 	stop := from.Add(cfg.duration)
+	if meter != nil {
+		meter.start(ctx, from, stop)
+	}
 	var wg sync.WaitGroup
 	for _, w := range workers {
 		wg.Add(1)
@@ -129,6 +154,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		release.Merge(s.release)
 	}
 	rep := buildReport(cfg, &total, acquire, release, window, interrupted)
+	if meter != nil {
+		if rep.ServerCPU, err = meter.buildServerCPU(meter.result(), &total); err != nil {
+			rep.ServerCPUError = err.Error()
+		}
+	}
 	if cfg.jsonOut {
 		err = rep.writeJSON(stdout)
 	} else {
@@ -140,6 +170,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if rep.allFailed() {
 		fmt.Fprintln(stderr, "lockbench: no operation succeeded")
+		return 1
+	}
+	if rep.ServerCPUError != "" {
+		fmt.Fprintln(stderr, "lockbench: server CPU not measured:", rep.ServerCPUError)
 		return 1
 	}
 	return 0

@@ -207,6 +207,9 @@ type report struct {
 	AcquireUs        latencySummary `json:"acquire_us"` // granted and busy acquires
 	ReleaseUs        latencySummary `json:"release_us"`
 	Interrupted      bool           `json:"interrupted"`
+	// -server-pids: the servers' CPU in the window, or why it was not measured.
+	ServerCPU      *serverCPUReport `json:"server_cpu,omitempty"`
+	ServerCPUError string           `json:"server_cpu_error,omitempty"`
 }
 
 func buildReport(c config, total *counters, acquire, release *hdrhistogram.Histogram, window time.Duration, interrupted bool) report {
@@ -293,6 +296,12 @@ func (r report) writeHuman(w io.Writer) error {
 	}{{"acquire", r.AcquireUs}, {"release", r.ReleaseUs}} {
 		fmt.Fprintf(&b, "  %-18s %10s %10s %10s %10s %10s %10.3f\n", row.name,
 			ms(row.s.P50), ms(row.s.P90), ms(row.s.P99), ms(row.s.P999), ms(row.s.Max), row.s.Mean/1000)
+	}
+	if r.ServerCPU != nil {
+		r.ServerCPU.writeHuman(&b)
+	}
+	if r.ServerCPUError != "" {
+		fmt.Fprintf(&b, "\n  server CPU not measured: %s\n", r.ServerCPUError)
 	}
 	if len(r.ErrorSamples) > 0 {
 		b.WriteString("\n  errors seen (most frequent first):\n")
