@@ -12,6 +12,22 @@ import (
 	"github.com/lockd/lockd/respguard"
 )
 
+// Defaults for zero Config fields; cmd/lockd's flags default to them too.
+const (
+	// DefaultRequestTimeout is below go-redis's 3s read timeout, so that
+	// clients hear -TRYAGAIN rather than time out.
+	DefaultRequestTimeout   = 2 * time.Second
+	DefaultTickInterval     = 100 * time.Millisecond
+	DefaultElectionTicks    = 10
+	DefaultHeartbeatTicks   = 1
+	DefaultSnapshotEntries  = 10000
+	DefaultLeaseTick        = 500 * time.Millisecond
+	DefaultPeerQueue        = 4096
+	DefaultMaxSnapshotBytes = 1 << 30 // 1M locks take about 54 MB
+	// DefaultDialTimeout bounds a connection attempt of the default Dial.
+	DefaultDialTimeout = time.Second
+)
+
 // Config describes one node of a cluster. Zero fields take the defaults
 // documented on them.
 type Config struct {
@@ -36,29 +52,31 @@ type Config struct {
 	// other members. The node closes it on Close.
 	Listener net.Listener
 	// Dial opens a connection to a peer's cluster address. Default: a
-	// net.Dialer with a 1s timeout. Tests pass a fault-injecting dialer.
+	// net.Dialer with DefaultDialTimeout. Tests pass a fault-injecting
+	// dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
 
 	// Fsync syncs the log to disk before acknowledging (default true).
 	// NoFsync turns it off; acknowledged writes may then be lost in a
 	// machine crash.
 	NoFsync bool
-	// RequestTimeout bounds Execute (default 2s, below go-redis's 3s read
-	// timeout so clients hear -TRYAGAIN rather than time out; at most 20s, well inside
-	// lock.DedupWindow).
+	// RequestTimeout bounds Execute (default DefaultRequestTimeout; at most
+	// 20s, well inside lock.DedupWindow).
 	RequestTimeout time.Duration
-	// TickInterval is the raft tick (default 100ms). A follower starts an
-	// election after 10 ticks without hearing from a leader.
+	// TickInterval is the raft tick (default DefaultTickInterval). A
+	// follower starts an election after ElectionTicks to 2*ElectionTicks-1
+	// ticks (raft randomizes it) without hearing from a leader.
 	TickInterval time.Duration
-	// ElectionTicks and HeartbeatTicks default to 10 and 1.
+	// ElectionTicks and HeartbeatTicks default to DefaultElectionTicks and
+	// DefaultHeartbeatTicks.
 	ElectionTicks  int
 	HeartbeatTicks int
 	// SnapshotEntries is the number of applied entries between snapshots
-	// (default 10000); the log keeps SnapshotEntries/2 entries behind the
+	// (default DefaultSnapshotEntries); the log keeps SnapshotEntries/2 entries behind the
 	// snapshot for slow followers.
 	SnapshotEntries uint64
 	// LeaseTick is how often a leader with leases stamps the log even when
-	// idle (default 500ms): after a failover a lease keeps at most this much
+	// idle (default DefaultLeaseTick): after a failover a lease keeps at most this much
 	// more time than it had.
 	LeaseTick time.Duration
 	// MaxInflight is how many entries a leader lets await commit before it
@@ -70,10 +88,10 @@ type Config struct {
 	// LOCK+UNLOCK unbounded, 120-131 µs with 1).
 	MaxInflight int
 	// PeerQueue is the number of frames queued per peer before sending
-	// drops them (default 4096).
+	// drops them (default DefaultPeerQueue).
 	PeerQueue int
 	// MaxSnapshotBytes bounds a snapshot received from the leader (default
-	// 1 GiB; 1M locks take about 54 MB).
+	// DefaultMaxSnapshotBytes, 1 GiB).
 	MaxSnapshotBytes int
 	// Validate, when set, checks a command forwarded by a peer as this
 	// node would check its own clients' commands (name, owner and lease
@@ -92,25 +110,27 @@ type Config struct {
 	beforeSync func() error
 }
 
-func (c *Config) withDefaults() Config {
-	d := *c
+// WithDefaults returns c with its zero fields set to the defaults documented
+// on them. Start calls it.
+func (c Config) WithDefaults() Config {
+	d := c
 	if d.RequestTimeout == 0 {
-		d.RequestTimeout = 2 * time.Second
+		d.RequestTimeout = DefaultRequestTimeout
 	}
 	if d.TickInterval == 0 {
-		d.TickInterval = 100 * time.Millisecond
+		d.TickInterval = DefaultTickInterval
 	}
 	if d.ElectionTicks == 0 {
-		d.ElectionTicks = 10
+		d.ElectionTicks = DefaultElectionTicks
 	}
 	if d.HeartbeatTicks == 0 {
-		d.HeartbeatTicks = 1
+		d.HeartbeatTicks = DefaultHeartbeatTicks
 	}
 	if d.SnapshotEntries == 0 {
-		d.SnapshotEntries = 10000
+		d.SnapshotEntries = DefaultSnapshotEntries
 	}
 	if d.LeaseTick == 0 {
-		d.LeaseTick = 500 * time.Millisecond
+		d.LeaseTick = DefaultLeaseTick
 	}
 	if d.MaxInflight == 0 {
 		d.MaxInflight = 1
@@ -119,16 +139,16 @@ func (c *Config) withDefaults() Config {
 		}
 	}
 	if d.PeerQueue == 0 {
-		d.PeerQueue = 4096
+		d.PeerQueue = DefaultPeerQueue
 	}
 	if d.Dial == nil {
-		dialer := &net.Dialer{Timeout: time.Second}
+		dialer := &net.Dialer{Timeout: DefaultDialTimeout}
 		d.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
 			return dialer.DialContext(ctx, "tcp", addr)
 		}
 	}
 	if d.MaxSnapshotBytes == 0 {
-		d.MaxSnapshotBytes = 1 << 30
+		d.MaxSnapshotBytes = DefaultMaxSnapshotBytes
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

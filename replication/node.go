@@ -92,7 +92,7 @@ type Node struct {
 // Start opens (or creates) the node's data directory, recovers its state and
 // starts it. The node runs until Close.
 func Start(c Config) (*Node, error) {
-	cfg := c.withDefaults()
+	cfg := c.WithDefaults()
 	if len(cfg.Peers) == 0 {
 		cfg.Peers = map[uint64]string{cfg.ID: ""}
 	}

@@ -12,6 +12,8 @@ import (
 // committed when it was called, as far as this node knows, so that a read
 // that follows sees them:
 //
+//   - first, it waits until the node is in recent contact with the cluster
+//     (see fresh), so that what it knows of the commit index is recent;
 //   - on every node, it waits until the applied index reaches the commit
 //     index known at the call (raft may commit an entry, and another node
 //     acknowledge it, before this node has applied it);
@@ -23,8 +25,9 @@ import (
 // A leader cut off from the others may not know it was replaced, and a
 // follower knows the commit index only as of the leader's last message, so
 // reads after WaitApplied may still lag the newest writes elsewhere; they
-// never lag a write this node acknowledged. It returns ctx's error when ctx
-// ends first; the caller may then read what the node has.
+// never lag a write this node acknowledged. When ctx ends first it returns
+// ErrStale if the node was still out of contact, ctx's error otherwise; it
+// returns ErrClosed when the node closes.
 func (n *Node) WaitApplied(ctx context.Context) error {
 	if err := n.waitFresh(ctx); err != nil {
 		return err

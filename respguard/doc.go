@@ -1,18 +1,17 @@
 // Package respguard bounds what a client may send on a RESP connection before
 // github.com/tidwall/redcon parses it.
 //
-// redcon v1.6.4 enforces no limits: a multibulk header with a huge count
-// makes its connection goroutine spin forever, and its read buffer grows with
-// whatever arrives. Wrap (or Listener, for every accepted conn) returns a
-// net.Conn whose Read tracks RESP framing as redcon does (multibulk
-// "*<n>\r\n" followed by n "$<len>\r\n<len bytes>\r\n" frames, or an inline
-// line ending in '\n'), enforces Limits, and on a violation writes
-// "-ERR Protocol error: <reason>\r\n" to the underlying conn and returns an
-// error wrapping ErrProtocol from that Read and every later one. A command
-// that has started but not completed within Limits.PartialTimeout fails the
-// same way, without a reply. Bytes that are within the limits pass through
-// unchanged and in order; a violating command is never passed on, the
-// complete commands before it are.
+// redcon v1.6.4 enforces no limits: a multibulk header with a huge count makes
+// its connection goroutine spin forever, and its read buffer grows with
+// whatever arrives. Wrap returns a net.Conn whose Read tracks RESP framing as
+// redcon does (multibulk "*<n>\r\n" followed by n "$<len>\r\n<len bytes>\r\n"
+// frames, or an inline line ending in '\n'), enforces Limits, and on a
+// violation writes "-ERR Protocol error: <reason>\r\n" to the underlying conn
+// and returns an error wrapping ErrProtocol from that Read and every later
+// one. A command that has started but not completed within
+// Limits.PartialTimeout fails the same way, without a reply. Bytes that are
+// within the limits pass through unchanged and in order; a violating command
+// is never passed on, the complete commands before it are.
 //
 // Read returns data ending at a command boundary whenever the caller's buffer
 // holds the whole command, holding back the partial command that follows

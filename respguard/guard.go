@@ -73,24 +73,6 @@ func Wrap(c net.Conn, l Limits) net.Conn {
 	return &conn{Conn: c, lim: l, sc: scanner{lim: l}}
 }
 
-// Listener returns a listener whose Accept wraps every accepted conn with Wrap.
-func Listener(ln net.Listener, l Limits) net.Listener {
-	return &listener{Listener: ln, lim: l.WithDefaults()}
-}
-
-type listener struct {
-	net.Listener
-	lim Limits
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	return Wrap(c, l.lim), nil
-}
-
 type conn struct {
 	net.Conn
 	lim Limits

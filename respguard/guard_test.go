@@ -299,7 +299,23 @@ func TestDeadlines(t *testing.T) {
 	})
 }
 
-// testServer is a redcon server behind Listener answering PING and ECHO.
+// guardedListener wraps every conn it accepts with Wrap, as lockd's server
+// and cluster port do.
+type guardedListener struct {
+	net.Listener
+	lim Limits
+}
+
+func (l guardedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return Wrap(c, l.lim), nil
+}
+
+// testServer is a redcon server behind a guardedListener answering PING and
+// ECHO.
 type testServer struct {
 	addr string
 
@@ -342,7 +358,7 @@ func startServer(tb testing.TB, lim Limits) *testServer {
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		srv.Serve(Listener(ln, lim))
+		srv.Serve(guardedListener{Listener: ln, lim: lim})
 	}()
 	tb.Cleanup(func() {
 		srv.Close()

@@ -11,6 +11,22 @@ import (
 	"github.com/lockd/lockd/respguard"
 )
 
+// Defaults for zero Config fields; cmd/lockd's flags default to them too.
+const (
+	DefaultMaxNameLen   = 512                // bytes of a lock name
+	DefaultMaxOwnerLen  = 256                // bytes of an owner
+	DefaultMaxTTL       = 7 * 24 * time.Hour // longest lease a client may ask for
+	DefaultMaxClients   = 10000              // open client connections
+	DefaultWriteTimeout = 30 * time.Second   // each write of replies
+	DefaultReadTimeout  = time.Second        // a read waiting for the local replica
+	DefaultVersion      = "0.1.0"            // this source tree's release, reported by INFO and HELLO
+
+	// The client port's wire limits where they differ from respguard's.
+	DefaultWireMaxBulk    = 64 << 10  // bytes of one argument
+	DefaultWireMaxCommand = 128 << 10 // bytes of one command
+	DefaultWireMaxInline  = 8 << 10   // bytes of one inline command line
+)
+
 // Config describes one lockd node. Zero fields take the defaults documented
 // on them.
 type Config struct {
@@ -23,20 +39,22 @@ type Config struct {
 	// Password, when set, must be given with AUTH or HELLO AUTH first.
 	Password string
 	// MaxNameLen and MaxOwnerLen bound lock names and owners in bytes
-	// (defaults 512 and 256).
+	// (defaults DefaultMaxNameLen and DefaultMaxOwnerLen).
 	MaxNameLen  int
 	MaxOwnerLen int
-	// MaxTTL bounds PX/EX (default 7 days).
+	// MaxTTL bounds PX/EX (default DefaultMaxTTL).
 	MaxTTL time.Duration
-	// MaxClients bounds open client connections (default 10000); past it a
-	// new connection is told "max number of clients reached" and closed.
+	// MaxClients bounds open client connections (default DefaultMaxClients);
+	// past it a new connection is told "max number of clients reached" and
+	// closed.
 	MaxClients int
-	// WireLimits bound what a client may send (defaults: 1024 arguments,
-	// 64 KiB per argument, 128 KiB per command, 8 KiB per inline command,
-	// 30s to finish a command once started).
+	// WireLimits bound what a client may send (defaults: DefaultWireMaxBulk,
+	// DefaultWireMaxCommand and DefaultWireMaxInline, respguard's defaults
+	// for the rest: 1024 arguments, 30s to finish a command once started).
 	WireLimits respguard.Limits
-	// WriteTimeout bounds each write of replies (default 30s): a client that
-	// sends commands but never reads its replies is disconnected.
+	// WriteTimeout bounds each write of replies (default DefaultWriteTimeout):
+	// a client that sends commands but never reads its replies is
+	// disconnected.
 	WriteTimeout time.Duration
 	// IdleTimeout, when positive, disconnects a client that sends nothing for
 	// that long while the node waits for its next command (Redis's timeout;
@@ -44,45 +62,49 @@ type Config struct {
 	IdleTimeout time.Duration
 	// ReadTimeout bounds how long reads (OWNER, LOCKINFO, DBSIZE, GET, SCAN,
 	// WATCH, ...) wait for the local replica to apply what is known to be
-	// committed (default 1s); past it they answer -TRYAGAIN.
+	// committed (default DefaultReadTimeout); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
-	// Version is reported by INFO and HELLO.
+	// Version is reported by INFO and HELLO (default DefaultVersion).
 	Version string
 	Logger  *slog.Logger
 }
 
-func (c *Config) withDefaults() Config {
-	d := *c
+// WithDefaults returns c with its zero fields set to the defaults documented
+// on them, Node.Logger set to Logger and Node.ClientAddr to Listener's
+// address when they are unset. Node's other fields are defaulted by
+// replication.Start. New calls it.
+func (c Config) WithDefaults() Config {
+	d := c
 	if d.MaxNameLen == 0 {
-		d.MaxNameLen = 512
+		d.MaxNameLen = DefaultMaxNameLen
 	}
 	if d.MaxOwnerLen == 0 {
-		d.MaxOwnerLen = 256
+		d.MaxOwnerLen = DefaultMaxOwnerLen
 	}
 	if d.MaxTTL == 0 {
-		d.MaxTTL = 7 * 24 * time.Hour
+		d.MaxTTL = DefaultMaxTTL
 	}
 	if d.MaxClients == 0 {
-		d.MaxClients = 10000
+		d.MaxClients = DefaultMaxClients
 	}
 	if d.WireLimits.MaxBulk == 0 {
-		d.WireLimits.MaxBulk = 64 << 10
+		d.WireLimits.MaxBulk = DefaultWireMaxBulk
 	}
 	if d.WireLimits.MaxCommand == 0 {
-		d.WireLimits.MaxCommand = 128 << 10
+		d.WireLimits.MaxCommand = DefaultWireMaxCommand
 	}
 	if d.WireLimits.MaxInline == 0 {
-		d.WireLimits.MaxInline = 8 << 10
+		d.WireLimits.MaxInline = DefaultWireMaxInline
 	}
 	if d.WriteTimeout == 0 {
-		d.WriteTimeout = 30 * time.Second
+		d.WriteTimeout = DefaultWriteTimeout
 	}
 	d.WireLimits = d.WireLimits.WithDefaults()
 	if d.ReadTimeout == 0 {
-		d.ReadTimeout = time.Second
+		d.ReadTimeout = DefaultReadTimeout
 	}
 	if d.Version == "" {
-		d.Version = "0.1.0"
+		d.Version = DefaultVersion
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

@@ -8,16 +8,16 @@
 // nodes exactly as cmd/lockd does.
 //
 // Goroutines: redcon runs one goroutine per client connection and calls the
-// handler on it; a handler may block in replication.Execute for at most the
+// handler on it; a handler may block in the node's Execute for at most the
 // request timeout. A pipeline's consecutive writes on distinct keys are
-// executed together (pipeline.go). Reads (OWNER, LOCKINFO, DBSIZE, GET,
-// SCAN, ...) never block on the network. A handler blocked in LOCK ...
-// WAIT, for up to its WAIT, has a watcher goroutine read its connection
-// meanwhile
+// executed together (pipeline.go). Reads (OWNER, LOCKINFO, DBSIZE, GET, SCAN,
+// ...) never block on the network: they wait at most Config.ReadTimeout for
+// the local replica to catch up (catchUp). A handler blocked in LOCK ... WAIT,
+// for up to its WAIT, has a watcher goroutine read its connection meanwhile
 // (clientconn.go): when the client hangs up or is killed, the request is
-// withdrawn through the log and the connection closed at once; what the
-// client pipelined is kept for after the wait. The watcher ends, by a read
-// deadline in the past, before the handler returns.
-// Clients idle for Config.IdleTimeout are disconnected by a read deadline.
-// Close stops accepting, closes every connection and the node.
+// withdrawn through the log and the connection closed at once; what the client
+// pipelined is kept for after the wait. The watcher ends, by a read deadline
+// in the past, before the handler returns. Clients idle for Config.IdleTimeout
+// are disconnected by a read deadline. Close stops accepting, closes every
+// connection and the node.
 package server

@@ -486,7 +486,7 @@ func TestGoRedisKeySpace(t *testing.T) {
 // runs on forwarded commands: nothing a follower's client may send is
 // refused by the leader.
 func TestBuiltCommandsAreValid(t *testing.T) {
-	s := &Server{cfg: (&Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}).withDefaults()}
+	s := &Server{cfg: Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}.WithDefaults()}
 	now := time.Now()
 	in := func(d time.Duration) string { return strconv.FormatInt(now.Add(d).UnixMilli(), 10) }
 	for _, args := range [][]string{

@@ -64,7 +64,7 @@ type client struct {
 // New starts a node: recovers its data, joins its cluster and serves clients
 // on cfg.Listener until Close.
 func New(c Config) (*Server, error) {
-	cfg := c.withDefaults()
+	cfg := c.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func FuzzSetArgs(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s := &Server{cfg: (&Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}).withDefaults()}
+	s := &Server{cfg: Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}.WithDefaults()}
 	const nowMS = 1_700_000_000_000
 	f.Fuzz(func(t *testing.T, options string) {
 		args := [][]byte{[]byte("SET"), []byte("k"), []byte("v")}

@@ -12,7 +12,7 @@ import (
 // What a peer may forward is what a client may send: validCommand refuses
 // every command that no client command builds.
 func TestValidCommandRefusesWhatNoClientSends(t *testing.T) {
-	s := &Server{cfg: (&Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}).withDefaults()}
+	s := &Server{cfg: Config{MaxNameLen: 16, MaxOwnerLen: 8, MaxTTL: time.Hour}.WithDefaults()}
 	long := strings.Repeat("x", 17)
 	far := time.Now().Add(time.Hour + 2*atSlack).UnixMilli()
 	tx := func(sub ...lock.Command) lock.Command { return lock.Command{Op: lock.OpTx, X: &lock.Extra{Sub: sub}} }

@@ -29,8 +29,6 @@ import (
 	"github.com/lockd/lockd/server"
 )
 
-var version = "0.1.0"
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
@@ -72,13 +70,14 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored)")
 	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
-	fs.DurationVar(&o.requestTimeout, "request-timeout", 2*time.Second, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
-	fs.DurationVar(&o.tick, "raft-tick", 100*time.Millisecond, "raft tick; elections start after 10 ticks without a leader")
-	fs.Uint64Var(&o.snapEntries, "snapshot-entries", 10000, "log entries between snapshots")
-	fs.IntVar(&o.maxNameLen, "max-name-len", 512, "longest lock name, in bytes")
-	fs.IntVar(&o.maxOwnerLen, "max-owner-len", 256, "longest owner, in bytes")
-	fs.DurationVar(&o.maxTTL, "max-ttl", 7*24*time.Hour, "longest lease a client may ask for")
-	fs.IntVar(&o.maxClients, "max-clients", 10000, "most client connections at once")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", replication.DefaultRequestTimeout, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
+	fs.DurationVar(&o.tick, "raft-tick", replication.DefaultTickInterval, fmt.Sprintf(
+		"raft tick; elections start after %d-%d ticks without a leader", replication.DefaultElectionTicks, 2*replication.DefaultElectionTicks))
+	fs.Uint64Var(&o.snapEntries, "snapshot-entries", replication.DefaultSnapshotEntries, "log entries between snapshots")
+	fs.IntVar(&o.maxNameLen, "max-name-len", server.DefaultMaxNameLen, "longest lock name, in bytes")
+	fs.IntVar(&o.maxOwnerLen, "max-owner-len", server.DefaultMaxOwnerLen, "longest owner, in bytes")
+	fs.DurationVar(&o.maxTTL, "max-ttl", server.DefaultMaxTTL, "longest lease a client may ask for")
+	fs.IntVar(&o.maxClients, "max-clients", server.DefaultMaxClients, "most client connections at once")
 	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -116,6 +115,33 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		o.clusterSecret = strings.TrimSpace(string(b))
 	}
 	return o, nil
+}
+
+// config is the node's configuration: the flags' values, with the client and
+// cluster listeners, the members and the logger run made of them.
+func (o *options) config(ln, cln net.Listener, peers map[uint64]string, log *slog.Logger) server.Config {
+	return server.Config{
+		Listener: ln,
+		Node: replication.Config{
+			ID:              o.id,
+			Peers:           peers,
+			DataDir:         o.dataDir,
+			ClusterID:       o.clusterID,
+			Secret:          o.clusterSecret,
+			Listener:        cln,
+			NoFsync:         o.fsync == "never",
+			RequestTimeout:  o.requestTimeout,
+			TickInterval:    o.tick,
+			SnapshotEntries: o.snapEntries,
+		},
+		Password:    o.password,
+		MaxNameLen:  o.maxNameLen,
+		MaxOwnerLen: o.maxOwnerLen,
+		MaxTTL:      o.maxTTL,
+		MaxClients:  o.maxClients,
+		IdleTimeout: time.Duration(o.timeout) * time.Second,
+		Logger:      log,
+	}
 }
 
 // errPrinted is a flag error the flag package has already printed.
@@ -188,29 +214,7 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lockd:", err)
 		return 1
 	}
-	srv, err := server.New(server.Config{
-		Listener: ln,
-		Node: replication.Config{
-			ID:              o.id,
-			Peers:           peers,
-			DataDir:         o.dataDir,
-			ClusterID:       o.clusterID,
-			Secret:          o.clusterSecret,
-			Listener:        cln,
-			NoFsync:         o.fsync == "never",
-			RequestTimeout:  o.requestTimeout,
-			TickInterval:    o.tick,
-			SnapshotEntries: o.snapEntries,
-		},
-		Password:    o.password,
-		MaxNameLen:  o.maxNameLen,
-		MaxOwnerLen: o.maxOwnerLen,
-		MaxTTL:      o.maxTTL,
-		MaxClients:  o.maxClients,
-		IdleTimeout: time.Duration(o.timeout) * time.Second,
-		Version:     version,
-		Logger:      log,
-	})
+	srv, err := server.New(o.config(ln, cln, peers, log))
 	if err != nil {
 		ln.Close()
 		cln.Close()

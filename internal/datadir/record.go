@@ -23,7 +23,9 @@ const (
 	recOver    = recHeader + recTrailer
 	endMark    = 0xA5
 	// maxPayload bounds one record. Entries are bounded far below this by
-	// the proposer; snapshots by replication's snapshot ceiling.
+	// the proposer. Nothing bounds a snapshot this node takes (replication's
+	// Config.MaxSnapshotBytes bounds those it receives): one larger than
+	// this would be written but would not read back.
 	maxPayload = 1 << 31
 	// sector is the unit a disk writes atomically: a torn write leaves
 	// whole sectors unwritten.
