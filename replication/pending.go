@@ -7,7 +7,7 @@ import (
 )
 
 // pending is the table of requests this node is waiting on, keyed by request
-// ID. Execute registers and cancels; the raft goroutine resolves when it
+// ID. Execute registers and cancels; the apply goroutine resolves when it
 // applies a command with that ID.
 type pending struct {
 	mu sync.Mutex

@@ -66,8 +66,8 @@ func (n *Node) appendLoop() {
 }
 
 // persist writes the batch's snapshots, entries and hard states with one
-// sync (none when only the commit index moved; see wal), then makes them
-// visible to raft's in-memory log.
+// sync (none when only the commit index moved: the sync rule in
+// internal/datadir's doc), then makes them visible to raft's in-memory log.
 func (n *Node) persist(batch []*raftpb.Message) error {
 	for _, m := range batch {
 		if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {

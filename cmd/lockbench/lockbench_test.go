@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"io"
 	"math/rand/v2"
 	"strings"
@@ -529,3 +530,7 @@ func TestPickDistinct(t *testing.T) {
 		}
 	}
 }
+
+// recordUs adds d to h once, in microseconds, clamped to the histogram's
+// range.
+func recordUs(h *hdrhistogram.Histogram, d time.Duration) { recordUsN(h, d, 1) }

@@ -32,9 +32,6 @@ func newHist() *hdrhistogram.Histogram {
 	return hdrhistogram.New(histLowUs, histHighUs, histDigits)
 }
 
-// recordUs adds d to h in microseconds, clamped to the histogram's range.
-func recordUs(h *hdrhistogram.Histogram, d time.Duration) { recordUsN(h, d, 1) }
-
 // recordUsN adds d to h n times (n >= 1).
 func recordUsN(h *hdrhistogram.Histogram, d time.Duration, n int64) {
 	us := d.Microseconds()
