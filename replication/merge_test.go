@@ -31,6 +31,19 @@ func describe(ms []*raftpb.Message) []string {
 	return out
 }
 
+// checkKept checks that merge keeps exactly msgs[i] for i in wantKept, in
+// order.
+func checkKept(t *testing.T, merge func([]*raftpb.Message) []*raftpb.Message, msgs []*raftpb.Message, wantKept []int) {
+	t.Helper()
+	var want []*raftpb.Message
+	for _, i := range wantKept {
+		want = append(want, msgs[i])
+	}
+	if got := merge(slices.Clone(msgs)); !slices.Equal(describe(got), describe(want)) {
+		t.Errorf("kept\n%q\nwant\n%q", describe(got), describe(want))
+	}
+}
+
 // TestSupersededAppends: the empty append that announces a commit is not
 // sent when an append to the same peer in the same term follows with at
 // least that commit index; every other message is sent, in order.
@@ -66,17 +79,7 @@ func TestSupersededAppends(t *testing.T) {
 			[]*raftpb.Message{msg(hb, 2, 5, 0, 10, 0), msg(app, 2, 5, 10, 10, 0), msg(hb, 3, 5, 0, 10, 0), msg(app, 2, 5, 10, 10, 2)},
 			[]int{0, 2, 3}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var want []*raftpb.Message
-			for _, i := range tc.wantKept {
-				want = append(want, tc.msgs[i])
-			}
-			wantText := describe(want)
-			got := supersededAppends(slices.Clone(tc.msgs))
-			if !slices.Equal(describe(got), wantText) {
-				t.Errorf("kept\n%q\nwant\n%q", describe(got), wantText)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkKept(t, supersededAppends, tc.msgs, tc.wantKept) })
 	}
 }
 
@@ -106,16 +109,6 @@ func TestSupersededAcks(t *testing.T) {
 			[]*raftpb.Message{msg(resp, 2, 5, 10, 0, 0), msg(resp, 2, 6, 11, 0, 0)},
 			[]int{0, 1}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var want []*raftpb.Message
-			for _, i := range tc.wantKept {
-				want = append(want, tc.msgs[i])
-			}
-			wantText := describe(want)
-			got := supersededAcks(slices.Clone(tc.msgs))
-			if !slices.Equal(describe(got), wantText) {
-				t.Errorf("kept\n%q\nwant\n%q", describe(got), wantText)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { checkKept(t, supersededAcks, tc.msgs, tc.wantKept) })
 	}
 }
