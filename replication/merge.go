@@ -16,12 +16,15 @@ import (
 
 // supersededAppends drops, in place, every append without entries that a
 // later append in msgs, to the same peer in the same term, makes redundant
-// (its commit index is at least as high), and returns what is left in order.
-// Appends with entries, and every other message, are kept.
+// (its commit index is at least as high, and its entries reach at least as
+// far, so that the follower may take at least the same commit index from
+// it), and returns what is left in order. Appends with entries, and every
+// other message, are kept.
 func supersededAppends(msgs []*raftpb.Message) []*raftpb.Message {
 	return dropSuperseded(msgs, func(early, late *raftpb.Message) bool {
 		return early.GetType() == raftpb.MsgApp && len(early.GetEntries()) == 0 &&
-			late.GetType() == raftpb.MsgApp && late.GetCommit() >= early.GetCommit()
+			late.GetType() == raftpb.MsgApp && late.GetCommit() >= early.GetCommit() &&
+			late.GetIndex()+uint64(len(late.GetEntries())) >= early.GetIndex()
 	})
 }
 
