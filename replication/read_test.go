@@ -107,6 +107,12 @@ func TestWaitAppliedOnACutOffNode(t *testing.T) {
 				kept = followerOf(nodes, lead)
 			}
 			n := nodes[kept]
+			// A write through it: a leader has then applied an entry of its
+			// term, and a follower the commit index it knows, so WaitApplied
+			// has nothing left to wait for but contact.
+			if _, err := n.Execute(context.Background(), lock.Command{Op: lock.OpLock, Name: "before", Owner: "o"}); err != nil {
+				t.Fatal(err)
+			}
 			for id, other := range nodes {
 				if id != kept {
 					other.Close()
