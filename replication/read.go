@@ -25,9 +25,11 @@ import (
 // A leader cut off from the others may not know it was replaced, and a
 // follower knows the commit index only as of the leader's last message, so
 // reads after WaitApplied may still lag the newest writes elsewhere; they
-// never lag a write this node acknowledged. When ctx ends first it returns
-// ErrStale if the node was still out of contact, ctx's error otherwise; it
-// returns ErrClosed when the node closes.
+// never lag a write this node acknowledged. When ctx ends while the node is
+// still waiting for contact it returns ErrStale; when it ends later, while
+// the node is catching up (contact found, but the commit index or an entry of
+// the leader's own term not yet applied, even if contact was lost meanwhile),
+// ctx's error. It returns ErrClosed when the node closes.
 func (n *Node) WaitApplied(ctx context.Context) error {
 	if err := n.waitFresh(ctx); err != nil {
 		return err
