@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/lock"
-	"github.com/lockd/lockd/respguard"
 )
 
 // Defaults for zero Config fields; cmd/lockd's flags default to them too.
@@ -189,13 +188,6 @@ func (c *Config) validate() error {
 
 // MinSecretLen is the shortest cluster secret accepted.
 const MinSecretLen = 16
-
-// wireLimits bound what an authenticated peer may send on the cluster port:
-// frames of at most three arguments, the largest a raft message, each
-// completed within a minute once started.
-var wireLimits = respguard.Limits{
-	MaxMultibulk: 3, MaxBulk: maxRaftFrame, MaxCommand: maxRaftFrame + 1024, MaxInline: 512, PartialTimeout: time.Minute,
-}
 
 func hasPeer(peers map[uint64]string, id uint64) bool {
 	_, ok := peers[id]

@@ -283,9 +283,7 @@ func (n *Node) route(lead uint64, cmd lock.Command) {
 		n.submit(cmd)
 		return
 	}
-	if p := n.peers[lead]; p != nil {
-		p.enqueue(frame{cmd: cmd, fwd: true})
-	}
+	n.tr.Forward(lead, cmd)
 }
 
 // newID returns a request ID unique across the cluster and across restarts

@@ -33,10 +33,10 @@ import (
 // learns nothing; a replayed exchange fails because the other side's nonce
 // is new. Once both are authenticated, each compares the other's
 // incarnation with the one it recorded when it first met that node
-// (datadir.Dir.CheckPeer): a node whose data directory was wiped or
-// replaced comes back with another incarnation and is refused with a
-// verdict it can trust, which stops it (it lost the votes and entries it had
-// promised). Frames after the handshake are not authenticated one by one:
+// (transportHandler.CheckPeer, which datadir.Dir.CheckPeer answers): a node
+// whose data directory was wiped or replaced comes back with another
+// incarnation and is refused with a verdict it can trust, which stops it (it
+// lost the votes and entries it had promised). Frames after the handshake are not authenticated one by one:
 // that is for TLS.
 const (
 	handshakeVersion = "2"
@@ -119,11 +119,11 @@ func (h *handshakeConn) read(name string, args int) ([][]byte, error) {
 }
 
 // dialerHandshake runs the dialer's side on conn, to the peer expected to
-// be node peer. checkPeer vets the listener's incarnation once it is
-// authenticated. A *lostStateVerdict error means the listener refused this
+// be node peer. The handler's CheckPeer vets the listener's incarnation
+// once it is authenticated. A *lostStateVerdict error means the listener refused this
 // node because it lost its state.
-func (n *Node) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) {
-	c := &n.cfg
+func (t *transport) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) {
+	c := &t.cfg
 	secret := []byte(c.Secret)
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	defer conn.SetDeadline(time.Time{})
@@ -142,10 +142,10 @@ func (n *Node) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) 
 	if err != nil || lid != peer || len(ln) != nonceSize || !hmac.Equal(lmac, want) {
 		return nil, fmt.Errorf("peer %d failed authentication (wrong --cluster-secret or --cluster-id, or not node %d)", peer, peer)
 	}
-	if err := n.disk.CheckPeer(peer, linc); err != nil {
+	if err := t.h.CheckPeer(peer, linc); err != nil {
 		return nil, err // it lost its state: do not talk to it
 	}
-	inc, addr := []byte(n.disk.Identity().Incarnation), []byte(c.ClientAddr)
+	inc, addr := []byte(c.Incarnation), []byte(c.ClientAddr)
 	dmac := mac(secret, labelDialer, []byte(c.ClusterID), u64(c.ID), u64(peer), dn, ln, inc, addr)
 	if err := writeArray(conn, []byte("AUTH"), inc, addr, dmac); err != nil {
 		return nil, err
@@ -181,8 +181,8 @@ func (e *lostStateVerdict) Error() string {
 // listenerHandshake runs the listener's side on an accepted conn. It
 // returns the authenticated dialer, or an error saying why it was refused
 // (for the log; the dialer hears only "refused").
-func (n *Node) listenerHandshake(conn net.Conn) (*peerClaims, error) {
-	c := &n.cfg
+func (t *transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
+	c := &t.cfg
 	secret := []byte(c.Secret)
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	defer conn.SetDeadline(time.Time{})
@@ -206,7 +206,7 @@ func (n *Node) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 	// Answer whatever the claims: a stranger must not learn which check
 	// fails. The mac binds the claimed cluster id and ids.
 	ln := newNonce()
-	inc := []byte(n.disk.Identity().Incarnation)
+	inc := []byte(c.Incarnation)
 	lmac := mac(secret, labelListener, cid, a[2], u64(c.ID), dn, ln, inc)
 	if err := writeArray(conn, []byte("CHALLENGE"), u64(c.ID), ln, inc, lmac); err != nil {
 		return nil, err
@@ -228,7 +228,7 @@ func (n *Node) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 	}
 	verdict := "OK"
 	var lost *datadir.LostStateError
-	if err := n.disk.CheckPeer(did, string(dinc)); errors.As(err, &lost) {
+	if err := t.h.CheckPeer(did, string(dinc)); errors.As(err, &lost) {
 		verdict = "LOSTSTATE " + err.Error()
 	} else if err != nil {
 		return refuse(err)

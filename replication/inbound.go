@@ -34,6 +34,13 @@ const (
 	snapChunk       = 1 << 20
 )
 
+// wireLimits bound what an authenticated peer may send on the cluster port:
+// frames of at most three arguments, the largest a raft message, each
+// completed within a minute once started.
+var wireLimits = respguard.Limits{
+	MaxMultibulk: 3, MaxBulk: maxRaftFrame, MaxCommand: maxRaftFrame + 1024, MaxInline: 512, PartialTimeout: time.Minute,
+}
+
 // inbound accepts peers on the cluster port. Each connection must pass the
 // handshake (handshake.go); then it carries frames from that peer, and
 // nothing more is written back:
@@ -46,9 +53,10 @@ const (
 //
 // What an authenticated peer sends is still checked: frames have the sizes
 // of their kind, raft messages come from the peer and are not local ones,
-// forwarded commands pass the same validation as client commands.
+// forwarded commands decode (whether they are acceptable is the handler's
+// to check: Forward).
 type inbound struct {
-	n  *Node
+	t  *transport
 	ln net.Listener
 
 	mu          sync.Mutex
@@ -59,8 +67,8 @@ type inbound struct {
 	wg          sync.WaitGroup
 }
 
-func newInbound(n *Node, ln net.Listener) *inbound {
-	return &inbound{n: n, ln: ln, conns: make(map[net.Conn]struct{}), byPeer: make(map[uint64][]net.Conn)}
+func newInbound(t *transport, ln net.Listener) *inbound {
+	return &inbound{t: t, ln: ln, conns: make(map[net.Conn]struct{}), byPeer: make(map[uint64][]net.Conn)}
 }
 
 func (in *inbound) start() {
@@ -92,10 +100,10 @@ func (in *inbound) accept() {
 			if closed {
 				return
 			}
-			in.n.log.Warn("cluster accept", "err", err)
+			in.t.log.Warn("cluster accept", "err", err)
 			select {
 			case <-time.After(backoffMin):
-			case <-in.n.stopc:
+			case <-in.t.stopc:
 				return
 			}
 			continue
@@ -108,7 +116,7 @@ func (in *inbound) accept() {
 		}
 		if in.handshaking >= maxHandshakes {
 			in.mu.Unlock()
-			in.n.log.Warn("cluster port: too many connections in their handshake; closing one", "remote", conn.RemoteAddr().String())
+			in.t.log.Warn("cluster port: too many connections in their handshake; closing one", "remote", conn.RemoteAddr().String())
 			conn.Close()
 			continue
 		}
@@ -141,10 +149,10 @@ func (in *inbound) serve(conn net.Conn) {
 		in.mu.Unlock()
 		conn.Close()
 	}()
-	n := in.n
-	claims, err := n.listenerHandshake(conn)
+	t := in.t
+	claims, err := t.listenerHandshake(conn)
 	if err != nil {
-		n.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", err)
+		t.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", err)
 		return
 	}
 	from = claims.id
@@ -159,17 +167,17 @@ func (in *inbound) serve(conn net.Conn) {
 	in.byPeer[from] = cs
 	in.mu.Unlock()
 	if claims.clientAddr != "" {
-		n.setClientAddr(from, claims.clientAddr)
+		t.h.PeerClientAddr(from, claims.clientAddr)
 	}
-	r := &frameReader{n: n, from: from, rd: redcon.NewReader(respguard.Wrap(conn, wireLimits))}
-	if err := r.run(); !errors.Is(err, ErrClosed) {
-		n.log.Warn("dropped peer connection", "peer", from, "err", err)
+	r := &frameReader{t: t, from: from, rd: redcon.NewReader(respguard.Wrap(conn, wireLimits))}
+	if err := r.run(); !errors.Is(err, errStopped) {
+		t.log.Warn("dropped peer connection", "peer", from, "err", err)
 	}
 }
 
 // frameReader reads one authenticated peer's frames.
 type frameReader struct {
-	n    *Node
+	t    *transport
 	from uint64
 	rd   *redcon.Reader
 
@@ -194,7 +202,7 @@ func (r *frameReader) run() error {
 
 // frame handles one frame; an error drops the connection.
 func (r *frameReader) frame(a [][]byte) error {
-	n := r.n
+	t := r.t
 	if len(a) < 2 {
 		return errors.New("bad frame")
 	}
@@ -217,8 +225,8 @@ func (r *frameReader) frame(a [][]byte) error {
 		if m.GetType() == raftpb.MsgSnap {
 			return errors.New("snapshot in a RAFT frame")
 		}
-		n.heard(r.from)
-		return n.step(m)
+		t.h.Heard(r.from)
+		return t.h.Step(m)
 	case kind == "FORWARD" && len(a) == 2:
 		if len(arg) > maxForwardFrame {
 			return fmt.Errorf("forward frame of %d bytes", len(arg))
@@ -227,13 +235,7 @@ func (r *frameReader) frame(a [][]byte) error {
 		if err != nil || len(rest) != 0 {
 			return fmt.Errorf("bad forwarded command: %v", err)
 		}
-		if err := n.checkForwarded(r.from, &c); err != nil {
-			// A command the leader would refuse from a client of its own:
-			// dropped, and its sender's request times out.
-			n.log.Warn("refused a forwarded command", "peer", r.from, "op", c.Op, "err", err)
-			return nil
-		}
-		n.submit(c)
+		t.h.Forward(r.from, c)
 		return nil
 	case kind == "SNAP" && len(a) == 3:
 		m := &raftpb.Message{}
@@ -244,17 +246,17 @@ func (r *frameReader) frame(a [][]byte) error {
 			return err
 		}
 		size, err := strconv.Atoi(string(a[2]))
-		if err != nil || size < 0 || size > n.cfg.MaxSnapshotBytes || m.GetType() != raftpb.MsgSnap || len(m.GetSnapshot().GetData()) != 0 {
+		if err != nil || size < 0 || size > t.cfg.MaxSnapshotBytes || m.GetType() != raftpb.MsgSnap || len(m.GetSnapshot().GetData()) != 0 {
 			return fmt.Errorf("bad snapshot header (size %q)", clipString(string(a[2])))
 		}
-		n.heard(r.from)
+		t.h.Heard(r.from)
 		r.snap, r.snapSize, r.snapData = m, size, make([]byte, 0, min(size, snapChunk))
 		return nil
 	case kind == "SNAPDATA" && len(a) == 2 && r.snap != nil:
 		if len(arg) > snapChunk || len(r.snapData)+len(arg) > r.snapSize {
 			return errors.New("snapshot data beyond its size")
 		}
-		n.heard(r.from)
+		t.h.Heard(r.from)
 		r.snapData = append(r.snapData, arg...)
 		return nil
 	case kind == "SNAPEND" && len(a) == 2 && r.snap != nil:
@@ -265,8 +267,8 @@ func (r *frameReader) frame(a [][]byte) error {
 		m := r.snap
 		m.Snapshot.Data = r.snapData
 		r.snap, r.snapData = nil, nil
-		n.log.Info("received a snapshot", "peer", r.from, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", r.snapSize)
-		return n.step(m)
+		t.log.Info("received a snapshot", "peer", r.from, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", r.snapSize)
+		return t.h.Step(m)
 	}
 	return fmt.Errorf("unknown frame %s with %d arguments", clipString(kind), len(a)-1)
 }
@@ -274,37 +276,10 @@ func (r *frameReader) frame(a [][]byte) error {
 // checkMessage checks that a raft message is one a peer may send: from the
 // peer itself, to this node, and not one of raft's local message types.
 func (r *frameReader) checkMessage(m *raftpb.Message) error {
-	if m.GetFrom() != r.from || m.GetTo() != r.n.cfg.ID || raft.IsLocalMsg(m.GetType()) {
+	if m.GetFrom() != r.from || m.GetTo() != r.t.cfg.ID || raft.IsLocalMsg(m.GetType()) {
 		return fmt.Errorf("raft message %v from %d to %d", m.GetType(), m.GetFrom(), m.GetTo())
 	}
 	return nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// forwardable are the operations a node may forward: its clients' writes
-// and script requests. Ticks and script effects come only from the leader
-// itself; reads never travel.
-var forwardable = map[lock.Op]bool{
-	lock.OpLock: true, lock.OpLockWait: true, lock.OpUnlock: true, lock.OpRenew: true, lock.OpCancel: true,
-	lock.OpSet: true, lock.OpDel: true, lock.OpExpire: true, lock.OpPersist: true, lock.OpTx: true,
-	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true,
-}
-
-// checkForwarded checks a command a peer forwards: one of the client
-// operations, with an id of the peer's and, for a cancel, of a request of
-// the peer's; and whatever Config.Validate checks of client commands.
-func (n *Node) checkForwarded(from uint64, c *lock.Command) error {
-	switch {
-	case c.ID>>48 != from || c.ID&(1<<48-1) == 0:
-		return fmt.Errorf("request id %#x is not node %d's", c.ID, from)
-	case c.Op == lock.OpCancel && c.Target>>48 != from:
-		return errors.New("a cancel of another node's request")
-	case !forwardable[c.Op]:
-		return fmt.Errorf("operation %v", c.Op)
-	}
-	if n.cfg.Validate != nil {
-		return n.cfg.Validate(c)
-	}
-	return nil
-}

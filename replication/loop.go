@@ -254,11 +254,7 @@ func (n *Node) leaderChanged() <-chan struct{} { return *n.changed.Load() }
 // send hands a raft message to its peer's queue; it never blocks. Only the
 // run goroutine calls it (it reports drops to raft directly).
 func (n *Node) send(m *raftpb.Message) {
-	p := n.peers[m.GetTo()]
-	if p == nil {
-		return
-	}
-	if !p.enqueue(frame{msg: m}) {
+	if n.tr.Send(m) {
 		n.rn.ReportUnreachable(m.GetTo())
 		if m.GetType() == raftpb.MsgSnap {
 			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
@@ -277,44 +273,17 @@ func (n *Node) deliver(m *raftpb.Message) bool {
 			return false
 		}
 	}
-	if p := n.peers[m.GetTo()]; p != nil && !p.enqueue(frame{msg: m}) {
-		n.reportUnreachable(m.GetTo())
+	if n.tr.Send(m) {
+		handler{n}.ReportUnreachable(m.GetTo())
 	}
 	return true
 }
 
-// report is a peer writer's news for raft.
+// report is a peer link's news for raft.
 type report struct {
 	peer     uint64
 	snapshot bool // a snapshot was sent (status), else the peer is unreachable
 	status   raft.SnapshotStatus
-}
-
-// reportUnreachable and reportSnapshot tell raft about a peer.
-func (n *Node) reportUnreachable(id uint64) {
-	select {
-	case n.reportc <- report{peer: id}:
-	default:
-	}
-}
-
-func (n *Node) reportSnapshot(id uint64, st raft.SnapshotStatus) {
-	select {
-	case n.reportc <- report{peer: id, snapshot: true, status: st}:
-	case <-n.stopc:
-	}
-}
-
-// step hands a peer's message to the run goroutine.
-func (n *Node) step(m *raftpb.Message) error {
-	select {
-	case n.stepc <- m:
-		return nil
-	case <-n.stopc:
-		return ErrClosed
-	case <-n.haltc:
-		return n.failed()
-	}
 }
 
 // submit queues cmd for proposal on this node; when the queue is full it is

@@ -1,7 +1,6 @@
 package replication
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -42,8 +41,7 @@ type Node struct {
 
 	pending pending
 	scripts *scriptRunner
-	peers   map[uint64]*peer
-	inbound *inbound
+	tr      *transport
 
 	// Published by the raft goroutine, read by anyone.
 	leader   atomic.Uint64
@@ -82,8 +80,6 @@ type Node struct {
 	stopc    chan struct{}
 	haltc    chan struct{} // closed when a storage error stops the node
 	halt     sync.Once
-	ctx      context.Context // cancelled by Close
-	cancel   context.CancelFunc
 	stopOnce sync.Once
 	wg       sync.WaitGroup
 	fatal    atomic.Pointer[error]
@@ -117,7 +113,6 @@ func Start(c Config) (*Node, error) {
 		stopc:       make(chan struct{}),
 		haltc:       make(chan struct{}),
 	}
-	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.pending.init()
 	n.role.Store(raft.StateFollower)
 	ch := make(chan struct{})
@@ -143,14 +138,12 @@ func Start(c Config) (*Node, error) {
 	}
 	if !rec.Empty() {
 		if err := n.recover(rec); err != nil {
-			n.cancel()
 			d.Close()
 			return nil, err
 		}
 		rc.Applied = n.snapIndex
 	}
 	if n.rn, err = raft.NewRawNode(rc); err != nil {
-		n.cancel()
 		d.Close()
 		return nil, err
 	}
@@ -160,7 +153,6 @@ func Start(c Config) (*Node, error) {
 			peers = append(peers, raft.Peer{ID: id})
 		}
 		if err := n.rn.Bootstrap(peers); err != nil {
-			n.cancel()
 			d.Close()
 			return nil, err
 		}
@@ -175,18 +167,18 @@ func Start(c Config) (*Node, error) {
 	n.applyc = make(chan applyItem, 1024)
 	n.compc = make(chan uint64, 1)
 	n.prop.init()
-	n.peers = make(map[uint64]*peer)
 	n.heardAt = make(map[uint64]*atomic.Int64)
-	for id, addr := range cfg.Peers {
+	for id := range cfg.Peers {
 		if id != cfg.ID {
-			n.peers[id] = newPeer(n, id, addr)
 			n.heardAt[id] = new(atomic.Int64)
 		}
 	}
+	n.tr = newTransport(transportConfig{
+		ID: cfg.ID, Peers: cfg.Peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
+		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial,
+		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
+	}, handler{n})
 	n.lastIndex, _ = n.mem.LastIndex()
-	if cfg.Listener != nil {
-		n.inbound = newInbound(n, cfg.Listener)
-	}
 	if n.confState.Load() == nil {
 		n.confState.Store(&raftpb.ConfState{})
 	}
@@ -196,12 +188,7 @@ func Start(c Config) (*Node, error) {
 	go n.appendLoop()
 	go n.applyLoop()
 	go n.scripts.run()
-	for _, p := range n.peers {
-		p.start()
-	}
-	if n.inbound != nil {
-		n.inbound.start()
-	}
+	n.tr.start()
 	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(rec.Entries),
 		"incarnation", d.Identity().Incarnation)
 	return n, nil
@@ -247,17 +234,8 @@ func (n *Node) Table() *lock.Table { return n.table }
 func (n *Node) Close() error {
 	n.stopOnce.Do(func() {
 		close(n.stopc)
-		n.cancel()
-		if n.inbound != nil {
-			n.inbound.close()
-		}
+		n.tr.Close()
 		n.wg.Wait()
-		for _, p := range n.peers {
-			p.wait()
-		}
-		if n.inbound != nil {
-			n.inbound.wait()
-		}
 		n.disk.Close()
 		n.log.Info("node stopped")
 	})
@@ -293,7 +271,3 @@ func (n *Node) fail(err error) {
 
 // stopOnError stops the node after a storage error.
 func (n *Node) stopOnError(err error) { n.fail(fmt.Errorf("cannot persist: %w", err)) }
-
-// stopOnLostState stops a node that an authenticated peer found to have
-// lost its state.
-func (n *Node) stopOnLostState(err error) { n.fail(err) }

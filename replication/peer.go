@@ -40,7 +40,7 @@ type frame struct {
 // (with backoff), says HELLO, then writes queued frames in batches. Enqueue
 // never blocks; a full queue drops the frame.
 type peer struct {
-	n    *Node
+	t    *transport
 	id   uint64
 	addr string
 	q    chan frame
@@ -51,17 +51,17 @@ type peer struct {
 	queued    atomic.Int64 // bytes of the frames in q
 }
 
-func newPeer(n *Node, id uint64, addr string) *peer {
-	return &peer{n: n, id: id, addr: addr, q: make(chan frame, n.cfg.PeerQueue), done: make(chan struct{})}
+func newPeer(t *transport, id uint64, addr string) *peer {
+	return &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), done: make(chan struct{})}
 }
 
 func (p *peer) start() { go p.run() }
 func (p *peer) wait()  { <-p.done }
 
 // peerQueueBytes bounds the bytes of the frames queued for one peer, beside
-// Config.PeerQueue's count: over a slow link raft re-sends a probe's append
-// at every heartbeat, and without it a few thousand 1 MiB appends could
-// queue.
+// the queue's count (transportConfig.QueueLen): over a slow link raft
+// re-sends a probe's append at every heartbeat, and without it a few
+// thousand 1 MiB appends could queue.
 const peerQueueBytes = 16 << 20
 
 // size is about how many bytes f takes on the wire.
@@ -102,7 +102,7 @@ func (p *peer) take(f frame) frame {
 
 func (p *peer) run() {
 	defer close(p.done)
-	log := p.n.log.With("peer", p.id)
+	log := p.t.log.With("peer", p.id)
 	backoff := backoffMin
 	for {
 		conn, err := p.connect()
@@ -110,7 +110,7 @@ func (p *peer) run() {
 		switch {
 		case errors.As(err, &lost):
 			// An authenticated peer says this node lost its state.
-			p.n.stopOnLostState(lost)
+			p.t.h.LostState(lost)
 			return
 		case err != nil && !errors.Is(err, errRefused) && !isNetErr(err):
 			log.Warn("cannot connect to peer", "addr", p.addr, "err", err)
@@ -122,9 +122,9 @@ func (p *peer) run() {
 			err = p.pump(conn)
 			p.connected.Store(false)
 			conn.Close()
-			p.n.reportUnreachable(p.id)
+			p.t.h.ReportUnreachable(p.id)
 			select {
-			case <-p.n.stopc:
+			case <-p.t.stopc:
 				return
 			default:
 			}
@@ -134,7 +134,7 @@ func (p *peer) run() {
 		}
 		select {
 		case <-time.After(backoff):
-		case <-p.n.stopc:
+		case <-p.t.stopc:
 			return
 		}
 		backoff = min(2*backoff, backoffMax)
@@ -143,13 +143,13 @@ func (p *peer) run() {
 
 // connect dials the peer and completes the handshake.
 func (p *peer) connect() (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(p.n.ctx, dialTimeout)
+	ctx, cancel := context.WithTimeout(p.t.ctx, dialTimeout)
 	defer cancel()
-	conn, err := p.n.cfg.Dial(ctx, p.addr)
+	conn, err := p.t.cfg.Dial(ctx, p.addr)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := p.n.dialerHandshake(conn, p.id); err != nil {
+	if _, err := p.t.dialerHandshake(conn, p.id); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -158,7 +158,8 @@ func (p *peer) connect() (net.Conn, error) {
 
 var errStop = errors.New("stopping")
 
-// pump writes queued frames to conn until a write fails or the node stops.
+// pump writes queued frames to conn until a write fails or the transport
+// closes.
 func (p *peer) pump(conn net.Conn) error {
 	// The peer never writes on this connection: a read returns only when it
 	// is gone, and closing conn then makes the next write fail at once.
@@ -176,7 +177,7 @@ func (p *peer) pump(conn net.Conn) error {
 			} else {
 				buf = appendFrame(buf[:0], f)
 			}
-		case <-p.n.stopc:
+		case <-p.t.stopc:
 			return errStop
 		}
 	drain:
@@ -196,7 +197,7 @@ func (p *peer) pump(conn net.Conn) error {
 			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := conn.Write(buf); err != nil {
 				if snap != nil {
-					p.n.reportSnapshot(p.id, raft.SnapshotFailure)
+					p.t.h.ReportSnapshot(p.id, raft.SnapshotFailure)
 				}
 				return err
 			}
@@ -208,7 +209,7 @@ func (p *peer) pump(conn net.Conn) error {
 			if err != nil {
 				status = raft.SnapshotFailure
 			}
-			p.n.reportSnapshot(p.id, status)
+			p.t.h.ReportSnapshot(p.id, status)
 			if err != nil {
 				return err
 			}
@@ -267,7 +268,7 @@ func (p *peer) sendSnapshot(conn net.Conn, m *raftpb.Message) error {
 	if err := write(b); err != nil {
 		return err
 	}
-	p.n.log.Info("sent a snapshot", "peer", p.id, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", len(data))
+	p.t.log.Info("sent a snapshot", "peer", p.id, "index", m.GetSnapshot().GetMetadata().GetIndex(), "bytes", len(data))
 	return nil
 }
 

@@ -41,8 +41,8 @@ func (n *Node) Status() Status {
 	n.addrMu.Lock()
 	s.LeaderAddr = n.clientAddrs[s.Leader]
 	n.addrMu.Unlock()
-	for id, p := range n.peers {
-		s.Peers = append(s.Peers, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load()})
+	for _, p := range n.tr.Peers() {
+		s.Peers = append(s.Peers, PeerStatus(p))
 	}
 	return s
 }
