@@ -41,7 +41,7 @@ type Config struct {
 	// DataDir holds the raft log and snapshots.
 	DataDir string
 	// ClusterID and Secret must match on every member; a peer that presents
-	// others is refused (see handshake.go; the secret never crosses the
+	// others is refused (see internal/peering; the secret never crosses the
 	// wire). A cluster of more than one node needs a Secret of at least
 	// MinSecretLen bytes: no default leaves the cluster port open.
 	ClusterID string

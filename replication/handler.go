@@ -4,13 +4,14 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lockd/lockd/internal/peering"
 	"github.com/lockd/lockd/lock"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
-// handler is the node's side of its transport: what arrives from peers
-// reaches the run goroutine through it.
+// handler is the node's side of its transport, the peering.Handler: what
+// arrives from peers reaches the run goroutine through it.
 //
 // Concurrency: its methods are called from the transport's goroutines, any
 // number at once.
@@ -23,7 +24,7 @@ func (h handler) Step(m *raftpb.Message) error {
 	case n.stepc <- m:
 		return nil
 	case <-n.stopc:
-		return errStopped
+		return peering.ErrStopped
 	case <-n.haltc:
 		return n.failed()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/internal/datadir"
+	"github.com/lockd/lockd/internal/peering"
 	"github.com/lockd/lockd/lock"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -31,7 +32,7 @@ type Node struct {
 	// Inputs of the run goroutine.
 	stepc    chan *raftpb.Message // from peers and the storage goroutines
 	propc    chan lock.Command    // from Execute and FORWARD frames
-	reportc  chan report          // from peer writers
+	reportc  chan report          // from the transport's peer links
 	appliedc chan struct{}        // from the apply goroutine: entries applied
 
 	// Inputs of the storage goroutines.
@@ -41,7 +42,7 @@ type Node struct {
 
 	pending pending
 	scripts *scriptRunner
-	tr      *transport
+	tr      *peering.Transport
 
 	// Published by the raft goroutine, read by anyone.
 	leader   atomic.Uint64
@@ -173,7 +174,7 @@ func Start(c Config) (*Node, error) {
 			n.heardAt[id] = new(atomic.Int64)
 		}
 	}
-	n.tr = newTransport(transportConfig{
+	n.tr = peering.New(peering.Config{
 		ID: cfg.ID, Peers: cfg.Peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
 		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial,
 		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
@@ -188,7 +189,7 @@ func Start(c Config) (*Node, error) {
 	go n.appendLoop()
 	go n.applyLoop()
 	go n.scripts.run()
-	n.tr.start()
+	n.tr.Start()
 	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(rec.Entries),
 		"incarnation", d.Identity().Incarnation)
 	return n, nil

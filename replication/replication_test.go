@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/lock"
-	"github.com/tidwall/redcon"
 )
+
+const testSecret = "0123456789abcdef-test"
 
 // testCluster starts n in-process nodes on loopback and returns them by id.
 func testCluster(t testing.TB, n int, tune func(*Config)) map[uint64]*Node {
@@ -72,16 +73,6 @@ func waitLeader(t testing.TB, nodes map[uint64]*Node) uint64 {
 	return 0
 }
 
-func forward(t testing.TB, conn net.Conn, c lock.Command) {
-	t.Helper()
-	b := redcon.AppendArray(nil, 2)
-	b = redcon.AppendBulkString(b, "FORWARD")
-	b = redcon.AppendBulk(b, lock.AppendCommand(nil, &c))
-	if _, err := conn.Write(b); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestDuplicateForwardAppliesOnce(t *testing.T) {
 	nodes := testCluster(t, 3, nil)
 	lead := waitLeader(t, nodes)
@@ -89,11 +80,11 @@ func TestDuplicateForwardAppliesOnce(t *testing.T) {
 	if follower == lead {
 		follower = 2
 	}
-	conn := asPeer(t, nodes[lead], nodes[follower], testSecret)
+	member := asMember(t, nodes[lead], nodes[follower])
 	ctx := context.Background()
 	dup := lock.Command{Op: lock.OpLock, ID: follower<<48 | 77, Name: "a", Owner: "o1"}
 
-	forward(t, conn, dup)
+	member.Forward(lead, dup)
 	var first lock.Info
 	poll(t, "the forwarded LOCK to apply", func() bool {
 		var ok bool
@@ -104,8 +95,8 @@ func TestDuplicateForwardAppliesOnce(t *testing.T) {
 		t.Fatalf("UNLOCK = %d, %v", v, err)
 	}
 	// The same request again, as after a leader change or a retry.
-	forward(t, conn, dup)
-	forward(t, conn, dup)
+	member.Forward(lead, dup)
+	member.Forward(lead, dup)
 	tok, err := nodes[follower].Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o2"})
 	if err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package replication
+package peering
 
 import (
 	"errors"
@@ -56,7 +56,7 @@ var wireLimits = respguard.Limits{
 // forwarded commands decode (whether they are acceptable is the handler's
 // to check: Forward).
 type inbound struct {
-	t  *transport
+	t  *Transport
 	ln net.Listener
 
 	mu          sync.Mutex
@@ -67,7 +67,7 @@ type inbound struct {
 	wg          sync.WaitGroup
 }
 
-func newInbound(t *transport, ln net.Listener) *inbound {
+func newInbound(t *Transport, ln net.Listener) *inbound {
 	return &inbound{t: t, ln: ln, conns: make(map[net.Conn]struct{}), byPeer: make(map[uint64][]net.Conn)}
 }
 
@@ -170,14 +170,14 @@ func (in *inbound) serve(conn net.Conn) {
 		t.h.PeerClientAddr(from, claims.clientAddr)
 	}
 	r := &frameReader{t: t, from: from, rd: redcon.NewReader(respguard.Wrap(conn, wireLimits))}
-	if err := r.run(); !errors.Is(err, errStopped) {
+	if err := r.run(); !errors.Is(err, ErrStopped) {
 		t.log.Warn("dropped peer connection", "peer", from, "err", err)
 	}
 }
 
 // frameReader reads one authenticated peer's frames.
 type frameReader struct {
-	t    *transport
+	t    *Transport
 	from uint64
 	rd   *redcon.Reader
 

@@ -1,4 +1,4 @@
-package replication
+package peering
 
 import (
 	"crypto/hmac"
@@ -33,7 +33,7 @@ import (
 // learns nothing; a replayed exchange fails because the other side's nonce
 // is new. Once both are authenticated, each compares the other's
 // incarnation with the one it recorded when it first met that node
-// (transportHandler.CheckPeer, which datadir.Dir.CheckPeer answers): a node
+// (Handler.CheckPeer, which datadir.Dir.CheckPeer answers): a node
 // whose data directory was wiped or replaced comes back with another
 // incarnation and is refused with a verdict it can trust, which stops it (it
 // lost the votes and entries it had promised). Frames after the handshake are not authenticated one by one:
@@ -122,7 +122,7 @@ func (h *handshakeConn) read(name string, args int) ([][]byte, error) {
 // be node peer. The handler's CheckPeer vets the listener's incarnation
 // once it is authenticated. A *lostStateVerdict error means the listener refused this
 // node because it lost its state.
-func (t *transport) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) {
+func (t *Transport) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) {
 	c := &t.cfg
 	secret := []byte(c.Secret)
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
@@ -181,7 +181,7 @@ func (e *lostStateVerdict) Error() string {
 // listenerHandshake runs the listener's side on an accepted conn. It
 // returns the authenticated dialer, or an error saying why it was refused
 // (for the log; the dialer hears only "refused").
-func (t *transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
+func (t *Transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 	c := &t.cfg
 	secret := []byte(c.Secret)
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))

@@ -1,4 +1,4 @@
-package replication
+package peering
 
 import (
 	"context"
@@ -40,7 +40,7 @@ type frame struct {
 // (with backoff), says HELLO, then writes queued frames in batches. Enqueue
 // never blocks; a full queue drops the frame.
 type peer struct {
-	t    *transport
+	t    *Transport
 	id   uint64
 	addr string
 	q    chan frame
@@ -51,7 +51,7 @@ type peer struct {
 	queued    atomic.Int64 // bytes of the frames in q
 }
 
-func newPeer(t *transport, id uint64, addr string) *peer {
+func newPeer(t *Transport, id uint64, addr string) *peer {
 	return &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), done: make(chan struct{})}
 }
 
@@ -59,15 +59,15 @@ func (p *peer) start() { go p.run() }
 func (p *peer) wait()  { <-p.done }
 
 // peerQueueBytes bounds the bytes of the frames queued for one peer, beside
-// the queue's count (transportConfig.QueueLen): over a slow link raft
-// re-sends a probe's append at every heartbeat, and without it a few
-// thousand 1 MiB appends could queue.
+// the queue's count (Config.QueueLen): over a slow link raft re-sends a
+// probe's append at every heartbeat, and without it a few thousand 1 MiB
+// appends could queue.
 const peerQueueBytes = 16 << 20
 
 // size is about how many bytes f takes on the wire.
 func (f *frame) size() int64 {
 	if f.msg == nil {
-		return int64(cmdSize(&f.cmd))
+		return int64(len(f.cmd.Name) + len(f.cmd.Owner) + 40) // as in an entry
 	}
 	n := 64 + len(f.msg.GetSnapshot().GetData())
 	for _, e := range f.msg.GetEntries() {
@@ -158,7 +158,7 @@ func (p *peer) connect() (net.Conn, error) {
 
 var errStop = errors.New("stopping")
 
-// pump writes queued frames to conn until a write fails or the transport
+// pump writes queued frames to conn until a write fails or the Transport
 // closes.
 func (p *peer) pump(conn net.Conn) error {
 	// The peer never writes on this connection: a read returns only when it
