@@ -8,9 +8,10 @@
 // commands; the Transport carries raft messages and forwards to peers), the
 // leader's proposer that stamps and batches commands and holds them while
 // MaxInflight entries await commit (proposer.go), the pending-request table
-// (pending.go), and the catch-up wait of reads (read.go). Its write calls are Execute, Do (Execute
-// with the whole result), ExecuteAll (a client's pipeline) and ExecuteWait:
-// they return once this node has applied the commands.
+// (pending.go), and the catch-up wait of reads (read.go). Its write calls
+// are Execute, Do (Execute with the whole result), ExecuteAll (a client's
+// pipeline) and ExecuteWait: they return once this node has applied the
+// commands.
 //
 // Goroutines: one owns the raft.RawNode (run): it alone ticks, steps, proposes
 // and takes Readys; it never waits for the disk or the network. Raft runs with

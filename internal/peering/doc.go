@@ -36,8 +36,9 @@
 // frame (counted in PeerStatus.Dropped). The link's goroutine dials with
 // backoff (50 ms to 1 s), then writes queued frames in batches of about
 // 256 KiB with one write each; a snapshot is streamed in chunks, each write
-// with its own 2 s deadline. A lost link is reported (Handler.ReportUnreachable),
-// and so is each snapshot sent or failed (Handler.ReportSnapshot).
+// with its own 2 s deadline. A lost link is reported
+// (Handler.ReportUnreachable), and so is each snapshot sent or failed
+// (Handler.ReportSnapshot).
 //
 // Frames after the handshake are not authenticated one by one: that is for
 // TLS.

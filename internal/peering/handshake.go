@@ -33,11 +33,11 @@ import (
 // learns nothing; a replayed exchange fails because the other side's nonce
 // is new. Once both are authenticated, each compares the other's
 // incarnation with the one it recorded when it first met that node
-// (Handler.CheckPeer, which datadir.Dir.CheckPeer answers): a node
-// whose data directory was wiped or replaced comes back with another
-// incarnation and is refused with a verdict it can trust, which stops it (it
-// lost the votes and entries it had promised). Frames after the handshake are not authenticated one by one:
-// that is for TLS.
+// (Handler.CheckPeer, which datadir.Dir.CheckPeer answers): a node whose
+// data directory was wiped or replaced comes back with another incarnation
+// and is refused with a verdict it can trust, which stops it (it lost the
+// votes and entries it had promised). Frames after the handshake are not
+// authenticated one by one: that is for TLS.
 const (
 	handshakeVersion = "2"
 	nonceSize        = 32
@@ -120,8 +120,8 @@ func (h *handshakeConn) read(name string, args int) ([][]byte, error) {
 
 // dialerHandshake runs the dialer's side on conn, to the peer expected to
 // be node peer. The handler's CheckPeer vets the listener's incarnation
-// once it is authenticated. A *lostStateVerdict error means the listener refused this
-// node because it lost its state.
+// once it is authenticated. A *lostStateVerdict error means the listener
+// refused this node because it lost its state.
 func (t *Transport) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, error) {
 	c := &t.cfg
 	secret := []byte(c.Secret)
