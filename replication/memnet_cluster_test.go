@@ -197,9 +197,11 @@ func TestMemNetIsolatedLeaderStepsDownAndRejoins(t *testing.T) {
 
 // TestMemNetLeaderThatCannotHearFollowers: the leader's followers hear it but
 // it hears neither of them. CheckQuorum makes it step down, as it hears no
-// quorum; PreVote lets the followers elect one of themselves once its
-// heartbeats stop, and keeps the deaf node from disrupting them: the cluster
-// ends with one leader, which commits, and no acknowledged write is lost.
+// quorum; the followers elect one of themselves once its heartbeats stop,
+// and ignore the deaf node's campaigns while they hear their leader
+// (CheckQuorum's lease; PreVote also keeps its term from growing): the
+// cluster ends with one leader, which commits, and no acknowledged write is
+// lost.
 func TestMemNetLeaderThatCannotHearFollowers(t *testing.T) {
 	c := startMemCluster(t, 3, 2, nil)
 	old := waitLeader(t, c.nodes)

@@ -2,12 +2,14 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"io"
 	"math/rand"
 	"net"
 	"os"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -493,4 +495,144 @@ func (c *memConn) setDeadline(dl *time.Time, t time.Time) {
 	*dl = t
 	close(c.dlChanged)
 	c.dlChanged = make(chan struct{})
+}
+
+// memConnPair dials b from a on n and returns both ends, closed when the
+// test ends.
+func memConnPair(t testing.TB, n *memNet, a, b string) (net.Conn, net.Conn) {
+	t.Helper()
+	ln := n.listen(b)
+	t.Cleanup(func() { ln.Close() })
+	client, err := n.dialer(a)(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return client, server
+}
+
+// readN reads exactly len(want) bytes from c within d and compares them.
+func readN(t testing.TB, c net.Conn, want string, d time.Duration) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+		t.Fatalf("read %q, %v; want %q", got, err, want)
+	}
+}
+
+func TestMemNetSemantics(t *testing.T) {
+	t.Run("a cut link buffers, then blocks the writer to its deadline, and delivers in order after the heal", func(t *testing.T) {
+		n := newMemNet(1)
+		n.bufBytes = 8
+		a, b := memConnPair(t, n, "a", "b")
+		n.cut("a", "b")
+		a.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+		k, err := a.Write([]byte("0123456789"))
+		if k != 8 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write across a cut = %d, %v; want 8 buffered, then a timeout", k, err)
+		}
+		b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		if k, err := b.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read across a cut = %d, %v; want a timeout", k, err)
+		}
+		// The other direction still works.
+		if _, err := b.Write([]byte("back")); err != nil {
+			t.Fatal(err)
+		}
+		readN(t, a, "back", time.Second)
+		n.heal()
+		readN(t, b, "01234567", time.Second)
+	})
+	t.Run("a partition holds both directions until the heal", func(t *testing.T) {
+		n := newMemNet(1)
+		a, b := memConnPair(t, n, "a", "b")
+		n.partition("a", "b")
+		a.Write([]byte("to b"))
+		b.Write([]byte("to a"))
+		for _, c := range []net.Conn{a, b} {
+			c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if k, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("Read across a partition = %d, %v; want a timeout", k, err)
+			}
+		}
+		n.heal()
+		readN(t, b, "to b", time.Second)
+		readN(t, a, "to a", time.Second)
+	})
+	t.Run("a dial across a one-way cut blocks until its context ends", func(t *testing.T) {
+		n := newMemNet(1)
+		n.listen("b")
+		n.cut("b", "a")
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		if c, err := n.dialer("a")(ctx, "b"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("dial across a cut = %v, %v; want the context's deadline", c, err)
+		}
+		if _, err := n.dialer("a")(context.Background(), "nobody"); !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Fatalf("dial of an address nobody listens on = %v; want ECONNREFUSED", err)
+		}
+	})
+	t.Run("a delayed link holds its bytes for the delay, and holds no other link", func(t *testing.T) {
+		n := newMemNet(1)
+		ab, b := memConnPair(t, n, "a", "b")
+		ac, c := memConnPair(t, n, "a", "c")
+		const d = 200 * time.Millisecond
+		n.delay("a", "b", d)
+		sent := time.Now()
+		ab.Write([]byte("first"))
+		ac.Write([]byte("second"))
+		readN(t, c, "second", time.Second)
+		readN(t, b, "first", time.Second)
+		if took := time.Since(sent); took < d {
+			t.Fatalf("bytes delayed by %v arrived after %v", d, took)
+		}
+	})
+	t.Run("dropNext loses whole Writes, and the stream goes on", func(t *testing.T) {
+		n := newMemNet(1)
+		a, b := memConnPair(t, n, "a", "b")
+		n.dropNext("a", "b", 2)
+		for _, w := range []string{"lost1", "lost2", "kept"} {
+			if k, err := a.Write([]byte(w)); k != len(w) || err != nil {
+				t.Fatalf("Write(%q) = %d, %v", w, k, err)
+			}
+		}
+		readN(t, b, "kept", time.Second)
+	})
+	t.Run("Close ends blocked reads, and the other end reads EOF after the bytes", func(t *testing.T) {
+		n := newMemNet(1)
+		a, b := memConnPair(t, n, "a", "b")
+		done := make(chan error, 1)
+		go func() {
+			_, err := a.Read(make([]byte, 1))
+			done <- err
+		}()
+		b.Write([]byte("x"))
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		b.Write([]byte("tail"))
+		b.Close()
+		readN(t, a, "tail", time.Second)
+		if _, err := a.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("Read after the other end closed = %v; want EOF", err)
+		}
+		if _, err := a.Write([]byte("y")); !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("Write after the other end closed = %v; want ECONNRESET", err)
+		}
+		go func() {
+			_, err := b.Read(make([]byte, 1))
+			done <- err
+		}()
+		if err := <-done; !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read on a closed end = %v; want net.ErrClosed", err)
+		}
+	})
 }
