@@ -334,9 +334,9 @@ func (c *memConn) deadline(write bool) (time.Time, <-chan struct{}) {
 	return c.rdl, c.dlChanged
 }
 
-// wait blocks until a wake channel closes, the deadline or until passes
-// (zero: none), or c closes.
-func (c *memConn) wait(until, dl time.Time, wakes ...<-chan struct{}) {
+// wait blocks until the pipe, the network or a deadline changes, dl or
+// until passes (zero: none), or c closes.
+func (c *memConn) wait(until, dl time.Time, pipeWake, netChanged, dlChanged <-chan struct{}) {
 	if until.IsZero() || (!dl.IsZero() && dl.Before(until)) {
 		until = dl
 	}
@@ -347,9 +347,9 @@ func (c *memConn) wait(until, dl time.Time, wakes ...<-chan struct{}) {
 		timeout = t.C
 	}
 	select {
-	case <-wakes[0]:
-	case <-wakes[1]:
-	case <-wakes[2]:
+	case <-pipeWake:
+	case <-netChanged:
+	case <-dlChanged:
 	case <-c.closed:
 	case <-timeout:
 	}
