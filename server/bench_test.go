@@ -10,38 +10,75 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// cycle is one take and release of a lock by one benchmark worker; it
+// reports what went wrong, or nil.
+type cycle func(ctx context.Context, rdb *redis.Client, name, owner string) error
+
+// benchCycles runs cycle from parallel go-redis clients (64 connections,
+// parallelism 4), each worker with its own owner and 64 names of its own, on
+// one node with fsync as given.
+func benchCycles(b *testing.B, fsync bool, setup func(context.Context, *redis.Client) error, cyc cycle) {
+	srv := startServer(b, func(c *Config) { c.Node.NoFsync = !fsync })
+	rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
+	ctx := context.Background()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	if setup != nil {
+		if err := setup(ctx, rdb); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var workers atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		owner := fmt.Sprintf("owner-%d", workers.Add(1))
+		for i := 0; pb.Next(); i++ {
+			if err := cyc(ctx, rdb, fmt.Sprintf("%s-lock-%d", owner, i%64), owner); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// lockCycle takes name with LOCK (and the extra arguments) and releases it
+// with UNLOCK.
+func lockCycle(extra ...any) cycle {
+	return func(ctx context.Context, rdb *redis.Client, name, owner string) error {
+		args := append([]any{"LOCK", name, owner, "PX", 30000}, extra...)
+		if tok, err := rdb.Do(ctx, args...).Int64(); err != nil || tok <= 0 {
+			return fmt.Errorf("%v: %d, %v", args, tok, err)
+		}
+		if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
+			return fmt.Errorf("UNLOCK %s: %d, %v", name, n, err)
+		}
+		return nil
+	}
+}
+
+// setNXCycle takes name with SET NX PX, as the Redis lock libraries do, and
+// releases it with release.
+func setNXCycle(release func(ctx context.Context, rdb *redis.Client, name, owner string) *redis.Cmd) cycle {
+	return func(ctx context.Context, rdb *redis.Client, name, owner string) error {
+		if ok, err := rdb.SetNX(ctx, name, owner, 30*time.Second).Result(); err != nil || !ok {
+			return fmt.Errorf("SET %s NX: %v, %v", name, ok, err)
+		}
+		if n, err := release(ctx, rdb, name, owner).Int64(); err != nil || n != 1 {
+			return fmt.Errorf("release %s: %d, %v", name, n, err)
+		}
+		return nil
+	}
+}
+
 // BenchmarkLockUnlock measures the RESP command path end to end: parallel
 // go-redis clients each LOCK and UNLOCK their own names on one node (every
 // LOCK and UNLOCK goes through the raft log, fsynced by default).
 func BenchmarkLockUnlock(b *testing.B) {
 	for _, fsync := range []bool{true, false} {
-		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) {
-			srv := startServer(b, func(c *Config) { c.Node.NoFsync = !fsync })
-			rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
-			ctx := context.Background()
-			if err := rdb.Ping(ctx).Err(); err != nil {
-				b.Fatal(err)
-			}
-			var workers atomic.Int64
-			b.ReportAllocs()
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				owner := fmt.Sprintf("owner-%d", workers.Add(1))
-				for i := 0; pb.Next(); i++ {
-					name := fmt.Sprintf("%s-lock-%d", owner, i%64)
-					tok, err := rdb.Do(ctx, "LOCK", name, owner, "PX", 30000).Int64()
-					if err != nil || tok <= 0 {
-						b.Errorf("LOCK %s: %d, %v", name, tok, err)
-						return
-					}
-					if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
-						b.Errorf("UNLOCK %s: %d, %v", name, n, err)
-						return
-					}
-				}
-			})
-		})
+		b.Run(fmt.Sprintf("fsync=%v", fsync), func(b *testing.B) { benchCycles(b, fsync, nil, lockCycle()) })
 	}
 }
 
@@ -78,60 +115,15 @@ func BenchmarkPipelinedLockUnlock(b *testing.B) {
 // WAIT on free names: each LOCK is granted at once, and pays for the watch
 // of its connection (a goroutine, a read-ahead buffer, three deadlines).
 func BenchmarkLockWaitUnlock(b *testing.B) {
-	srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
-	rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-	var workers atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		owner := fmt.Sprintf("owner-%d", workers.Add(1))
-		for i := 0; pb.Next(); i++ {
-			name := fmt.Sprintf("%s-lock-%d", owner, i%64)
-			tok, err := rdb.Do(ctx, "LOCK", name, owner, "PX", 30000, "WAIT", 1000).Int64()
-			if err != nil || tok <= 0 {
-				b.Errorf("LOCK %s ... WAIT: %d, %v", name, tok, err)
-				return
-			}
-			if n, err := rdb.Do(ctx, "UNLOCK", name, owner).Int64(); err != nil || n != 1 {
-				b.Errorf("UNLOCK %s: %d, %v", name, n, err)
-				return
-			}
-		}
-	})
+	benchCycles(b, false, nil, lockCycle("WAIT", 1000))
 }
 
 // BenchmarkSetNXDelIfEq is BenchmarkLockUnlock's fsync=false as the Redis
 // lock libraries send it: SET name token NX PX to take, DELIFEQ to release.
 func BenchmarkSetNXDelIfEq(b *testing.B) {
-	srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
-	rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
-	ctx := context.Background()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		b.Fatal(err)
-	}
-	var workers atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		owner := fmt.Sprintf("owner-%d", workers.Add(1))
-		for i := 0; pb.Next(); i++ {
-			name := fmt.Sprintf("%s-lock-%d", owner, i%64)
-			if ok, err := rdb.SetNX(ctx, name, owner, 30*time.Second).Result(); err != nil || !ok {
-				b.Errorf("SET %s NX: %v, %v", name, ok, err)
-				return
-			}
-			if n, err := rdb.Do(ctx, "DELIFEQ", name, owner).Int64(); err != nil || n != 1 {
-				b.Errorf("DELIFEQ %s: %d, %v", name, n, err)
-				return
-			}
-		}
-	})
+	benchCycles(b, false, nil, setNXCycle(func(ctx context.Context, rdb *redis.Client, name, owner string) *redis.Cmd {
+		return rdb.Do(ctx, "DELIFEQ", name, owner)
+	}))
 }
 
 // BenchmarkReleaseScript takes a lock with SET NX PX and releases it with a
@@ -145,31 +137,11 @@ func BenchmarkReleaseScript(b *testing.B) {
 		{"interpreter", `local v = redis.call('GET', KEYS[1]) if v ~= ARGV[1] then return 0 end redis.call('DEL', KEYS[1]) return 1`},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
-			srv := startServer(b, func(c *Config) { c.Node.NoFsync = true })
-			rdb := newRedis(b, srv, func(o *redis.Options) { o.PoolSize = 64 })
-			ctx := context.Background()
 			release := redis.NewScript(tc.body)
-			if err := release.Load(ctx, rdb).Err(); err != nil {
-				b.Fatal(err)
-			}
-			var workers atomic.Int64
-			b.ReportAllocs()
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				owner := fmt.Sprintf("owner-%d", workers.Add(1))
-				for i := 0; pb.Next(); i++ {
-					name := fmt.Sprintf("%s-lock-%d", owner, i%64)
-					if ok, err := rdb.SetNX(ctx, name, owner, 30*time.Second).Result(); err != nil || !ok {
-						b.Errorf("SET %s NX: %v, %v", name, ok, err)
-						return
-					}
-					if n, err := release.EvalSha(ctx, rdb, []string{name}, owner).Int64(); err != nil || n != 1 {
-						b.Errorf("release %s: %d, %v", name, n, err)
-						return
-					}
-				}
-			})
+			load := func(ctx context.Context, rdb *redis.Client) error { return release.Load(ctx, rdb).Err() }
+			benchCycles(b, false, load, setNXCycle(func(ctx context.Context, rdb *redis.Client, name, owner string) *redis.Cmd {
+				return release.EvalSha(ctx, rdb, []string{name}, owner)
+			}))
 		})
 	}
 }
