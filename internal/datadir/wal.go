@@ -270,12 +270,21 @@ func (w *wal) openTail(path string, off int64) error {
 		f.Close()
 		return err
 	}
+	if err := w.preallocateSynced(f); err != nil {
+		return err
+	}
+	w.f, w.off = f, off
+	return nil
+}
+
+// preallocateSynced grows segment f to the segment size and syncs it; on an
+// error it closes f.
+func (w *wal) preallocateSynced(f *os.File) error {
 	preallocate(f, w.segSize)
 	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}
-	w.f, w.off = f, off
 	return nil
 }
 
@@ -302,9 +311,7 @@ func (w *wal) newSegment(first uint64) error {
 		f.Close()
 		return err
 	}
-	preallocate(f, w.segSize)
-	if err := f.Sync(); err != nil {
-		f.Close()
+	if err := w.preallocateSynced(f); err != nil {
 		return err
 	}
 	if err := syncDir(w.dir); err != nil {
