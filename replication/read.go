@@ -91,7 +91,10 @@ func (n *Node) waitFresh(ctx context.Context) error {
 }
 
 // fresh reports whether this node's replica is known to be recent: a node
-// alone always is; a follower when a raft frame from its leader arrived
+// alone once it leads (before, right after a restart, it may not yet know
+// that the last entries of its log are committed: a hard state that only
+// moves the commit index is not synced, so a kill -9 can lose it; as
+// leader, WaitApplied then waits for an entry of its term); a follower when a raft frame from its leader arrived
 // within an election timeout; the leader when frames from enough peers to
 // make a quorum with it did. A follower still in touch with a leader that
 // lost its quorum hears from it until the leader notices (CheckQuorum, at
@@ -99,7 +102,7 @@ func (n *Node) waitFresh(ctx context.Context) error {
 // replication delay.
 func (n *Node) fresh() bool {
 	if len(n.cfg.Peers) == 1 {
-		return true
+		return n.role.Load().(raft.StateType) == raft.StateLeader
 	}
 	now := n.clockNanos()
 	window := int64(n.cfg.ElectionTicks) * n.cfg.TickInterval.Nanoseconds()
