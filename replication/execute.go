@@ -106,7 +106,7 @@ func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]lock.Resu
 		cmds[i].ID = id
 		results[i] = n.pending.register(cmds[i].ID)
 	}
-	lead := n.leader.Load()
+	lead := n.pub.leader.Load()
 	if lead != 0 {
 		for _, c := range cmds {
 			n.route(lead, c)
@@ -216,8 +216,8 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 	timer := time.NewTimer(earlier(resendAt, deadline).Sub(now))
 	defer timer.Stop()
 	for {
-		changed := n.leaderChanged()
-		if lead := n.leader.Load(); lead != 0 && lead != sentTo {
+		changed := n.pub.leaderChanged()
+		if lead := n.pub.leader.Load(); lead != 0 && lead != sentTo {
 			n.route(lead, cmd)
 			sent, sentTo = true, lead
 			now = time.Now()

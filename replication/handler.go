@@ -11,17 +11,17 @@ import (
 )
 
 // handler is the node's side of its transport, the peering.Handler: what
-// arrives from peers reaches the run goroutine through it.
+// arrives from peers reaches the loop through it.
 //
 // Concurrency: its methods are called from the transport's goroutines, any
 // number at once.
 type handler struct{ n *Node }
 
-// Step hands a peer's message to the run goroutine.
+// Step hands a peer's message to the loop.
 func (h handler) Step(m *raftpb.Message) error {
 	n := h.n
 	select {
-	case n.stepc <- m:
+	case n.loop.stepc <- m:
 		return nil
 	case <-n.stopc:
 		return peering.ErrStopped
@@ -54,16 +54,16 @@ func (h handler) CheckPeer(id uint64, incarnation string) error {
 // goroutine is busy the report is dropped (raft learns from the next drop).
 func (h handler) ReportUnreachable(id uint64) {
 	select {
-	case h.n.reportc <- report{peer: id}:
+	case h.n.loop.reportc <- report{peer: id}:
 	default:
 	}
 }
 
 // ReportSnapshot tells raft how sending a snapshot went; it waits for the
-// run goroutine, or for the node to stop.
+// loop, or for the node to stop.
 func (h handler) ReportSnapshot(id uint64, st raft.SnapshotStatus) {
 	select {
-	case h.n.reportc <- report{peer: id, snapshot: true, status: st}:
+	case h.n.loop.reportc <- report{peer: id, snapshot: true, status: st}:
 	case <-h.n.stopc:
 	}
 }

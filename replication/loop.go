@@ -11,217 +11,193 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// run is the goroutine that owns the raft.RawNode: it alone ticks it, steps
-// messages into it, proposes and takes its Readys. Raft runs with
-// AsyncStorageWrites: a Ready's log writes go to the append goroutine and its
-// committed entries to the apply goroutine, each as an ordered message whose
-// responses come back through stepc once the work is done. So the loop never
-// waits for the disk: while the log is synced it goes on stepping
-// acknowledgements, committing and handing out entries to apply, and the
-// commands that queue meanwhile go out together as the next entry (group
-// commit).
-func (n *Node) run() {
-	defer n.wg.Done()
-	t := time.NewTicker(n.cfg.TickInterval)
+// loop is the goroutine that owns the raft.RawNode: it alone ticks it,
+// steps messages into it, proposes (its proposer) and takes its Readys.
+// Raft runs with AsyncStorageWrites: a Ready's log writes go to the
+// appender's queue and its committed entries to the applier's, each as an
+// ordered message whose responses come back through stepc once the work is
+// done. So the loop never waits for the disk: while the log is synced it
+// goes on stepping acknowledgements, committing and handing out entries to
+// apply, and the commands that queue meanwhile go out together as the next
+// entry (group commit).
+//
+// Concurrency: peers (through the handler) and the storage goroutines
+// reach it through stepc, Execute and the handler through props, the
+// transport through reportc, the applier through appliedc; it publishes
+// the leader, role, term and commit index in published. Everything else is
+// its own. It stops with the node.
+type loop struct {
+	n   *Node
+	rn  *raft.RawNode
+	pub *published
+
+	stepc    chan *raftpb.Message   // peers' messages and storage responses
+	props    *mailbox[lock.Command] // commands to propose
+	reportc  chan report            // the transport's news of peers
+	appliedc chan struct{}          // the applier applied entries
+
+	prop      proposer
+	lastIndex uint64            // index of the last entry handed to the appender
+	outbox    []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
+	confIndex uint64            // index of the last conf change entry
+}
+
+func (l *loop) run() {
+	defer l.n.wg.Done()
+	t := time.NewTicker(l.n.cfg.TickInterval)
 	defer t.Stop()
-	defer n.prop.timer.Stop()
+	defer l.prop.timer.Stop()
 	for {
-		// Storage work waits in queues here, never blocking the loop: the
-		// storage goroutines deliver their responses through stepc, which
-		// only this loop drains.
-		var appendc chan *raftpb.Message
-		var nextAppend *raftpb.Message
-		if len(n.appendQ) > 0 {
-			appendc, nextAppend = n.appendc, n.appendQ[0]
-		}
-		var applyc chan applyItem
-		var nextApply applyItem
-		if len(n.applyQ) > 0 {
-			applyc, nextApply = n.applyc, n.applyQ[0]
-		}
 		select {
-		case appendc <- nextAppend:
-			n.appendQ = n.appendQ[1:]
-		case applyc <- nextApply:
-			n.applyQ = n.applyQ[1:]
 		case <-t.C:
-			n.rn.Tick()
-			n.campaignAlone()
-		case m := <-n.stepc:
-			n.stepMsg(m)
+			l.rn.Tick()
+			l.campaignAlone()
+		case m := <-l.stepc:
+			l.stepMsg(m)
 		more:
 			for range 256 {
 				select {
-				case m := <-n.stepc:
-					n.stepMsg(m)
+				case m := <-l.stepc:
+					l.stepMsg(m)
 				default:
 					break more
 				}
 			}
-		case c := <-n.propc:
-			n.hold(c)
-		drain:
-			for range maxBatch {
-				select {
-				case c := <-n.propc:
-					n.hold(c)
-				default:
-					break drain
-				}
+		case <-l.props.ready():
+			for _, c := range l.props.take() {
+				l.hold(c)
 			}
-		case r := <-n.reportc:
+		case r := <-l.reportc:
 			if r.snapshot {
-				n.rn.ReportSnapshot(r.peer, r.status)
+				l.rn.ReportSnapshot(r.peer, r.status)
 			} else {
-				n.rn.ReportUnreachable(r.peer)
+				l.rn.ReportUnreachable(r.peer)
 			}
-		case <-n.prop.timer.C:
-			n.propose(nil)
-		case <-n.appliedc:
-			n.scheduleTick()
-			n.campaignAlone()
-		case <-n.stopc:
+		case <-l.prop.timer.C:
+			l.propose(nil)
+		case <-l.appliedc:
+			l.scheduleTick()
+			l.campaignAlone()
+		case <-l.n.stopc:
 			return
-		case <-n.haltc:
+		case <-l.n.haltc:
 			return
 		}
-		n.drainReady()
-		n.proposeHeld()
-		n.flushOutbox()
-		n.flushStorageQueues()
+		l.drainReady()
+		l.proposeHeld()
+		l.flushOutbox()
 	}
 }
+
+// applied tells the loop that the applier applied entries: the proposer's
+// next tick may move, and a lone node may campaign.
+func (l *loop) applied() { signal(l.appliedc) }
 
 // flushOutbox sends the peer messages of this round's Readys, less the
 // appends a later one supersedes (see supersededAppends): the empty append
 // announcing a commit, when the proposer's next entry follows it.
-func (n *Node) flushOutbox() {
-	n.outbox = supersededAppends(n.outbox)
-	for i, m := range n.outbox {
-		n.send(m)
-		n.outbox[i] = nil
+func (l *loop) flushOutbox() {
+	l.outbox = supersededAppends(l.outbox)
+	for i, m := range l.outbox {
+		l.send(m)
+		l.outbox[i] = nil
 	}
-	n.outbox = n.outbox[:0]
+	l.outbox = l.outbox[:0]
 }
 
 // drainReady handles every Ready raft has.
-func (n *Node) drainReady() {
-	for n.rn.HasReady() {
-		n.handleReady(n.rn.Ready())
+func (l *loop) drainReady() {
+	for l.rn.HasReady() {
+		l.handleReady(l.rn.Ready())
 	}
 }
 
-// flushStorageQueues hands queued storage work over as far as the storage
-// goroutines' channels have room.
-func (n *Node) flushStorageQueues() {
-	for len(n.appendQ) > 0 {
-		select {
-		case n.appendc <- n.appendQ[0]:
-			n.appendQ[0] = nil
-			n.appendQ = n.appendQ[1:]
-			continue
-		default:
-		}
-		break
-	}
-	for len(n.applyQ) > 0 {
-		select {
-		case n.applyc <- n.applyQ[0]:
-			n.applyQ[0] = applyItem{}
-			n.applyQ = n.applyQ[1:]
-			continue
-		default:
-		}
-		break
-	}
-}
-
-// handleReady publishes state changes, queues storage work for its
-// goroutines and the rest for flushOutbox.
-func (n *Node) handleReady(rd raft.Ready) {
+// handleReady publishes state changes, queues storage work for the
+// appender and the applier, and the rest for flushOutbox.
+func (l *loop) handleReady(rd raft.Ready) {
 	if !raft.IsEmptyHardState(rd.HardState) {
-		if t := rd.HardState.GetTerm(); t != n.term.Load() {
-			n.term.Store(t)
-			n.notifyChange()
+		if t := rd.HardState.GetTerm(); t != l.pub.term.Load() {
+			l.pub.term.Store(t)
+			l.pub.notifyChange()
 		}
-		n.commit.Store(rd.HardState.GetCommit())
+		l.pub.commit.Store(rd.HardState.GetCommit())
 	}
 	if rd.SoftState != nil {
-		n.setSoftState(rd.SoftState) // after the term, which the proposer stamps
+		l.setSoftState(rd.SoftState) // after the term, which the proposer stamps
 	}
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
-				n.lastIndex = s.GetMetadata().GetIndex()
+				l.lastIndex = s.GetMetadata().GetIndex()
 			}
 			if ents := m.GetEntries(); len(ents) > 0 {
-				n.lastIndex = ents[len(ents)-1].GetIndex()
+				l.lastIndex = ents[len(ents)-1].GetIndex()
 			}
-			n.appendQ = append(n.appendQ, m)
+			l.n.appender.q.put(appendWork{msg: m})
 		case raft.LocalApplyThread:
-			n.applyConfChanges(m.GetEntries())
-			n.applyQ = append(n.applyQ, applyItem{msg: m})
+			l.applyConfChanges(m.GetEntries())
+			l.n.applier.q.put(applyWork{msg: m})
 		default:
-			n.outbox = append(n.outbox, m) // sent by flushOutbox, once the proposer has proposed
+			l.outbox = append(l.outbox, m) // sent by flushOutbox, once the proposer has proposed
 		}
 	}
-	if n.prop.tickNow {
-		n.prop.tickNow = false
-		n.propose(nil)
+	if l.prop.tickNow {
+		l.prop.tickNow = false
+		l.propose(nil)
 	}
 }
 
 // applyConfChanges applies the membership changes among committed entries to
 // raft. Membership is fixed after bootstrap, so doing it when the entries are
 // handed out rather than when the table applies them changes nothing.
-func (n *Node) applyConfChanges(ents []*raftpb.Entry) {
+func (l *loop) applyConfChanges(ents []*raftpb.Entry) {
 	for _, e := range ents {
 		var cc raftpb.ConfChangeI
 		switch e.GetType() {
 		case raftpb.EntryConfChange:
 			c := &raftpb.ConfChange{}
 			if err := proto.Unmarshal(e.GetData(), c); err != nil {
-				n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
+				l.n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
 				continue
 			}
 			cc = c
 		case raftpb.EntryConfChangeV2:
 			c := &raftpb.ConfChangeV2{}
 			if err := proto.Unmarshal(e.GetData(), c); err != nil {
-				n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
+				l.n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
 				continue
 			}
 			cc = c
 		default:
 			continue
 		}
-		n.confState.Store(n.rn.ApplyConfChange(cc))
-		n.confIndex = e.GetIndex()
+		l.n.confState.Store(l.rn.ApplyConfChange(cc))
+		l.confIndex = e.GetIndex()
 	}
 }
 
 // campaignAlone makes the only member of a one-node cluster leader at once,
 // instead of after an election timeout: as soon as it has applied the
 // configuration that makes it the sole voter.
-func (n *Node) campaignAlone() {
-	if len(n.cfg.Peers) != 1 || n.role.Load().(raft.StateType) != raft.StateFollower {
+func (l *loop) campaignAlone() {
+	if len(l.n.cfg.Peers) != 1 || l.pub.roleNow() != raft.StateFollower {
 		return
 	}
-	if slices.Contains(n.confState.Load().GetVoters(), n.cfg.ID) && n.rn.BasicStatus().Applied >= n.confIndex {
-		n.rn.Campaign()
+	if slices.Contains(l.n.confState.Load().GetVoters(), l.n.cfg.ID) && l.rn.BasicStatus().Applied >= l.confIndex {
+		l.rn.Campaign()
 	}
 }
 
-func (n *Node) setSoftState(s *raft.SoftState) {
-	old := n.leader.Swap(s.Lead)
-	oldRole := n.role.Swap(s.RaftState)
+func (l *loop) setSoftState(s *raft.SoftState) {
+	old := l.pub.leader.Swap(s.Lead)
+	oldRole := l.pub.role.Swap(s.RaftState)
 	if old != s.Lead || oldRole != s.RaftState {
-		n.log.Info("raft state", "role", roleName(s.RaftState), "leader", s.Lead, "term", n.term.Load())
-		n.notifyChange()
+		l.n.log.Info("raft state", "role", roleName(s.RaftState), "leader", s.Lead, "term", l.pub.term.Load())
+		l.pub.notifyChange()
 	}
 	if s.RaftState == raft.StateLeader && oldRole != raft.StateLeader {
-		n.prop.tickNow = true // the term's first stamp
+		l.prop.tickNow = true // the term's first stamp
 	}
 }
 
@@ -231,43 +207,34 @@ func (n *Node) setSoftState(s *raft.SoftState) {
 // (a data directory restored from an older copy, damaged, or written with
 // --fsync never before a machine crash). Raft would panic on it; the node
 // stops instead, saying why.
-func (n *Node) stepMsg(m *raftpb.Message) {
-	if m.GetType() == raftpb.MsgHeartbeat && m.GetCommit() > n.lastIndex {
-		n.fail(fmt.Errorf("node %d (leading term %d) says index %d is committed with this node's acknowledgement, "+
+func (l *loop) stepMsg(m *raftpb.Message) {
+	if m.GetType() == raftpb.MsgHeartbeat && m.GetCommit() > l.lastIndex {
+		l.n.fail(fmt.Errorf("node %d (leading term %d) says index %d is committed with this node's acknowledgement, "+
 			"but this node's log ends at %d: it lost acknowledged entries and must not take part as its old self "+
-			"(see docs/DESIGN.md, Recovering a node)", m.GetFrom(), m.GetTerm(), m.GetCommit(), n.lastIndex))
+			"(see docs/DESIGN.md, Recovering a node)", m.GetFrom(), m.GetTerm(), m.GetCommit(), l.lastIndex))
 		return
 	}
-	n.rn.Step(m)
+	l.rn.Step(m)
 }
 
-// notifyChange wakes everyone waiting on a leader or term change.
-func (n *Node) notifyChange() {
-	ch := make(chan struct{})
-	old := n.changed.Swap(&ch)
-	close(*old)
-}
-
-// leaderChanged returns a channel closed at the next leader or term change.
-func (n *Node) leaderChanged() <-chan struct{} { return *n.changed.Load() }
-
-// send hands a raft message to its peer's queue; it never blocks. Only the
-// run goroutine calls it (it reports drops to raft directly).
-func (n *Node) send(m *raftpb.Message) {
-	if n.tr.Send(m) {
-		n.rn.ReportUnreachable(m.GetTo())
+// send hands a raft message to its peer's queue; it never blocks. A drop is
+// reported to raft at once.
+func (l *loop) send(m *raftpb.Message) {
+	if l.n.tr.Send(m) {
+		l.rn.ReportUnreachable(m.GetTo())
 		if m.GetType() == raftpb.MsgSnap {
-			n.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
+			l.rn.ReportSnapshot(m.GetTo(), raft.SnapshotFailure)
 		}
 	}
 }
 
 // deliver sends a storage goroutine's response: to raft on this node through
-// stepc, or to a peer. A dropped peer message is retried by raft.
+// stepc, or to a peer. A dropped peer message is retried by raft. It
+// reports false when the node stopped meanwhile.
 func (n *Node) deliver(m *raftpb.Message) bool {
 	if m.GetTo() == n.cfg.ID {
 		select {
-		case n.stepc <- m:
+		case n.loop.stepc <- m:
 			return true
 		case <-n.stopc:
 			return false
@@ -288,9 +255,4 @@ type report struct {
 
 // submit queues cmd for proposal on this node; when the queue is full it is
 // dropped (its sender resends).
-func (n *Node) submit(cmd lock.Command) {
-	select {
-	case n.propc <- cmd:
-	default:
-	}
-}
+func (n *Node) submit(cmd lock.Command) { n.loop.props.put(cmd) }

@@ -19,40 +19,29 @@ import (
 )
 
 // Node is one member of a lockd cluster: it keeps its lock.Table identical to
-// every other member's through raft.
+// every other member's through raft. Its goroutines each have a type: the
+// loop (with its proposer), the appender, the applier and the script
+// runner; the transport's are in internal/peering.
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	table *lock.Table
 	disk  *datadir.Dir
-	mem   *raft.MemoryStorage
-	rn    *raft.RawNode // owned by the run goroutine
-	start time.Time     // origin of this node's leader stamps
+	mem   *raft.MemoryStorage // the log raft reads: the appender writes it
+	tr    *peering.Transport
 
-	// Inputs of the run goroutine.
-	stepc    chan *raftpb.Message // from peers and the storage goroutines
-	propc    chan lock.Command    // from Execute and FORWARD frames
-	reportc  chan report          // from the transport's peer links
-	appliedc chan struct{}        // from the apply goroutine: entries applied
+	pub     published // what the loop and the applier tell readers
+	pending pending   // requests waiting for their results
+	ids     idSource
 
-	// Inputs of the storage goroutines.
-	appendc chan *raftpb.Message // MsgStorageAppend, in order
-	applyc  chan applyItem       // MsgStorageApply and snapshot restores, in order
-	compc   chan uint64          // from the snapshot goroutine: compact before this index's snapshot
+	loop     *loop
+	appender *appender
+	applier  *applier
+	scripts  *scriptRunner
 
-	pending pending
-	scripts *scriptRunner
-	tr      *peering.Transport
-
-	// Published by the raft goroutine, read by anyone.
-	leader   atomic.Uint64
-	role     atomic.Value // raft.StateType
-	term     atomic.Uint64
-	commit   atomic.Uint64
-	applied  atomic.Uint64
-	appliedT atomic.Int64 // when the last apply was, in ns since start (monotonic)
-	changed  atomic.Pointer[chan struct{}]
-	advanced atomic.Pointer[chan struct{}] // closed and replaced after each apply
+	// confState is the membership: set by the loop when it hands out a conf
+	// change, read by the applier for snapshots.
+	confState atomic.Pointer[raftpb.ConfState]
 
 	addrMu      sync.Mutex
 	clientAddrs map[uint64]string
@@ -60,23 +49,6 @@ type Node struct {
 	// heardAt holds, per peer, when a raft frame from it last arrived
 	// (see heard); the map is fixed at start, the values are atomic.
 	heardAt map[uint64]*atomic.Int64
-
-	// Owned by the run goroutine.
-	prop      proposer
-	lastIndex uint64            // index of the last entry handed to the append goroutine
-	appendQ   []*raftpb.Message // storage work not yet taken by appendLoop
-	applyQ    []applyItem       // and by applyLoop
-	outbox    []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
-	confIndex uint64            // index of the last conf change entry
-	// Set by the run goroutine when it applies a conf change, read by the
-	// apply goroutine for snapshots.
-	confState atomic.Pointer[raftpb.ConfState]
-	// Owned by the apply goroutine (set by recover before it starts).
-	snapIndex uint64
-	results   []lock.Result
-	snapping  atomic.Bool // a snapshot goroutine is running
-
-	ids idSource
 
 	stopc    chan struct{}
 	haltc    chan struct{} // closed when a storage error stops the node
@@ -109,18 +81,24 @@ func Start(c Config) (*Node, error) {
 		table:       lock.NewTable(),
 		disk:        d,
 		mem:         raft.NewMemoryStorage(),
-		start:       time.Now(),
 		clientAddrs: map[uint64]string{cfg.ID: cfg.ClientAddr},
 		stopc:       make(chan struct{}),
 		haltc:       make(chan struct{}),
 	}
+	n.pub.init(time.Now())
 	n.pending.init()
-	n.role.Store(raft.StateFollower)
-	ch := make(chan struct{})
-	n.changed.Store(&ch)
-	adv := make(chan struct{})
-	n.advanced.Store(&adv)
 	n.ids = idSource{node: cfg.ID, reserve: d.ReserveIDs}
+	n.loop = &loop{
+		n: n, pub: &n.pub,
+		stepc:    make(chan *raftpb.Message, 1024),
+		props:    newMailbox[lock.Command](maxHeld),
+		reportc:  make(chan report, 256),
+		appliedc: make(chan struct{}, 1),
+	}
+	n.loop.prop.init()
+	n.appender = &appender{n: n, disk: d, mem: n.mem, keep: cfg.SnapshotEntries / 2, q: newMailbox[appendWork](0)}
+	n.applier = &applier{n: n, table: n.table, disk: d, mem: n.mem, every: cfg.SnapshotEntries,
+		q: newMailbox[applyWork](0), snapDone: make(chan struct{}, 1)}
 	rc := &raft.Config{
 		ID:                        cfg.ID,
 		ElectionTick:              cfg.ElectionTicks,
@@ -142,9 +120,9 @@ func Start(c Config) (*Node, error) {
 			d.Close()
 			return nil, err
 		}
-		rc.Applied = n.snapIndex
+		rc.Applied = n.applier.snapIndex
 	}
-	if n.rn, err = raft.NewRawNode(rc); err != nil {
+	if n.loop.rn, err = raft.NewRawNode(rc); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -153,21 +131,13 @@ func Start(c Config) (*Node, error) {
 		for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
 			peers = append(peers, raft.Peer{ID: id})
 		}
-		if err := n.rn.Bootstrap(peers); err != nil {
+		if err := n.loop.rn.Bootstrap(peers); err != nil {
 			d.Close()
 			return nil, err
 		}
 	}
-	n.applied.Store(n.snapIndex)
-
-	n.stepc = make(chan *raftpb.Message, 1024)
-	n.propc = make(chan lock.Command, 4*maxBatch)
-	n.reportc = make(chan report, 256)
-	n.appliedc = make(chan struct{}, 1)
-	n.appendc = make(chan *raftpb.Message, 1024)
-	n.applyc = make(chan applyItem, 1024)
-	n.compc = make(chan uint64, 1)
-	n.prop.init()
+	n.applier.applied = n.applier.snapIndex
+	n.pub.applied.Store(n.applier.snapIndex)
 	n.heardAt = make(map[uint64]*atomic.Int64)
 	for id := range cfg.Peers {
 		if id != cfg.ID {
@@ -179,18 +149,18 @@ func Start(c Config) (*Node, error) {
 		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial,
 		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
 	}, handler{n})
-	n.lastIndex, _ = n.mem.LastIndex()
+	n.loop.lastIndex, _ = n.mem.LastIndex()
 	if n.confState.Load() == nil {
 		n.confState.Store(&raftpb.ConfState{})
 	}
 	n.scripts = newScriptRunner(n)
 	n.wg.Add(4)
-	go n.run()
-	go n.appendLoop()
-	go n.applyLoop()
+	go n.loop.run()
+	go n.appender.run()
+	go n.applier.run()
 	go n.scripts.run()
 	n.tr.Start()
-	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.snapIndex, "entries", len(rec.Entries),
+	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.applier.snapIndex, "entries", len(rec.Entries),
 		"incarnation", d.Identity().Incarnation)
 	return n, nil
 }
@@ -204,7 +174,7 @@ func (n *Node) recover(l *datadir.Recovered) error {
 		if err := n.table.Restore(l.Snapshot.GetData()); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
-		n.snapIndex = l.Snapshot.GetMetadata().GetIndex()
+		n.applier.snapIndex = l.Snapshot.GetMetadata().GetIndex()
 		n.confState.Store(proto.Clone(l.Snapshot.GetMetadata().GetConfState()).(*raftpb.ConfState))
 	}
 	if err := n.mem.Append(l.Entries); err != nil {
@@ -215,14 +185,14 @@ func (n *Node) recover(l *datadir.Recovered) error {
 		last, _ := n.mem.LastIndex()
 		// The commit index is written without its own sync; it may lag the
 		// snapshot or, never in practice, run past the log.
-		c := max(hs.GetCommit(), n.snapIndex)
+		c := max(hs.GetCommit(), n.applier.snapIndex)
 		c = min(c, last)
 		hs.Commit = &c
 		if err := n.mem.SetHardState(hs); err != nil {
 			return err
 		}
-		n.term.Store(hs.GetTerm())
-		n.commit.Store(c)
+		n.pub.term.Store(hs.GetTerm())
+		n.pub.commit.Store(c)
 	}
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/lock"
-	"go.etcd.io/raft/v3"
 )
 
 // maxBatch bounds the commands in one proposed entry, and maxEntryBytes
@@ -18,15 +17,20 @@ const (
 // cmdSize is about how many bytes c takes in an entry.
 func cmdSize(c *lock.Command) int { return len(c.Name) + len(c.Owner) + 40 }
 
-// proposer is the leader's part of the run goroutine that turns commands
-// into raft entries. It alone stamps entries, so stamps never go backwards
-// within a term. It also proposes ticks: one when the node becomes leader
-// (the term's first stamp), one at each lease deadline, and one every
-// LeaseTick while any lease is held.
+// proposer is the leader's part of the loop that turns commands into raft
+// entries. It is not a goroutine of its own: it runs in the loop after each
+// round's Readys, so that the commands held meanwhile are proposed before
+// the loop sends that round's messages (which lets flushOutbox merge the
+// commit announcement into the next append). It alone stamps entries, so
+// stamps never go backwards within a term. It also proposes ticks: one when
+// the node becomes leader (the term's first stamp), one at each lease
+// deadline, and one every LeaseTick while any lease is held.
 //
-// Commands reach it from Execute on this node and from FORWARD frames of
-// followers. On a node that is not the leader they are dropped; their
-// senders resend.
+// Commands reach it through the loop's props mailbox, from Execute on this
+// node and from FORWARD frames of followers. On a node that is not the
+// leader they are dropped; their senders resend.
+//
+// Concurrency: the loop's goroutine alone uses it.
 type proposer struct {
 	timer   *time.Timer // the next tick
 	tickNow bool        // propose a tick after this Ready
@@ -40,8 +44,9 @@ type proposer struct {
 	held []lock.Command
 }
 
-// maxHeld bounds the commands a leader holds for the next entries; beyond
-// it submissions are dropped and their senders resend.
+// maxHeld bounds the commands a leader holds for the next entries, and
+// those waiting in the props mailbox; beyond it submissions are dropped and
+// their senders resend.
 const maxHeld = 4 * maxBatch
 
 func (p *proposer) init() {
@@ -49,90 +54,88 @@ func (p *proposer) init() {
 	p.timer.Stop()
 }
 
-// clock is this node's leader clock in milliseconds: monotonic, from start.
-func (n *Node) clock() int64 { return time.Since(n.start).Milliseconds() }
-
 // hold queues a command for the next entry, or drops it when too many wait.
 // A script request goes to the script goroutine instead, on the leader.
-func (n *Node) hold(c lock.Command) {
+func (l *loop) hold(c lock.Command) {
 	if c.Op == lock.OpScript {
-		if n.role.Load().(raft.StateType) == raft.StateLeader {
-			n.scripts.enqueue(c)
+		if l.pub.leading() {
+			l.n.scripts.enqueue(c)
 		}
 		return
 	}
-	if len(n.prop.held) < maxHeld {
-		n.prop.held = append(n.prop.held, c)
+	if len(l.prop.held) < maxHeld {
+		l.prop.held = append(l.prop.held, c)
 	}
 }
 
 // proposeHeld proposes the held commands, up to maxBatch per entry, while
 // fewer than MaxInflight entries await commit. A follower drops them.
-func (n *Node) proposeHeld() {
-	if len(n.prop.held) == 0 {
+func (l *loop) proposeHeld() {
+	p := &l.prop
+	if len(p.held) == 0 {
 		return
 	}
-	if n.role.Load().(raft.StateType) != raft.StateLeader {
-		clear(n.prop.held)
-		n.prop.held = n.prop.held[:0]
+	if !l.pub.leading() {
+		clear(p.held)
+		p.held = p.held[:0]
 		return
 	}
-	for len(n.prop.held) > 0 && n.lastIndex < n.commit.Load()+uint64(n.cfg.MaxInflight) {
+	for len(p.held) > 0 && l.lastIndex < l.pub.commit.Load()+uint64(l.n.cfg.MaxInflight) {
 		k, size := 0, 0
-		for k < len(n.prop.held) && k < maxBatch {
-			size += cmdSize(&n.prop.held[k])
+		for k < len(p.held) && k < maxBatch {
+			size += cmdSize(&p.held[k])
 			if k > 0 && size > maxEntryBytes {
 				break
 			}
 			k++
 		}
-		n.propose(n.prop.held[:k])
-		rest := copy(n.prop.held, n.prop.held[k:])
-		clear(n.prop.held[rest:])
-		n.prop.held = n.prop.held[:rest]
-		n.drainReady() // learns the new entry's index
+		l.propose(p.held[:k])
+		rest := copy(p.held, p.held[k:])
+		clear(p.held[rest:])
+		p.held = p.held[:rest]
+		l.drainReady() // learns the new entry's index
 	}
 }
 
 // propose stamps cmds (a tick when empty) and proposes them as one entry.
-func (n *Node) propose(cmds []lock.Command) {
-	if n.role.Load().(raft.StateType) != raft.StateLeader {
+func (l *loop) propose(cmds []lock.Command) {
+	if !l.pub.leading() {
 		return
 	}
-	stamp := max(n.clock(), n.prop.last)
-	n.prop.last = stamp
-	b := lock.Batch{Term: n.term.Load(), Stamp: stamp, Wall: time.Now().UnixMilli(), Cmds: cmds}
+	stamp := max(l.pub.millis(), l.prop.last)
+	l.prop.last = stamp
+	b := lock.Batch{Term: l.pub.term.Load(), Stamp: stamp, Wall: time.Now().UnixMilli(), Cmds: cmds}
 	if len(cmds) == 0 {
 		b.Cmds = []lock.Command{{Op: lock.OpTick}}
 	}
-	if err := n.rn.Propose(lock.AppendBatch(nil, &b)); err != nil {
-		n.log.Debug("proposal dropped", "err", err, "cmds", len(cmds))
+	if err := l.rn.Propose(lock.AppendBatch(nil, &b)); err != nil {
+		l.n.log.Debug("proposal dropped", "err", err, "cmds", len(cmds))
 	}
 }
 
 // scheduleTick sets the timer for the leader's next stamp: at the earliest
 // lease deadline, and at most LeaseTick after its last stamp while leases
 // are held.
-func (n *Node) scheduleTick() {
-	if d, ok := n.nextTick(); ok {
-		n.prop.timer.Reset(d)
+func (l *loop) scheduleTick() {
+	if d, ok := l.nextTick(); ok {
+		l.prop.timer.Reset(d)
 	} else {
-		n.prop.timer.Stop()
+		l.prop.timer.Stop()
 	}
 }
 
-func (n *Node) nextTick() (time.Duration, bool) {
-	if n.role.Load().(raft.StateType) != raft.StateLeader {
+func (l *loop) nextTick() (time.Duration, bool) {
+	if !l.pub.leading() {
 		return 0, false
 	}
-	term, stamp, now := n.table.Clock()
-	if term != n.term.Load() {
+	term, stamp, now := l.n.table.Clock()
+	if term != l.pub.term.Load() {
 		return 0, false // this term's first tick is not applied yet
 	}
-	deadline, ok := n.table.NextDeadline()
+	deadline, ok := l.n.table.NextDeadline()
 	if !ok {
 		return 0, false
 	}
-	at := min(stamp+(deadline-now), n.prop.last+n.cfg.LeaseTick.Milliseconds())
-	return time.Duration(max(at-n.clock(), 0)) * time.Millisecond, true
+	at := min(stamp+(deadline-now), l.prop.last+l.n.cfg.LeaseTick.Milliseconds())
+	return time.Duration(max(at-l.pub.millis(), 0)) * time.Millisecond, true
 }

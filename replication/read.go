@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"go.etcd.io/raft/v3"
 )
 
 // WaitApplied returns once this node's table reflects every write that was
@@ -34,10 +32,10 @@ func (n *Node) WaitApplied(ctx context.Context) error {
 	if err := n.waitFresh(ctx); err != nil {
 		return err
 	}
-	target := n.commit.Load()
+	target := n.pub.commit.Load()
 	for {
-		wake := *n.advanced.Load()
-		if n.applied.Load() >= target && n.ownTermApplied() {
+		wake := n.pub.appliedAdvanced()
+		if n.pub.applied.Load() >= target && n.ownTermApplied() {
 			return nil
 		}
 		select {
@@ -53,11 +51,11 @@ func (n *Node) WaitApplied(ctx context.Context) error {
 // ownTermApplied reports whether, on a leader, the table holds an entry of
 // the leader's term. It is true on other nodes.
 func (n *Node) ownTermApplied() bool {
-	if n.role.Load().(raft.StateType) != raft.StateLeader {
+	if !n.pub.leading() {
 		return true
 	}
 	term, _, _ := n.table.Clock()
-	return term == n.term.Load()
+	return term == n.pub.term.Load()
 }
 
 // ErrStale is WaitApplied's error on a node that has not heard from a
@@ -102,15 +100,15 @@ func (n *Node) waitFresh(ctx context.Context) error {
 // replication delay.
 func (n *Node) fresh() bool {
 	if len(n.cfg.Peers) == 1 {
-		return n.role.Load().(raft.StateType) == raft.StateLeader
+		return n.pub.leading()
 	}
-	now := n.clockNanos()
+	now := n.pub.nanos()
 	window := int64(n.cfg.ElectionTicks) * n.cfg.TickInterval.Nanoseconds()
 	recent := func(id uint64) bool {
 		h := n.heardAt[id]
 		return h != nil && h.Load() != 0 && now-h.Load() <= window
 	}
-	if n.role.Load().(raft.StateType) == raft.StateLeader {
+	if n.pub.leading() {
 		heard := 1
 		for id := range n.heardAt {
 			if recent(id) {
@@ -119,16 +117,13 @@ func (n *Node) fresh() bool {
 		}
 		return heard > len(n.cfg.Peers)/2
 	}
-	lead := n.leader.Load()
+	lead := n.pub.leader.Load()
 	return lead != 0 && lead != n.cfg.ID && recent(lead)
 }
 
 // heard records that a raft frame from peer arrived now.
 func (n *Node) heard(peer uint64) {
 	if h := n.heardAt[peer]; h != nil {
-		h.Store(n.clockNanos())
+		h.Store(n.pub.nanos())
 	}
 }
-
-// clockNanos is this node's monotonic clock: nanoseconds since it started.
-func (n *Node) clockNanos() int64 { return int64(time.Since(n.start)) + 1 }

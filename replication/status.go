@@ -31,11 +31,11 @@ type PeerStatus struct {
 func (n *Node) Status() Status {
 	s := Status{
 		ID:      n.cfg.ID,
-		Role:    roleName(n.role.Load().(raft.StateType)),
-		Leader:  n.leader.Load(),
-		Term:    n.term.Load(),
-		Commit:  n.commit.Load(),
-		Applied: n.applied.Load(),
+		Role:    roleName(n.pub.roleNow()),
+		Leader:  n.pub.leader.Load(),
+		Term:    n.pub.term.Load(),
+		Commit:  n.pub.commit.Load(),
+		Applied: n.pub.applied.Load(),
 		Pending: n.pending.len(),
 	}
 	n.addrMu.Lock()
@@ -49,14 +49,14 @@ func (n *Node) Status() Status {
 
 // SinceApply returns how long ago this node last applied an entry, 0 before
 // the first; readers use it to show a lease's remaining time between entries.
-// It is measured on the monotonic clock (appliedT is the time since the node
-// started), so a step of the wall clock does not change it.
+// It is measured on the node's monotonic clock, so a step of the wall clock
+// does not change it.
 func (n *Node) SinceApply() time.Duration {
-	t := n.appliedT.Load()
+	t := n.pub.appliedAt.Load()
 	if t == 0 {
 		return 0
 	}
-	return time.Since(n.start) - time.Duration(t)
+	return time.Duration(n.pub.nanos() - t)
 }
 
 func roleName(s raft.StateType) string {

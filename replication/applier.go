@@ -1,0 +1,153 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/lockd/lockd/internal/datadir"
+	"github.com/lockd/lockd/lock"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+)
+
+// applier is the goroutine that applies committed entries to the table in
+// log order, answers their waiters, publishes the applied index (in
+// published: the one place readers look) and tells raft the entries are
+// applied. Every SnapshotEntries entries it takes the table's view and
+// starts a snapshot goroutine that encodes and writes it.
+//
+// Concurrency: its queue takes committed entries from the loop and snapshot
+// restores from the appender; the table is written only here (readers use
+// its own locking). It stops with the node, and stops the node when a
+// snapshot cannot be restored or written.
+type applier struct {
+	n     *Node
+	table *lock.Table
+	disk  *datadir.Dir
+	mem   *raft.MemoryStorage
+	every uint64 // SnapshotEntries
+	q     *mailbox[applyWork]
+
+	applied   uint64 // what the table reflects
+	snapIndex uint64 // the last snapshot's index
+	snapping  bool   // a snapshot goroutine is running; set and cleared here
+	snapDone  chan struct{}
+	results   []lock.Result
+}
+
+// applyWork is one item of the applier's queue: committed entries (a
+// MsgStorageApply), or a snapshot from the leader to restore the table from.
+type applyWork struct {
+	msg     *raftpb.Message
+	restore *raftpb.Snapshot
+}
+
+func (a *applier) run() {
+	defer a.n.wg.Done()
+	for {
+		select {
+		case <-a.q.ready():
+		case <-a.snapDone:
+			a.snapping = false
+			a.maybeSnapshot()
+			continue
+		case <-a.n.stopc:
+			return
+		case <-a.n.haltc:
+			return
+		}
+		for _, it := range a.q.take() {
+			if it.restore != nil {
+				if err := a.restore(it.restore); err != nil {
+					a.n.stopOnError(err)
+					return
+				}
+				continue
+			}
+			a.apply(it.msg.GetEntries())
+			for _, r := range it.msg.GetResponses() {
+				if !a.n.deliver(r) {
+					return
+				}
+			}
+		}
+		a.n.loop.applied()
+		a.maybeSnapshot()
+	}
+}
+
+func (a *applier) restore(s *raftpb.Snapshot) error {
+	index := s.GetMetadata().GetIndex()
+	if index <= a.applied {
+		return nil
+	}
+	if err := a.table.Restore(s.GetData()); err != nil {
+		return fmt.Errorf("snapshot from leader at %d: %w", index, err)
+	}
+	a.snapIndex, a.applied = index, index
+	a.n.pub.setApplied(index)
+	a.n.log.Info("installed snapshot", "index", index, "locks", a.table.Len())
+	return nil
+}
+
+// apply applies committed entries in order and answers their waiters. The
+// applied index is published before the waiters hear their results, so a
+// client that got its reply never sees an applied index from before its
+// write.
+func (a *applier) apply(ents []*raftpb.Entry) {
+	a.results = a.results[:0]
+	for _, e := range ents {
+		if e.GetIndex() <= a.applied {
+			continue
+		}
+		if e.GetType() == raftpb.EntryNormal && len(e.GetData()) > 0 {
+			b, err := lock.DecodeBatch(e.GetData())
+			if err != nil {
+				// Every node skips the same entry, so tables stay equal.
+				a.n.log.Error("skipping undecodable entry", "index", e.GetIndex(), "err", err)
+			} else {
+				a.results = a.table.Apply(e.GetTerm(), &b, a.results)
+			}
+		}
+		a.applied = e.GetIndex()
+	}
+	a.n.pub.setApplied(a.applied)
+	for _, r := range a.results {
+		a.n.pending.resolve(r)
+	}
+}
+
+// maybeSnapshot starts a snapshot once enough entries were applied since
+// the last one. Only the table's view is taken here, between two applies;
+// encoding it (which grows with the remembered request IDs, ~16 ms per
+// million) and writing it happen on a goroutine of its own, so that applies
+// and log writes go on meanwhile. One snapshot is made at a time.
+func (a *applier) maybeSnapshot() {
+	if a.applied-a.snapIndex < a.every || a.snapping {
+		return
+	}
+	a.snapping = true
+	a.snapIndex = a.applied
+	view, cs := a.table.View(), a.n.confState.Load()
+	a.n.wg.Add(1)
+	go a.snapshot(a.applied, cs, view)
+}
+
+// snapshot encodes view, the table at index, makes it raft's snapshot,
+// writes it to disk and then has the appender drop the log before it.
+func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotView) {
+	defer a.n.wg.Done()
+	defer func() { a.snapDone <- struct{}{} }() // buffered: one snapshot at a time
+	snap, err := a.mem.CreateSnapshot(index, cs, view.Encode())
+	if err != nil {
+		if !errors.Is(err, raft.ErrSnapOutOfDate) { // a newer one came from the leader
+			a.n.log.Warn("snapshot", "index", index, "err", err)
+		}
+		return
+	}
+	if err := a.disk.SaveSnapshot(snap); err != nil {
+		a.n.stopOnError(err)
+		return
+	}
+	a.n.appender.q.put(appendWork{compact: index})
+}

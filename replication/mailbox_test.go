@@ -1,0 +1,118 @@
+package replication
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestMailbox(t *testing.T) {
+	t.Run("take returns everything put, in order, and empties the mailbox", func(t *testing.T) {
+		m := newMailbox[int](0)
+		for i := range 5 {
+			m.put(i)
+		}
+		if got := m.take(); !slices.Equal(got, []int{0, 1, 2, 3, 4}) {
+			t.Fatalf("take = %v", got)
+		}
+		if got := m.take(); len(got) != 0 {
+			t.Fatalf("second take = %v, want nothing", got)
+		}
+	})
+	t.Run("the reader is woken once per batch, not once per item", func(t *testing.T) {
+		m := newMailbox[int](0)
+		m.put(1)
+		m.put(2)
+		m.put(3)
+		if !woken(m) {
+			t.Fatal("no wake-up after the first put")
+		}
+		if woken(m) {
+			t.Fatal("a second wake-up for the same batch")
+		}
+		m.take()
+		m.put(4)
+		if !woken(m) {
+			t.Fatal("no wake-up for a put after a take")
+		}
+	})
+	t.Run("a put that finds items waiting adds no wake-up", func(t *testing.T) {
+		m := newMailbox[int](0)
+		m.put(1)
+		<-m.ready()
+		m.put(2) // the reader is awake and has not taken yet
+		if woken(m) {
+			t.Fatal("woken again before taking")
+		}
+		if got := m.take(); !slices.Equal(got, []int{1, 2}) {
+			t.Fatalf("take = %v", got)
+		}
+	})
+	t.Run("a mailbox at its limit refuses and keeps what it holds", func(t *testing.T) {
+		m := newMailbox[int](2)
+		if !m.put(1) || !m.put(2) {
+			t.Fatal("refused below the limit")
+		}
+		if m.put(3) {
+			t.Fatal("accepted past the limit")
+		}
+		if got := m.take(); !slices.Equal(got, []int{1, 2}) {
+			t.Fatalf("take = %v", got)
+		}
+		if !m.put(3) {
+			t.Fatal("refused after a take made room")
+		}
+	})
+	t.Run("a taken batch is the reader's until its next take", func(t *testing.T) {
+		m := newMailbox[int](0)
+		m.put(1)
+		batch := m.take()
+		m.put(2)
+		if batch[0] != 1 {
+			t.Fatalf("a put after take changed the taken batch: %v", batch)
+		}
+	})
+	t.Run("concurrent putters lose nothing", func(t *testing.T) {
+		m := newMailbox[int](0)
+		const putters, each = 8, 1000
+		var wg sync.WaitGroup
+		for p := range putters {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					m.put(p*each + i)
+				}
+			}()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		seen := map[int]bool{}
+		deadline := time.After(10 * time.Second)
+		for len(seen) < putters*each {
+			select {
+			case <-m.ready():
+			case <-done:
+			case <-deadline:
+				t.Fatalf("took %d of %d items", len(seen), putters*each)
+			}
+			for _, v := range m.take() {
+				if seen[v] {
+					t.Fatalf("%d taken twice", v)
+				}
+				seen[v] = true
+			}
+		}
+	})
+}
+
+// woken reports whether a wake-up is pending, consuming it.
+func woken[T any](m *mailbox[T]) bool {
+	select {
+	case <-m.ready():
+		return true
+	default:
+		return false
+	}
+}

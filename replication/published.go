@@ -1,0 +1,68 @@
+package replication
+
+import (
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+)
+
+// published is what the loop and the applier tell everyone else about the
+// node: Execute's waiters, WaitApplied, Status, SinceApply and the handler
+// read it; nobody else keeps a copy.
+//
+// Concurrency: the loop writes leader, role, term and commit and closes
+// changed; the applier writes applied and appliedAt and closes advanced.
+// Any goroutine reads.
+type published struct {
+	start time.Time // origin of the node's monotonic clock
+
+	leader    atomic.Uint64
+	role      atomic.Value // raft.StateType
+	term      atomic.Uint64
+	commit    atomic.Uint64 // what this node knows is committed
+	applied   atomic.Uint64
+	appliedAt atomic.Int64                  // when the last apply was, in ns since start
+	changed   atomic.Pointer[chan struct{}] // closed and replaced at a leader or term change
+	advanced  atomic.Pointer[chan struct{}] // closed and replaced after each apply
+}
+
+func (p *published) init(start time.Time) {
+	p.start = start
+	p.role.Store(raft.StateFollower)
+	ch, adv := make(chan struct{}), make(chan struct{})
+	p.changed.Store(&ch)
+	p.advanced.Store(&adv)
+}
+
+func (p *published) roleNow() raft.StateType { return p.role.Load().(raft.StateType) }
+
+func (p *published) leading() bool { return p.roleNow() == raft.StateLeader }
+
+// leaderChanged returns a channel closed at the next leader or term change.
+func (p *published) leaderChanged() <-chan struct{} { return *p.changed.Load() }
+
+// notifyChange wakes everyone waiting on a leader or term change.
+func (p *published) notifyChange() {
+	ch := make(chan struct{})
+	close(*p.changed.Swap(&ch))
+}
+
+// setApplied publishes that the table reflects the log up to index, and
+// wakes the readers waiting in WaitApplied.
+func (p *published) setApplied(index uint64) {
+	p.applied.Store(index)
+	p.appliedAt.Store(p.nanos())
+	ch := make(chan struct{})
+	close(*p.advanced.Swap(&ch))
+}
+
+// appliedAdvanced returns a channel closed at the next apply.
+func (p *published) appliedAdvanced() <-chan struct{} { return *p.advanced.Load() }
+
+// nanos is the node's monotonic clock: nanoseconds since it started, and
+// never 0, which stands for "never".
+func (p *published) nanos() int64 { return int64(time.Since(p.start)) + 1 }
+
+// millis is the leader clock in milliseconds: monotonic, from start.
+func (p *published) millis() int64 { return time.Since(p.start).Milliseconds() }
