@@ -48,6 +48,14 @@ func (l *loop) run() {
 	defer t.Stop()
 	defer l.prop.timer.Stop()
 	for {
+		// While the proposer cannot propose (MaxInflight entries await
+		// commit), commands wait in the mailbox without waking the loop:
+		// it takes them when the entry in flight commits. Otherwise a busy
+		// leader's loop woke once per command to do nothing.
+		var props <-chan struct{}
+		if l.canPropose() {
+			props = l.props.ready()
+		}
 		select {
 		case <-t.C:
 			l.rn.Tick()
@@ -63,10 +71,7 @@ func (l *loop) run() {
 					break more
 				}
 			}
-		case <-l.props.ready():
-			for _, c := range l.props.take() {
-				l.hold(c)
-			}
+		case <-props:
 		case r := <-l.reportc:
 			if r.snapshot {
 				l.rn.ReportSnapshot(r.peer, r.status)
@@ -89,9 +94,16 @@ func (l *loop) run() {
 	}
 }
 
-// applied tells the loop that the applier applied entries: the proposer's
-// next tick may move, and a lone node may campaign.
-func (l *loop) applied() { signal(l.appliedc) }
+// applied tells the loop that the applier applied entries, when the loop
+// has a use for it: on the leader the proposer's next tick may move, and a
+// lone node may campaign. A follower's loop is not woken: that was one
+// wake-up per entry for nothing. (A node that becomes leader meanwhile
+// proposes its first tick anyway, and hears of the next apply.)
+func (l *loop) applied() {
+	if l.pub.leading() || len(l.n.cfg.Peers) == 1 {
+		signal(l.appliedc)
+	}
+}
 
 // flushOutbox sends the peer messages of this round's Readys, less the
 // appends a later one supersedes (see supersededAppends): the empty append

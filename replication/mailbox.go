@@ -44,12 +44,17 @@ func (m *mailbox[T]) put(v T) bool {
 }
 
 // ready is readable when items may be waiting; after reading it the reader
-// calls take. A wake-up may find the mailbox empty.
+// calls take. A wake-up may find the mailbox empty (items taken since).
 func (m *mailbox[T]) ready() <-chan struct{} { return m.wake }
 
-// take returns everything queued, in order, and empties the mailbox. The
-// slice is the reader's until its next take.
+// take returns everything queued, in order, and empties the mailbox; a
+// pending wake-up is consumed with it (a put after it wakes the reader
+// again). The slice is the reader's until its next take.
 func (m *mailbox[T]) take() []T {
+	select {
+	case <-m.wake:
+	default:
+	}
 	m.mu.Lock()
 	items := m.items
 	clear(m.spare)

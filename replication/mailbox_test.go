@@ -49,6 +49,18 @@ func TestMailbox(t *testing.T) {
 			t.Fatalf("take = %v", got)
 		}
 	})
+	t.Run("take consumes a pending wake-up, and a later put wakes again", func(t *testing.T) {
+		m := newMailbox[int](0)
+		m.put(1)
+		m.take() // without reading ready first, as the loop does
+		if woken(m) {
+			t.Fatal("a wake-up left for a batch already taken")
+		}
+		m.put(2)
+		if !woken(m) {
+			t.Fatal("no wake-up for a put after the take")
+		}
+	})
 	t.Run("a mailbox at its limit refuses and keeps what it holds", func(t *testing.T) {
 		m := newMailbox[int](2)
 		if !m.put(1) || !m.put(2) {

@@ -27,8 +27,11 @@ func cmdSize(c *lock.Command) int { return len(c.Name) + len(c.Owner) + 40 }
 // deadline, and one every LeaseTick while any lease is held.
 //
 // Commands reach it through the loop's props mailbox, from Execute on this
-// node and from FORWARD frames of followers. On a node that is not the
-// leader they are dropped; their senders resend.
+// node and from FORWARD frames of followers; the loop takes them only when
+// it may propose, so commands that arrive while an entry is in flight cost
+// the loop no wake-up each. On a node that is not the leader they are
+// dropped; their senders resend. A script request is handed to the script
+// runner when it is taken, so it too may wait for the entry in flight.
 //
 // Concurrency: the loop's goroutine alone uses it.
 type proposer struct {
@@ -68,10 +71,23 @@ func (l *loop) hold(c lock.Command) {
 	}
 }
 
-// proposeHeld proposes the held commands, up to maxBatch per entry, while
+// canPropose reports whether the proposer would propose now: on a
+// follower (which drops what it is sent), or on a leader with fewer than
+// MaxInflight entries awaiting commit.
+func (l *loop) canPropose() bool {
+	return !l.pub.leading() || l.lastIndex < l.pub.commit.Load()+uint64(l.n.cfg.MaxInflight)
+}
+
+// proposeHeld takes the commands waiting in the mailbox, when it may
+// propose, and proposes the held commands, up to maxBatch per entry, while
 // fewer than MaxInflight entries await commit. A follower drops them.
 func (l *loop) proposeHeld() {
 	p := &l.prop
+	if l.canPropose() {
+		for _, c := range l.props.take() {
+			l.hold(c)
+		}
+	}
 	if len(p.held) == 0 {
 		return
 	}
