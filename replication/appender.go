@@ -76,9 +76,7 @@ func (a *appender) work(items []appendWork) error {
 			a.responses = append(a.responses, it.msg.GetResponses()...)
 		}
 		for _, r := range supersededAcks(a.responses) {
-			if !a.n.deliver(r) {
-				return nil
-			}
+			a.n.deliver(r)
 		}
 		items = items[k:]
 	}

@@ -66,9 +66,7 @@ func (a *applier) run() {
 			}
 			a.apply(it.msg.GetEntries())
 			for _, r := range it.msg.GetResponses() {
-				if !a.n.deliver(r) {
-					return
-				}
+				a.n.deliver(r)
 			}
 		}
 		a.n.loop.applied()

@@ -15,15 +15,15 @@ import (
 // steps messages into it, proposes (its proposer) and takes its Readys.
 // Raft runs with AsyncStorageWrites: a Ready's log writes go to the
 // appender's queue and its committed entries to the applier's, each as an
-// ordered message whose responses come back through stepc once the work is
-// done. So the loop never waits for the disk: while the log is synced it
+// ordered message whose responses come back through the local mailbox once
+// the work is done. So the loop never waits for the disk: while the log is synced it
 // goes on stepping acknowledgements, committing and handing out entries to
 // apply, and the commands that queue meanwhile go out together as the next
 // entry (group commit).
 //
-// Concurrency: peers (through the handler) and the storage goroutines
-// reach it through stepc, Execute and the handler through props, the
-// transport through reportc, the applier through appliedc; it publishes
+// Concurrency: peers reach it (through the handler) through stepc, the
+// storage goroutines through local, Execute and the handler through props,
+// the transport through reportc, the applier through appliedc; it publishes
 // the leader, role, term and commit index in published. Everything else is
 // its own. It stops with the node.
 type loop struct {
@@ -31,10 +31,11 @@ type loop struct {
 	rn  *raft.RawNode
 	pub *published
 
-	stepc    chan *raftpb.Message   // peers' messages and storage responses
-	props    *mailbox[lock.Command] // commands to propose
-	reportc  chan report            // the transport's news of peers
-	appliedc chan struct{}          // the applier applied entries
+	stepc    chan *raftpb.Message      // peers' messages
+	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft
+	props    *mailbox[lock.Command]    // commands to propose
+	reportc  chan report               // the transport's news of peers
+	appliedc chan struct{}             // the applier applied entries
 
 	prop      proposer
 	lastIndex uint64            // index of the last entry handed to the appender
@@ -57,6 +58,7 @@ func (l *loop) run() {
 			props = l.props.ready()
 		}
 		select {
+		case <-l.localReady():
 		case <-t.C:
 			l.rn.Tick()
 			l.campaignAlone()
@@ -88,10 +90,27 @@ func (l *loop) run() {
 		case <-l.n.haltc:
 			return
 		}
+		for _, m := range l.local.take() {
+			l.rn.Step(m)
+		}
 		l.drainReady()
 		l.proposeHeld()
 		l.flushOutbox()
 	}
+}
+
+// localReady is the local mailbox's wake-up when the storage goroutines'
+// responses must be stepped at once: on a leader its own acknowledgement
+// counts toward commit, a candidate's vote for itself toward the election,
+// and a lone node has nothing else to wake it. A follower's are stepped at
+// its next round, which the leader's next message (at the latest its
+// heartbeat) or the tick brings: they only tell its raft that entries are
+// stable and applied, and waking for each cost two wake-ups per entry.
+func (l *loop) localReady() <-chan struct{} {
+	if l.pub.roleNow() == raft.StateFollower && len(l.n.cfg.Peers) > 1 {
+		return nil
+	}
+	return l.local.ready()
 }
 
 // applied tells the loop that the applier applied entries, when the loop
@@ -240,22 +259,17 @@ func (l *loop) send(m *raftpb.Message) {
 	}
 }
 
-// deliver sends a storage goroutine's response: to raft on this node through
-// stepc, or to a peer. A dropped peer message is retried by raft. It
-// reports false when the node stopped meanwhile.
-func (n *Node) deliver(m *raftpb.Message) bool {
+// deliver sends a storage goroutine's response: to raft on this node
+// through the loop's local mailbox, or to a peer. A dropped peer message is
+// retried by raft. It never blocks.
+func (n *Node) deliver(m *raftpb.Message) {
 	if m.GetTo() == n.cfg.ID {
-		select {
-		case n.loop.stepc <- m:
-			return true
-		case <-n.stopc:
-			return false
-		}
+		n.loop.local.put(m)
+		return
 	}
 	if n.tr.Send(m) {
 		handler{n}.ReportUnreachable(m.GetTo())
 	}
-	return true
 }
 
 // report is a peer link's news for raft.

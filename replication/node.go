@@ -91,6 +91,7 @@ func Start(c Config) (*Node, error) {
 	n.loop = &loop{
 		n: n, pub: &n.pub,
 		stepc:    make(chan *raftpb.Message, 1024),
+		local:    newMailbox[*raftpb.Message](0),
 		props:    newMailbox[lock.Command](maxHeld),
 		reportc:  make(chan report, 256),
 		appliedc: make(chan struct{}, 1),
