@@ -60,7 +60,8 @@ type Config struct {
 	// machine crash.
 	NoFsync bool
 	// RequestTimeout bounds Execute (default DefaultRequestTimeout; at most
-	// 20s, well inside lock.DedupWindow).
+	// 20s, well inside lock.DedupWindow). It is checked at each raft tick,
+	// so a request may end up to one TickInterval after it.
 	RequestTimeout time.Duration
 	// TickInterval is the raft tick (default DefaultTickInterval). A
 	// follower starts an election after ElectionTicks to 2*ElectionTicks-1

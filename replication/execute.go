@@ -49,7 +49,8 @@ const resendAfter = time.Second
 // It gives cmd a cluster-unique ID; the command is sent to the leader again
 // after a leader change or resendAfter without an answer, and acts once
 // however often it arrives. Execute returns by ctx's deadline or the node's
-// request timeout, whichever is first. For an OpLockWait it returns as soon
+// request timeout (plus up to one TickInterval: see deadline), whichever is
+// first. For an OpLockWait it returns as soon
 // as the command is applied: lock.Queued when it joined a queue (use
 // ExecuteWait to wait for the turn).
 func (n *Node) Execute(ctx context.Context, cmd lock.Command) (int64, error) {
@@ -119,14 +120,24 @@ func (n *Node) ExecuteAll(ctx context.Context, cmds []lock.Command) ([]lock.Resu
 	return vs, errs
 }
 
-// deadline is when a request made now must have its answer: the request
-// timeout from now, or ctx's deadline if that is earlier.
-func (n *Node) deadline(ctx context.Context) time.Time {
-	deadline := time.Now().Add(n.cfg.RequestTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		return d
+// deadline is when a request must have its answer. exact is set when ctx's
+// deadline, earlier than the request timeout, is the binding one: await
+// then keeps a timer for it. The node's own request timeout is checked at
+// each raft tick instead, so that the hot path of every write needs no
+// timer of its own; it may end up to one TickInterval late.
+type deadline struct {
+	at    time.Time
+	exact bool
+}
+
+// deadline is the deadline of a request made now: the request timeout from
+// now, or ctx's deadline if that is earlier.
+func (n *Node) deadline(ctx context.Context) deadline {
+	at := time.Now().Add(n.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(at) {
+		return deadline{at: d, exact: true}
 	}
-	return deadline
+	return deadline{at: at}
 }
 
 // ExecuteWait runs an OpLockWait: it returns the token once the lock is this
@@ -206,23 +217,25 @@ func sentBefore(err error) error {
 }
 
 // await sends cmd to the leader until this node has applied it, and
-// returns its first result, or an error at deadline. sentTo is the leader
-// cmd was already sent to, 0 if none. One timer serves both the resend and
-// the deadline: it is the hot path of every write.
-func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, result <-chan lock.Result, sentTo uint64) (lock.Result, error) {
-	now := time.Now()
+// returns its first result, or an error at the deadline. sentTo is the
+// leader cmd was already sent to, 0 if none. It is the hot path of every
+// write: it waits on the node's tick (see published.ticked) to resend and
+// to check its deadline, and needs a timer only for an exact deadline.
+func (n *Node) await(ctx context.Context, dl deadline, cmd lock.Command, result <-chan lock.Result, sentTo uint64) (lock.Result, error) {
+	var timeout <-chan time.Time
+	if dl.exact {
+		t := time.NewTimer(time.Until(dl.at))
+		defer t.Stop()
+		timeout = t.C
+	}
 	sent := sentTo != 0
-	resendAt := now.Add(resendAfter)
-	timer := time.NewTimer(earlier(resendAt, deadline).Sub(now))
-	defer timer.Stop()
+	resendAt := time.Now().Add(resendAfter)
 	for {
-		changed := n.pub.leaderChanged()
+		changed, tick := n.pub.leaderChanged(), n.pub.ticked()
 		if lead := n.pub.leader.Load(); lead != 0 && lead != sentTo {
 			n.route(lead, cmd)
 			sent, sentTo = true, lead
-			now = time.Now()
-			resendAt = now.Add(resendAfter)
-			timer.Reset(earlier(resendAt, deadline).Sub(now))
+			resendAt = time.Now().Add(resendAfter)
 		}
 		select {
 		case r := <-result:
@@ -235,17 +248,17 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 		case <-changed:
 			sentTo = 0 // send again to whoever leads now
 			continue
-		case <-timer.C:
+		case <-tick:
+		case <-timeout:
 		case <-ctx.Done():
 			return lock.Result{}, n.expired(sent)
 		case <-n.stopc:
-			if sent {
-				return lock.Result{}, ErrClosedUnknown
-			}
-			return lock.Result{}, ErrClosed
+			return lock.Result{}, closed(sent)
+		case <-n.haltc:
+			return lock.Result{}, closed(sent)
 		}
-		now = time.Now()
-		if !now.Before(deadline) {
+		now := time.Now()
+		if !now.Before(dl.at) {
 			select {
 			case r := <-result: // came with the deadline: still in time
 				if r.Value != lock.Retry {
@@ -258,15 +271,15 @@ func (n *Node) await(ctx context.Context, deadline time.Time, cmd lock.Command, 
 		if !now.Before(resendAt) {
 			sentTo = 0 // no answer yet: send again
 		}
-		timer.Reset(earlier(now.Add(resendAfter), deadline).Sub(now))
 	}
 }
 
-func earlier(a, b time.Time) time.Time {
-	if a.Before(b) {
-		return a
+// closed is await's error when the node stops.
+func closed(sent bool) error {
+	if sent {
+		return ErrClosedUnknown
 	}
-	return b
+	return ErrClosed
 }
 
 // expired is await's error when its time runs out.

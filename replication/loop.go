@@ -60,6 +60,7 @@ func (l *loop) run() {
 		select {
 		case <-l.localReady():
 		case <-t.C:
+			l.pub.ticks()
 			l.rn.Tick()
 			l.campaignAlone()
 		case m := <-l.stepc:

@@ -12,7 +12,7 @@ import (
 // read it; nobody else keeps a copy.
 //
 // Concurrency: the loop writes leader, role, term and commit and closes
-// changed; the applier writes applied and appliedAt and closes advanced.
+// changed and tick; the applier writes applied and appliedAt and closes advanced.
 // Any goroutine reads.
 type published struct {
 	start time.Time // origin of the node's monotonic clock
@@ -25,14 +25,16 @@ type published struct {
 	appliedAt atomic.Int64                  // when the last apply was, in ns since start
 	changed   atomic.Pointer[chan struct{}] // closed and replaced at a leader or term change
 	advanced  atomic.Pointer[chan struct{}] // closed and replaced after each apply
+	tick      atomic.Pointer[chan struct{}] // closed and replaced at each raft tick
 }
 
 func (p *published) init(start time.Time) {
 	p.start = start
 	p.role.Store(raft.StateFollower)
-	ch, adv := make(chan struct{}), make(chan struct{})
+	ch, adv, tick := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	p.changed.Store(&ch)
 	p.advanced.Store(&adv)
+	p.tick.Store(&tick)
 }
 
 func (p *published) roleNow() raft.StateType { return p.role.Load().(raft.StateType) }
@@ -46,6 +48,17 @@ func (p *published) leaderChanged() <-chan struct{} { return *p.changed.Load() }
 func (p *published) notifyChange() {
 	ch := make(chan struct{})
 	close(*p.changed.Swap(&ch))
+}
+
+// ticked returns a channel closed at the loop's next raft tick: a clock of
+// TickInterval's grain for waits that need no better (await's resend and
+// request timeout), at the cost of one channel per tick for the node.
+func (p *published) ticked() <-chan struct{} { return *p.tick.Load() }
+
+// ticks wakes everyone waiting for the next tick.
+func (p *published) ticks() {
+	ch := make(chan struct{})
+	close(*p.tick.Swap(&ch))
 }
 
 // setApplied publishes that the table reflects the log up to index, and

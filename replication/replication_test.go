@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -209,7 +210,7 @@ func poll(t testing.TB, what string, cond func() bool) {
 
 func TestStorageErrorStopsTheNode(t *testing.T) {
 	var full atomic.Bool
-	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: time.Second,
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 10 * time.Millisecond, RequestTimeout: 10 * time.Second,
 		beforeSync: func() error {
 			if full.Load() {
 				return syscall.ENOSPC
@@ -224,9 +225,12 @@ func TestStorageErrorStopsTheNode(t *testing.T) {
 	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "a", Owner: "o"}); err != nil {
 		t.Fatal(err)
 	}
-	// The disk fills up under the log: the next write fails.
+	// The disk fills up under the log: the next write fails, and its
+	// request hears that the node stopped, not its request timeout.
 	full.Store(true)
-	n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o"})
+	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "b", Owner: "o"}); !errors.Is(err, ErrClosedUnknown) {
+		t.Fatalf("a write whose log write failed: %v; want ErrClosedUnknown", err)
+	}
 	select {
 	case <-n.Failed():
 	case <-time.After(5 * time.Second):
