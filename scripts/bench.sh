@@ -12,6 +12,10 @@
 #                 over all three members
 #   lockd         a three-node lockd cluster (default fsync policy), the clients
 #                 spread round-robin over all three nodes
+#   lockd-leader  the same cluster with every client on the leader, so that the
+#                 followers have no clients: their CPU per raft entry is the
+#                 replication's own cost, to set beside BenchmarkMinimalLoop
+#                 (go test -run - -bench MinimalLoop ./cmd/lockbench)
 # and prints a table: target, acquires/s, p50, p99, lockd's throughput divided
 # by each target's, and the CPU time its server processes spent in the
 # measured window per granted acquire (lockbench -server-pids, every server
@@ -21,7 +25,7 @@
 # Usage: scripts/bench.sh            (from anywhere; it works in the repo root)
 # Environment (defaults in brackets):
 #   BENCH_CLIENTS [50]  BENCH_NAMES [10000]  BENCH_SECONDS [10]  BENCH_WARMUP [1]
-#   BENCH_TTL [30s]  BENCH_TARGETS [redis,redis-repl,etcd,lockd] (comma list, any order)
+#   BENCH_TTL [30s]  BENCH_TARGETS [redis,redis-repl,etcd,lockd,lockd-leader] (comma list, any order)
 #   BENCH_REDIS_AOF [0]  set to 1 to add the redis-aof target
 #   BENCH_PORT_BASE [random free block in 20000-31999]; ports BASE..BASE+16 are used
 #   BENCH_STARTUP_TIMEOUT [30] seconds to wait for servers, leader, replicas
@@ -37,7 +41,7 @@ NAMES=${BENCH_NAMES:-10000}
 SECONDS_RUN=${BENCH_SECONDS:-10}
 WARMUP=${BENCH_WARMUP:-1}
 TTL=${BENCH_TTL:-30s}
-TARGETS=${BENCH_TARGETS:-redis,redis-repl,etcd,lockd}
+TARGETS=${BENCH_TARGETS:-redis,redis-repl,etcd,lockd,lockd-leader}
 STARTUP_TIMEOUT=${BENCH_STARTUP_TIMEOUT:-30}
 if [[ ${BENCH_REDIS_AOF:-0} == 1 ]]; then TARGETS="$TARGETS,redis-aof"; fi
 for v in CLIENTS NAMES SECONDS_RUN WARMUP STARTUP_TIMEOUT; do
@@ -98,7 +102,7 @@ mkdir -p "$TMP/bin" "$TMP/logs" "$TMP/results"
 # --- build ------------------------------------------------------------------
 log "building lockbench"
 go build -o "$TMP/bin/lockbench" ./cmd/lockbench
-if want lockd; then
+if want lockd || want lockd-leader; then
 	if [[ -n ${BENCH_LOCKD_BIN:-} ]]; then
 		cp "$BENCH_LOCKD_BIN" "$TMP/bin/lockd"
 	else
@@ -290,7 +294,7 @@ if want etcd; then
 fi
 
 # --- 5. three-node lockd cluster --------------------------------------------
-if want lockd; then
+if want lockd || want lockd-leader; then
 	peers="1=127.0.0.1:${P_CLUSTER[0]},2=127.0.0.1:${P_CLUSTER[1]},3=127.0.0.1:${P_CLUSTER[2]}"
 	(umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$TMP/lockd-secret")
 	lpids=()
@@ -308,8 +312,16 @@ if want lockd; then
 	done
 	for p in "${P_LOCKD[@]}"; do wait_until "lockd on $p" pings "$p"; done
 	wait_until "a leader known to all lockd nodes" all_have_leader
-	run_bench lockd "127.0.0.1:${P_LOCKD[0]},127.0.0.1:${P_LOCKD[1]},127.0.0.1:${P_LOCKD[2]}" \
-		"lockd1=${lpids[0]},lockd2=${lpids[1]},lockd3=${lpids[2]}" -mode lockd
+	if want lockd; then
+		run_bench lockd "127.0.0.1:${P_LOCKD[0]},127.0.0.1:${P_LOCKD[1]},127.0.0.1:${P_LOCKD[2]}" \
+			"lockd1=${lpids[0]},lockd2=${lpids[1]},lockd3=${lpids[2]}" -mode lockd
+	fi
+	if want lockd-leader; then
+		lead=$(cli "${P_LOCKD[0]}" INFO replication | tr -d '\r' | sed -n 's/^leader_id://p')
+		[[ $lead =~ ^[1-3]$ ]] || die "lockd-leader: no leader id from INFO (got '$lead')"
+		run_bench lockd-leader "127.0.0.1:${P_LOCKD[lead - 1]}" \
+			"lockd1=${lpids[0]},lockd2=${lpids[1]},lockd3=${lpids[2]}" -mode lockd
+	fi
 	stop_pids "${lpids[@]}"
 fi
 
@@ -332,7 +344,8 @@ done | while IFS=$'\t' read -r t rate p50 p99 errs ratio cpu_acq cpu_entry; do
 	printf '%-12s %12.1f %10.3f %10.3f %8d %14s %11.1f %13s\n' "$t" "$rate" "$p50" "$p99" "$errs" "$ratio" "$cpu_acq" "$cpu_entry"
 done
 echo "cpu_us/acq: CPU time of the target's server processes in the window (summed) per granted acquire, i.e. per LOCK+UNLOCK cycle"
-if [[ -f $TMP/results/lockd.json ]]; then
-	jq -r '.server_cpu | "lockd raft: \(.raft.entries_per_sec) entries/s, \(.raft.commands_per_entry) commands/entry; cpu_us/entry (all nodes) \(.raft.cpu_us_per_entry), per node: " +
-		([.servers[] | "\(.name) \(.cpu_us_per_entry)"] | join(", "))' "$TMP/results/lockd.json"
-fi
+for t in lockd lockd-leader; do
+	[[ -f $TMP/results/$t.json ]] || continue
+	jq -r --arg t "$t" '.server_cpu | "\($t) raft: \(.raft.entries_per_sec) entries/s, \(.raft.commands_per_entry) commands/entry; cpu_us/entry (all nodes) \(.raft.cpu_us_per_entry), per node: " +
+		([.servers[] | "\(.name) \(.cpu_us_per_entry)"] | join(", "))' "$TMP/results/$t.json"
+done
