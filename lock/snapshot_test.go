@@ -517,7 +517,7 @@ func TestViewEncodesTheStateWhenTaken(t *testing.T) {
 	}
 }
 
-// TestViewCopiesNoLock: View runs on the apply goroutine between two
+// TestViewCopiesNoLock: View runs on the applier (replication) between two
 // entries, so it must not copy or sort the locks: what it allocates does not
 // grow with their number.
 func TestViewCopiesNoLock(t *testing.T) {
@@ -626,7 +626,7 @@ func TestViewKeepsTheQueuesOfItsMoment(t *testing.T) {
 
 // BenchmarkSnapshot measures the two halves of a snapshot of a table like one
 // under lockbench's load: 10,000 held locks and 1,000,000 remembered request
-// IDs. View runs on the apply goroutine; Encode runs beside it.
+// IDs. View runs on the applier; Encode runs beside it.
 func BenchmarkSnapshot(b *testing.B) {
 	tab := NewTable()
 	batch := Batch{Term: 1, Stamp: 1_700_000_000_000}
@@ -679,7 +679,7 @@ func tableOfLocks(tb testing.TB, n int) *Table {
 }
 
 // BenchmarkView measures View on a table of 1,000,000 held locks. View runs
-// on the apply goroutine between two entries, so its time is how long each
+// on the applier between two entries, so its time is how long each
 // snapshot stalls writes. Apply is an entry of 64 renewals of locks spread
 // over the table, before any view; ApplyAfterView the same right after a
 // view, which pays for separating what the entry changes from what the view

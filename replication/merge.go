@@ -8,7 +8,7 @@ import (
 // broadcasts an append with no entries carrying the new index, and under load
 // the proposer's next entry follows to the same peer at once, carrying the
 // same index: the follower steps two appends, syncs for both and acknowledges
-// both. And a follower's append goroutine, writing several appends with one
+// both. And a follower's appender, writing several appends with one
 // sync, acknowledges each. Both repetitions tell the receiver nothing the
 // last message does not, so they are merged before sending, as etcd's server
 // keeps only the last acknowledgement of a Ready: a raft message may be lost

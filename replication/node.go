@@ -233,7 +233,7 @@ func (n *Node) failed() error {
 	return nil
 }
 
-// fail stops the node for good: the run and storage goroutines end, and
+// fail stops the node for good: the loop, the appender and the applier end, and
 // Execute fails from then on. Any goroutine may call it.
 func (n *Node) fail(err error) {
 	n.log.Error("node stopped", "err", err)

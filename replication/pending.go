@@ -7,7 +7,7 @@ import (
 )
 
 // pending is the table of requests this node is waiting on, keyed by request
-// ID. Execute registers and cancels; the apply goroutine resolves when it
+// ID. Execute registers and cancels; the applier resolves when it
 // applies a command with that ID.
 type pending struct {
 	mu sync.Mutex
@@ -35,7 +35,7 @@ func (p *pending) cancel(id uint64) {
 }
 
 // resolve delivers id's result to its waiter, if any. It never blocks; only
-// the apply goroutine calls it. A lock.Queued result keeps the request
+// the applier calls it. A lock.Queued result keeps the request
 // registered for its final result, which is never dropped.
 func (p *pending) resolve(r lock.Result) {
 	id, v := r.ID, r.Value

@@ -13,7 +13,7 @@ import (
 
 // installs records the snapshots a node installed from its leader (its
 // "installed snapshot" log records): what a test can observe of an install
-// without reaching into the apply goroutine.
+// without reaching into the applier.
 type installs struct {
 	mu      sync.Mutex
 	indexes []uint64

@@ -45,7 +45,7 @@ const (
 // conflicting suffix), the last hard state wins, a reset drops every entry
 // before it.
 //
-// Concurrency: one goroutine uses a wal (replication's append goroutine,
+// Concurrency: one goroutine uses a wal (replication's appender,
 // and start-up before it).
 type wal struct {
 	dir     string
