@@ -44,7 +44,7 @@
 //
 // # Concurrency
 //
-// Write, Flush, Save, ResetLog and Compact belong to one goroutine (the
-// replication's appender). SaveSnapshot, Identity, ReserveIDs and CheckPeer may be
-// called from any goroutine. Open and Close bracket everything.
+// Write, Flush, Save, ResetLog and Compact belong to one goroutine
+// (replication's appender). SaveSnapshot, Identity, ReserveIDs and
+// CheckPeer may be called from any goroutine. Open and Close bracket everything.
 package datadir
