@@ -20,7 +20,7 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	got := o.config(nil, nil, map[uint64]string{o.id: o.clusterListen}, log)
+	got := o.config(nil, nil, nil, map[uint64]string{o.id: o.clusterListen}, log)
 
 	// What no Config defaults: the node's id, members, data directory and
 	// cluster name.
