@@ -113,11 +113,13 @@ func (l *tlsListener) acceptLoop() {
 // connection to Accept, or closes it.
 func (l *tlsListener) handshake(c net.Conn) {
 	defer l.wg.Done()
-	defer func() { <-l.pending }()
 	tc := tls.Server(c, l.config)
 	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
 	err := tc.HandshakeContext(ctx) // closes c when ctx ends first
 	cancel()
+	// The handshake is over: its token is free before the connection
+	// reaches Accept, so a client that has been answered no longer counts.
+	<-l.pending
 	if err != nil {
 		l.log.Debug("tls: handshake failed", "addr", c.RemoteAddr().String(), "err", err)
 		c.Close()
