@@ -132,7 +132,7 @@ func TestTLSBadStart(t *testing.T) {
 // guard and the idle --timeout.
 func TestTLSSameLimitsAsPlaintext(t *testing.T) {
 	ca := newCA(t, "lockd test CA")
-	n := startTLSNode(t, ca, tlsNodeOpts{extra: []string{"--requirepass", testPassword, "--max-clients", "3", "--timeout", "2"}})
+	n := startTLSNode(t, ca, tlsNodeOpts{extra: []string{"--requirepass", testPassword, "--max-clients", "3"}})
 	cfg := trusting(ca, &n.client)
 
 	t.Run("requirepass", func(t *testing.T) {
@@ -175,9 +175,10 @@ func TestTLSSameLimitsAsPlaintext(t *testing.T) {
 		}
 	})
 	t.Run("idle-timeout", func(t *testing.T) {
-		conn := n.dialTLS(t, cfg)
+		idle := startTLSNode(t, ca, tlsNodeOpts{extra: []string{"--timeout", "1"}})
+		conn := idle.dialTLS(t, trusting(ca, &idle.client))
 		if replies, closed := readUntilClosed(t, conn, 15*time.Second); len(replies) != 0 || !closed {
-			t.Fatalf("a silent TLS client under --timeout 2: replies %q, closed %v; want a close", replies, closed)
+			t.Fatalf("a silent TLS client under --timeout 1: replies %q, closed %v; want a close", replies, closed)
 		}
 	})
 }
