@@ -18,7 +18,7 @@ import (
 // or does not finish in time is closed without reaching the server: it
 // never takes a client slot, and its goroutine ends by the timeout at the
 // latest. At most maxPending handshakes run at once; a connection past that
-// is closed at once.
+// is closed at once (and logged, at most once a second).
 //
 // Concurrency: Accept is called by one goroutine, redcon's accept loop;
 // Close may be called from any goroutine, more than once. The listener's
@@ -37,6 +37,11 @@ type tlsListener struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	once    sync.Once
+
+	// Connections closed because too many handshakes were under way, not
+	// yet logged, and when that was last logged: the accept loop's own.
+	refused    int
+	lastWarned time.Time
 }
 
 func newTLSListener(ln net.Listener, config *tls.Config, timeout time.Duration, maxPending int, log *slog.Logger) *tlsListener {
@@ -100,8 +105,11 @@ func (l *tlsListener) acceptLoop() {
 		select {
 		case l.pending <- struct{}{}:
 		default:
-			l.log.Warn("tls: too many handshakes under way; connection closed", "addr", c.RemoteAddr().String())
 			c.Close()
+			if l.refused++; time.Since(l.lastWarned) >= time.Second { // a flood is not logged line by line
+				l.log.Warn("tls: too many handshakes under way; connections closed", "count", l.refused, "last", c.RemoteAddr().String())
+				l.refused, l.lastWarned = 0, time.Now()
+			}
 			continue
 		}
 		l.wg.Add(1)
