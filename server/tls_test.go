@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -187,5 +188,40 @@ func writeFile(t testing.TB, path string, b []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// At most MaxClients handshakes run at once: a connection past them is
+// closed at once, while those under way go on.
+func TestTLSPendingHandshakesBounded(t *testing.T) {
+	cert, key := tlsPair(t, 1)
+	srv := startServer(t, func(c *Config) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.MaxClients = 2
+		c.TLSListener = ln
+		c.TLS = TLSConfig{CertFile: cert, KeyFile: key, AuthClients: TLSAuthClientsNo, HandshakeTimeout: time.Hour}
+	})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", srv.TLSAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	pending := []net.Conn{dial(), dial()}
+	past := dial()
+	past.SetReadDeadline(time.Now().Add(replyTimeout))
+	if _, err := io.Copy(io.Discard, past); err != nil {
+		t.Fatalf("a third handshake with MaxClients 2: %v; want the connection closed", err)
+	}
+	for i, c := range pending {
+		c.SetReadDeadline(time.Now().Add(100 * time.Millisecond)) // they stay open: a read times out
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("handshake %d under way: %v; want it still open", i, err)
+		}
 	}
 }
