@@ -267,25 +267,25 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
-	var lns []net.Listener // closed here if the node does not start
-	listen := func(addr string) net.Listener {
-		if addr == "" || err != nil {
-			return nil
+	var lns [3]net.Listener // plaintext, TLS and cluster; nil for a port that is off
+	for i, addr := range []string{o.listen, o.tlsPort, o.clusterListen} {
+		if addr == "" {
+			continue
 		}
-		var ln net.Listener
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			lns = append(lns, ln)
+		if lns[i], err = net.Listen("tcp", addr); err != nil {
+			break
 		}
-		return ln
 	}
-	ln, tln, cln := listen(o.listen), listen(o.tlsPort), listen(o.clusterListen)
+	ln, tln, cln := lns[0], lns[1], lns[2]
 	var srv *server.Server
 	if err == nil {
 		srv, err = server.New(o.config(ln, tln, cln, peers, log))
 	}
 	if err != nil {
 		for _, l := range lns {
-			l.Close()
+			if l != nil {
+				l.Close()
+			}
 		}
 		fmt.Fprintln(stderr, "lockd:", err)
 		return 1
