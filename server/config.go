@@ -116,8 +116,8 @@ type TLSConfig struct {
 
 // WithDefaults returns c with its zero fields set to the defaults documented
 // on them, Node.Logger set to Logger and Node.ClientAddr to Listener's (or
-// TLSListener's) address when they are unset. Node's other fields are defaulted by
-// replication.Start. New calls it.
+// TLSListener's) address when they are unset. Node's other fields are
+// defaulted by replication.Start. New calls it.
 func (c Config) WithDefaults() Config {
 	d := c
 	if d.MaxNameLen == 0 {
