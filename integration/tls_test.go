@@ -250,7 +250,9 @@ func TestTLSStrangers(t *testing.T) {
 
 // TestTLSRotation: new certificate files are served to new handshakes
 // without a restart (the files are polled, and SIGHUP loads them at once)
-// while LOCK/UNLOCK runs over TLS without a failed request; a bad new file
+// while LOCK/UNLOCK runs over TLS without a failed request and open
+// connections go on; a new CA file decides which client certificates new
+// handshakes accept; a bad new file
 // (not PEM, a key that does not match, a file missing) is logged and the old
 // certificate kept until good files come.
 func TestTLSRotation(t *testing.T) {
@@ -265,7 +267,7 @@ func TestTLSRotation(t *testing.T) {
 		replaceFile(t, n.keyFile, next.keyPEM) // key, then certificate: for a moment they do not match
 		replaceFile(t, n.certFile, next.certPEM)
 		waitPresented(t, n, cfg, next.serial)
-		l.waitEach(t, 10)
+		l.waitEach(t, 30)
 		l.stop(t)
 		if !l.sawSerial(next.serial) || !l.sawSerial(n.cert.serial) {
 			t.Fatalf("new connections under load saw serials %v; want %d then %d", l.serials(), n.cert.serial, next.serial)
@@ -277,6 +279,7 @@ func TestTLSRotation(t *testing.T) {
 		// Not polled within the test: only SIGHUP can load the new files.
 		n := startTLSNode(t, ca, tlsNodeOpts{extra: []string{"--tls-reload-interval", "1h"}})
 		cfg := trusting(ca, &n.client)
+		open := n.dialTLS(t, cfg) // an open connection goes on with what it negotiated
 		next := ca.issue(t, certSpec{cn: "lockd-1"})
 		replaceFile(t, n.keyFile, next.keyPEM)
 		replaceFile(t, n.certFile, next.certPEM)
@@ -287,6 +290,31 @@ func TestTLSRotation(t *testing.T) {
 		waitPresented(t, n, cfg, next.serial)
 		if !strings.Contains(n.c.logOf(1), "SIGHUP: TLS files loaded") {
 			t.Fatalf("the log does not tell the SIGHUP reload:\n%s", n.c.logOf(1))
+		}
+		open.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(open, "PING\r\n")
+		if r, err := readReply(bufio.NewReader(open)); r != "+PONG" || err != nil {
+			t.Fatalf("PING on the connection opened before the reload = %q, %v", r, err)
+		}
+		if s := open.ConnectionState().PeerCertificates[0].SerialNumber.Int64(); s != n.cert.serial {
+			t.Fatalf("the connection opened before the reload has serial %d; want the old %d", s, n.cert.serial)
+		}
+	})
+
+	t.Run("CA", func(t *testing.T) {
+		ca, next := newCA(t, "lockd test CA"), newCA(t, "the next CA")
+		n := startTLSNode(t, ca, tlsNodeOpts{extra: []string{"--tls-reload-interval", "200ms"}})
+		nextClient := next.issue(t, certSpec{cn: "next-client", client: true})
+		if r, err := n.rawCommand(trusting(ca, &nextClient), "PING"); err == nil {
+			t.Fatalf("a client of the next CA before it is loaded: PING = %q; want refused", r)
+		}
+		replaceFile(t, ca.file, next.pem) // the node's --tls-ca-cert-file
+		poll(t, 20*time.Second, "a client of the next CA to be served", func() bool {
+			r, err := n.rawCommand(trusting(ca, &nextClient), "PING")
+			return err == nil && r == "+PONG"
+		})
+		if r, err := n.rawCommand(trusting(ca, &n.client), "PING"); err == nil {
+			t.Fatalf("a client of the old CA after the new one is loaded: PING = %q; want refused", r)
 		}
 	})
 
