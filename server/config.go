@@ -25,16 +25,33 @@ const (
 	DefaultWireMaxBulk    = 64 << 10  // bytes of one argument
 	DefaultWireMaxCommand = 128 << 10 // bytes of one command
 	DefaultWireMaxInline  = 8 << 10   // bytes of one inline command line
+
+	// The TLS port's.
+	DefaultTLSAuthClients      = TLSAuthClientsYes // Redis's tls-auth-clients default
+	DefaultTLSHandshakeTimeout = 10 * time.Second  // from the TCP accept to the end of the handshake
+	DefaultTLSReloadInterval   = 5 * time.Second   // between looks at the certificate, key and CA files
+)
+
+// TLSConfig.AuthClients values, Redis's tls-auth-clients.
+const (
+	TLSAuthClientsYes      = "yes"      // a client certificate signed by the CA is required
+	TLSAuthClientsOptional = "optional" // one is verified if the client gives one
+	TLSAuthClientsNo       = "no"       // none is asked for
 )
 
 // Config describes one lockd node. Zero fields take the defaults documented
 // on them.
 type Config struct {
-	// Listener accepts clients. Required; Close closes it.
-	Listener net.Listener
+	// Listener accepts plaintext clients; TLSListener accepts TLS clients
+	// (see TLS). At least one is required; Close closes them.
+	Listener    net.Listener
+	TLSListener net.Listener
+	// TLS configures TLSListener's handshakes. TLS clients have the same
+	// limits, timeouts and AUTH as plaintext ones.
+	TLS TLSConfig
 	// Node configures replication (id, peers, data directory, cluster
 	// listener, fsync, timeouts). Node.ClientAddr defaults to Listener's
-	// address.
+	// address, or TLSListener's when there is no Listener.
 	Node replication.Config
 	// Password, when set, must be given with AUTH or HELLO AUTH first.
 	Password string
@@ -69,10 +86,38 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
+// TLSConfig configures the TLS client port. Its files are read at New and
+// again every ReloadInterval and at Server.ReloadTLS: when their contents
+// change, new handshakes use the new certificate, key and CA while open
+// connections go on; a change that cannot be loaded is logged and the old
+// material kept.
+type TLSConfig struct {
+	// CertFile holds the node's certificate (PEM; intermediate CA
+	// certificates after it) and KeyFile its private key (PEM). Required
+	// with a TLS listener.
+	CertFile string
+	KeyFile  string
+	// CAFile holds the CA certificates (PEM) client certificates are
+	// verified against.
+	CAFile string
+	// AuthClients is Redis's tls-auth-clients: TLSAuthClientsYes (default)
+	// requires a client certificate that CAFile's CAs signed,
+	// TLSAuthClientsOptional verifies one if given, TLSAuthClientsNo asks
+	// for none. Yes and optional require CAFile.
+	AuthClients string
+	// HandshakeTimeout bounds a TLS handshake, from the TCP accept (default
+	// DefaultTLSHandshakeTimeout): a client that has not completed it by
+	// then is disconnected. Until then it holds no client slot.
+	HandshakeTimeout time.Duration
+	// ReloadInterval is how often the files are read to see whether they
+	// changed (default DefaultTLSReloadInterval).
+	ReloadInterval time.Duration
+}
+
 // WithDefaults returns c with its zero fields set to the defaults documented
-// on them, Node.Logger set to Logger and Node.ClientAddr to Listener's
-// address when they are unset. Node's other fields are defaulted by
-// replication.Start. New calls it.
+// on them, Node.Logger set to Logger and Node.ClientAddr to Listener's (or
+// TLSListener's) address when they are unset. Node's other fields are
+// defaulted by replication.Start. New calls it.
 func (c Config) WithDefaults() Config {
 	d := c
 	if d.MaxNameLen == 0 {
@@ -103,6 +148,15 @@ func (c Config) WithDefaults() Config {
 	if d.ReadTimeout == 0 {
 		d.ReadTimeout = DefaultReadTimeout
 	}
+	if d.TLS.AuthClients == "" {
+		d.TLS.AuthClients = DefaultTLSAuthClients
+	}
+	if d.TLS.HandshakeTimeout == 0 {
+		d.TLS.HandshakeTimeout = DefaultTLSHandshakeTimeout
+	}
+	if d.TLS.ReloadInterval == 0 {
+		d.TLS.ReloadInterval = DefaultTLSReloadInterval
+	}
 	if d.Version == "" {
 		d.Version = DefaultVersion
 	}
@@ -112,15 +166,19 @@ func (c Config) WithDefaults() Config {
 	if d.Node.Logger == nil {
 		d.Node.Logger = d.Logger
 	}
-	if d.Node.ClientAddr == "" && d.Listener != nil {
+	switch {
+	case d.Node.ClientAddr != "":
+	case d.Listener != nil:
 		d.Node.ClientAddr = d.Listener.Addr().String()
+	case d.TLSListener != nil:
+		d.Node.ClientAddr = d.TLSListener.Addr().String()
 	}
 	return d
 }
 
 func (c *Config) validate() error {
 	switch {
-	case c.Listener == nil:
+	case c.Listener == nil && c.TLSListener == nil:
 		return errors.New("no client listener")
 	case c.MaxNameLen < 1 || c.MaxOwnerLen < 1:
 		return errors.New("name and owner limits must be positive")
@@ -132,6 +190,23 @@ func (c *Config) validate() error {
 		return errors.New("idle timeout must not be negative")
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
+	}
+	if c.TLSListener != nil {
+		return c.TLS.validate()
+	}
+	return nil
+}
+
+func (c *TLSConfig) validate() error {
+	switch {
+	case c.CertFile == "" || c.KeyFile == "":
+		return errors.New("tls: the TLS port needs a certificate file and a key file")
+	case c.AuthClients != TLSAuthClientsYes && c.AuthClients != TLSAuthClientsOptional && c.AuthClients != TLSAuthClientsNo:
+		return fmt.Errorf("tls: auth-clients %q: want yes, no or optional", c.AuthClients)
+	case c.AuthClients != TLSAuthClientsNo && c.CAFile == "":
+		return fmt.Errorf("tls: auth-clients %s verifies client certificates: it needs a CA file (or auth-clients no)", c.AuthClients)
+	case c.HandshakeTimeout < 0 || c.ReloadInterval < 0:
+		return errors.New("tls: the handshake timeout and reload interval must be positive")
 	}
 	return nil
 }

@@ -103,7 +103,13 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 			b.WriteString(l + "\r\n")
 		}
 	}
-	_, port, _ := net.SplitHostPort(s.Addr().String())
+	port := func(a net.Addr) string {
+		if a == nil {
+			return "0" // as Redis shows a port that is off
+		}
+		_, p, _ := net.SplitHostPort(a.String())
+		return p
+	}
 	s.mu.Lock()
 	nclients := len(s.clients)
 	s.mu.Unlock()
@@ -119,7 +125,8 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 		"arch_bits:64",
 		"go_version:"+runtime.Version(),
 		"process_id:"+strconv.Itoa(os.Getpid()),
-		"tcp_port:"+port,
+		"tcp_port:"+port(s.Addr()),
+		"tls_port:"+port(s.TLSAddr()),
 		"uptime_in_seconds:"+strconv.Itoa(int(time.Since(s.started).Seconds())),
 	)
 	section("Clients",

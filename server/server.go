@@ -20,15 +20,17 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	node    *replication.Node
-	ln      net.Listener
+	lns     []net.Listener // plaintext, TLS or both, each wrapped by listener
+	tls     *tlsFiles      // nil without a TLS port
 	started time.Time
 
-	mu      sync.Mutex
-	clients map[uint64]*client
-	nextID  atomic.Uint64
-	served  chan struct{} // closed when redcon's accept loop returns
-	conns   sync.WaitGroup
-	once    sync.Once
+	mu       sync.Mutex
+	clients  map[uint64]*client
+	nextID   atomic.Uint64
+	serving  sync.WaitGroup // redcon's accept loops, and the TLS files' poller
+	stopPoll chan struct{}  // closed by Close: the poller stops
+	conns    sync.WaitGroup
+	once     sync.Once
 
 	commands atomic.Uint64 // commands processed, for INFO
 }
@@ -62,19 +64,26 @@ type client struct {
 }
 
 // New starts a node: recovers its data, joins its cluster and serves clients
-// on cfg.Listener until Close.
+// on cfg.Listener and cfg.TLSListener until Close. It fails, starting
+// nothing, when the TLS files cannot be loaded.
 func New(c Config) (*Server, error) {
 	cfg := c.WithDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger.With("node", cfg.Node.ID),
-		ln:      listener{Listener: cfg.Listener, limits: cfg.WireLimits, writeTimeout: cfg.WriteTimeout, idleTimeout: cfg.IdleTimeout},
-		started: time.Now(),
-		clients: make(map[uint64]*client),
-		served:  make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.Node.ID),
+		started:  time.Now(),
+		clients:  make(map[uint64]*client),
+		stopPoll: make(chan struct{}),
+	}
+	if cfg.TLSListener != nil {
+		files, err := loadTLSFiles(cfg.TLS, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.tls = files
 	}
 	cfg.Node.Validate = s.validCommand
 	cfg.Node.RunScript = s.runScript
@@ -83,25 +92,68 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
-	go func() {
-		defer close(s.served)
-		if err := redcon.Serve(s.ln, s.handle, s.accept, s.closed); err != nil {
-			s.log.Error("client listener stopped", "err", err)
-		}
-	}()
+	if cfg.Listener != nil {
+		s.serve(cfg.Listener)
+	}
+	if s.tls != nil {
+		s.serve(newTLSListener(cfg.TLSListener, s.tls.serverConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.tls.poll(cfg.TLS.ReloadInterval, s.stopPoll)
+		}()
+	}
 	return s, nil
 }
 
-// Addr is the client address.
-func (s *Server) Addr() net.Addr { return s.cfg.Listener.Addr() }
+// serve serves the clients ln accepts, over the wire guard, until Close.
+func (s *Server) serve(ln net.Listener) {
+	wrapped := listener{Listener: ln, limits: s.cfg.WireLimits, writeTimeout: s.cfg.WriteTimeout, idleTimeout: s.cfg.IdleTimeout}
+	s.lns = append(s.lns, wrapped)
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		if err := redcon.Serve(wrapped, s.handle, s.accept, s.closed); err != nil {
+			s.log.Error("client listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+}
+
+// Addr is the plaintext client address, nil when the node serves TLS only.
+func (s *Server) Addr() net.Addr {
+	if s.cfg.Listener == nil {
+		return nil
+	}
+	return s.cfg.Listener.Addr()
+}
+
+// TLSAddr is the TLS client address, nil without a TLS port.
+func (s *Server) TLSAddr() net.Addr {
+	if s.cfg.TLSListener == nil {
+		return nil
+	}
+	return s.cfg.TLSListener.Addr()
+}
+
+// ReloadTLS loads the TLS port's certificate, key and CA files now (as on
+// SIGHUP), changed or not; new handshakes use them. On an error they keep
+// what was loaded before. Without a TLS port it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
+	}
+	_, err := s.tls.reload(true)
+	return err
+}
 
 // Node returns the node's replication layer.
 func (s *Server) Node() *replication.Node { return s.node }
 
 // Close stops the node first, so requests still waiting in it are answered
 // -TRYAGAIN, gives every connection up to a second to send what it has
-// (until its goroutine is back reading), then closes the listener and every
-// connection and returns when all of them are done.
+// (until its goroutine is back reading), then closes the listeners (ending
+// TLS handshakes under way) and every connection, stops watching the TLS
+// files and returns when all of them are done.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.node.Close()
@@ -109,8 +161,11 @@ func (s *Server) Close() error {
 		for !s.allReading() && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		s.ln.Close()
-		<-s.served // redcon closes the remaining connections on its way out
+		for _, ln := range s.lns {
+			ln.Close()
+		}
+		close(s.stopPoll)
+		s.serving.Wait() // redcon closes the remaining connections on its way out
 		s.conns.Wait()
 	})
 	return nil

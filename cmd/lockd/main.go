@@ -3,8 +3,11 @@
 //	lockd                      # one node: clients on 127.0.0.1:6379, data in ./lockd-data
 //	lockd --id 1 --listen 127.0.0.1:6381 --cluster-listen 127.0.0.1:7381 \
 //	      --peers 1=127.0.0.1:7381,2=127.0.0.1:7382,3=127.0.0.1:7383 --data-dir /var/lib/lockd/1
+//	lockd --listen "" --tls-port 127.0.0.1:6380 --tls-cert-file node.crt --tls-key-file node.key \
+//	      --tls-ca-cert-file ca.crt   # TLS only, client certificates required
 //
-// SIGTERM and SIGINT shut the node down cleanly. Exit status: 0 after a clean
+// SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
+// certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
 package main
 
@@ -54,6 +57,14 @@ type options struct {
 	timeout        int
 	logLevel       string
 	debugListen    string
+
+	tlsPort             string
+	tlsCertFile         string
+	tlsKeyFile          string
+	tlsCAFile           string
+	tlsAuthClients      string
+	tlsHandshakeTimeout time.Duration
+	tlsReloadInterval   time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -61,8 +72,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("lockd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Uint64Var(&o.id, "id", 1, "this node's id (1-65535), one of --peers")
-	fs.StringVar(&o.listen, "listen", "127.0.0.1:6379", "client address (RESP)")
-	fs.StringVar(&o.clusterListen, "cluster-listen", "", "cluster address for peers (default: client port + 1000)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:6379", `plaintext client address (RESP); "" turns plaintext off (Redis's port 0), for TLS only`)
+	fs.StringVar(&o.clusterListen, "cluster-listen", "", "cluster address for peers (default: client port + 1000; the TLS port's without --listen)")
 	fs.StringVar(&o.peers, "peers", "", "every member as id=host:port of its cluster address, comma separated (default: this node alone)")
 	fs.StringVar(&o.dataDir, "data-dir", "./lockd-data", "directory for the raft log and snapshots")
 	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
@@ -81,20 +92,34 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
+	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
+	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
+	fs.StringVar(&o.tlsCAFile, "tls-ca-cert-file", "", "CA certificates (PEM) that client certificates are verified against")
+	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", server.DefaultTLSAuthClients, "yes: require a client certificate signed by --tls-ca-cert-file; optional: verify one if given; no: ask for none")
+	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
+	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
 	if err := fs.Parse(args); err != nil {
 		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	if err := o.checkTLS(); err != nil {
+		return nil, err
+	}
 	if o.clusterListen == "" {
-		host, port, err := net.SplitHostPort(o.listen)
+		flag, addr := "--listen", o.listen
+		if addr == "" {
+			flag, addr = "--tls-port", o.tlsPort
+		}
+		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			return nil, fmt.Errorf("--listen: %w", err)
+			return nil, fmt.Errorf("%s: %w", flag, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil || p+1000 > 65535 {
-			return nil, fmt.Errorf("--listen %s: give --cluster-listen", o.listen)
+			return nil, fmt.Errorf("%s %s: give --cluster-listen", flag, addr)
 		}
 		o.clusterListen = net.JoinHostPort(host, strconv.Itoa(p+1000))
 	}
@@ -117,11 +142,50 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	return o, nil
 }
 
+// checkTLS refuses combinations of the client ports and TLS flags that
+// cannot serve. Whether the files can be read and hold a certificate and its
+// key is checked when the node starts.
+func (o *options) checkTLS() error {
+	switch {
+	case o.listen == "" && o.tlsPort == "":
+		return errors.New(`--listen "" turns the plaintext port off: give --tls-port`)
+	case o.tlsPort == "" && (o.tlsCertFile != "" || o.tlsKeyFile != "" || o.tlsCAFile != ""):
+		return errors.New("--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port")
+	case o.tlsPort == "":
+		return nil
+	case o.tlsCertFile == "" || o.tlsKeyFile == "":
+		return errors.New("--tls-port needs --tls-cert-file and --tls-key-file")
+	}
+	switch o.tlsAuthClients {
+	case server.TLSAuthClientsYes, server.TLSAuthClientsOptional:
+		if o.tlsCAFile == "" {
+			return fmt.Errorf("--tls-auth-clients %s verifies client certificates: give --tls-ca-cert-file (or --tls-auth-clients no)", o.tlsAuthClients)
+		}
+	case server.TLSAuthClientsNo:
+	default:
+		return fmt.Errorf("--tls-auth-clients %q: want yes, no or optional", o.tlsAuthClients)
+	}
+	if o.tlsHandshakeTimeout <= 0 || o.tlsReloadInterval <= 0 {
+		return errors.New("--tls-handshake-timeout and --tls-reload-interval must be positive")
+	}
+	return nil
+}
+
 // config is the node's configuration: the flags' values, with the client and
-// cluster listeners, the members and the logger run made of them.
-func (o *options) config(ln, cln net.Listener, peers map[uint64]string, log *slog.Logger) server.Config {
+// cluster listeners, the members and the logger run made of them. ln and
+// tln, the plaintext and TLS client listeners, may be nil.
+func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log *slog.Logger) server.Config {
 	return server.Config{
-		Listener: ln,
+		Listener:    ln,
+		TLSListener: tln,
+		TLS: server.TLSConfig{
+			CertFile:         o.tlsCertFile,
+			KeyFile:          o.tlsKeyFile,
+			CAFile:           o.tlsCAFile,
+			AuthClients:      o.tlsAuthClients,
+			HandshakeTimeout: o.tlsHandshakeTimeout,
+			ReloadInterval:   o.tlsReloadInterval,
+		},
 		Node: replication.Config{
 			ID:              o.id,
 			Peers:           peers,
@@ -203,25 +267,30 @@ func run(args []string, stderr io.Writer) int {
 		}
 	}
 
-	ln, err := net.Listen("tcp", o.listen)
+	var lns [3]net.Listener // plaintext, TLS and cluster; nil for a port that is off
+	for i, addr := range []string{o.listen, o.tlsPort, o.clusterListen} {
+		if addr == "" {
+			continue
+		}
+		if lns[i], err = net.Listen("tcp", addr); err != nil {
+			break
+		}
+	}
+	ln, tln, cln := lns[0], lns[1], lns[2]
+	var srv *server.Server
+	if err == nil {
+		srv, err = server.New(o.config(ln, tln, cln, peers, log))
+	}
 	if err != nil {
+		for _, l := range lns {
+			if l != nil {
+				l.Close()
+			}
+		}
 		fmt.Fprintln(stderr, "lockd:", err)
 		return 1
 	}
-	cln, err := net.Listen("tcp", o.clusterListen)
-	if err != nil {
-		ln.Close()
-		fmt.Fprintln(stderr, "lockd:", err)
-		return 1
-	}
-	srv, err := server.New(o.config(ln, cln, peers, log))
-	if err != nil {
-		ln.Close()
-		cln.Close()
-		fmt.Fprintln(stderr, "lockd:", err)
-		return 1
-	}
-	log.Info("lockd ready", "node", o.id, "listen", ln.Addr().String(), "cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+	log.Info("lockd ready", "node", o.id, "listen", addrOf(ln), "tls", addrOf(tln), "cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)
@@ -235,15 +304,41 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	select {
-	case s := <-sig:
-		log.Info("shutting down", "signal", s.String())
-		srv.Close()
-		return 0
-	case <-srv.Node().Failed():
-		log.Error("node failed; exiting", "err", srv.Node().Err())
-		srv.Close()
-		return 1
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				reloadTLS(srv, tln != nil, log)
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			srv.Close()
+			return 0
+		case <-srv.Node().Failed():
+			log.Error("node failed; exiting", "err", srv.Node().Err())
+			srv.Close()
+			return 1
+		}
 	}
+}
+
+// reloadTLS answers SIGHUP: the TLS files are loaded again.
+func reloadTLS(srv *server.Server, on bool, log *slog.Logger) {
+	switch err := srv.ReloadTLS(); {
+	case !on:
+		log.Info("SIGHUP: no TLS port, nothing to reload")
+	case err != nil:
+		log.Error("SIGHUP: TLS files not loaded; new handshakes keep the old certificate", "err", err)
+	default:
+		log.Info("SIGHUP: TLS files loaded; new handshakes use them")
+	}
+}
+
+// addrOf is ln's address, "" for none.
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
 }

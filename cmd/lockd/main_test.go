@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lockd/lockd/replication"
@@ -20,7 +21,7 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	got := o.config(nil, nil, map[uint64]string{o.id: o.clusterListen}, log)
+	got := o.config(nil, nil, nil, map[uint64]string{o.id: o.clusterListen}, log)
 
 	// What no Config defaults: the node's id, members, data directory and
 	// cluster name.
@@ -55,6 +56,42 @@ func sameFields[T any](t *testing.T, got, want T, skip ...string) {
 		t.Run(f.Name, func(t *testing.T) {
 			if gv, wv := g.Field(i).Interface(), w.Field(i).Interface(); !reflect.DeepEqual(gv, wv) {
 				t.Errorf("%s = %v with no flags; the Config default is %v", f.Name, gv, wv)
+			}
+		})
+	}
+}
+
+// Client-port flags that cannot serve are refused before anything starts,
+// with a message that names the flags; those that can derive the cluster
+// address from the TLS port when there is no plaintext one.
+func TestClientPortFlags(t *testing.T) {
+	tls := []string{"--tls-port", "127.0.0.1:6380", "--tls-cert-file", "c.pem", "--tls-key-file", "k.pem"}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		err     string // "" when accepted
+		cluster string // the cluster address when accepted
+	}{
+		{"plaintext", nil, "", "127.0.0.1:7379"},
+		{"no-port-at-all", []string{"--listen", ""}, `--listen "" turns the plaintext port off: give --tls-port`, ""},
+		{"tls-files-without-tls-port", []string{"--tls-cert-file", "c.pem"}, "--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port", ""},
+		{"tls-port-without-key", []string{"--tls-port", "127.0.0.1:6380", "--tls-cert-file", "c.pem"}, "--tls-port needs --tls-cert-file and --tls-key-file", ""},
+		{"auth-clients-yes-without-CA", tls, "--tls-auth-clients yes verifies client certificates: give --tls-ca-cert-file (or --tls-auth-clients no)", ""},
+		{"auth-clients-optional-without-CA", append(tls, "--tls-auth-clients", "optional"), "--tls-auth-clients optional verifies client certificates", ""},
+		{"auth-clients-unknown", append(tls, "--tls-auth-clients", "sometimes"), `--tls-auth-clients "sometimes": want yes, no or optional`, ""},
+		{"handshake-timeout-zero", append(tls, "--tls-auth-clients", "no", "--tls-handshake-timeout", "0s"), "must be positive", ""},
+		{"beside-plaintext", append(tls, "--tls-ca-cert-file", "ca.pem"), "", "127.0.0.1:7379"},
+		{"tls-only", append(tls, "--listen", "", "--tls-auth-clients", "no"), "", "127.0.0.1:7380"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			switch {
+			case tc.err == "" && err != nil:
+				t.Fatalf("parseFlags(%q): %v", tc.args, err)
+			case tc.err == "" && o.clusterListen != tc.cluster:
+				t.Fatalf("parseFlags(%q): cluster address %s; want %s", tc.args, o.clusterListen, tc.cluster)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Fatalf("parseFlags(%q): %v; want an error with %q", tc.args, err, tc.err)
 			}
 		})
 	}
