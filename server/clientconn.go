@@ -12,20 +12,29 @@ import (
 	"github.com/lockd/lockd/respguard"
 )
 
-// listener wraps accepted connections with the wire guard and a clientConn.
+// listener wraps accepted connections with the wire guard and a clientConn,
+// and hands those that protected mode refuses (refuse) to denials instead.
 type listener struct {
 	net.Listener
 	limits       respguard.Limits
 	writeTimeout time.Duration
 	idleTimeout  time.Duration
+	refuse       func(remote net.Addr) bool
+	denials      *denials
 }
 
 func (l listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.refuse != nil && l.refuse(c.RemoteAddr()) {
+			l.denials.deny(c, errProtectedMode)
+			continue
+		}
+		return &clientConn{Conn: respguard.Wrap(c, l.limits), writeTimeout: l.writeTimeout, idleTimeout: l.idleTimeout}, nil
 	}
-	return &clientConn{Conn: respguard.Wrap(c, l.limits), writeTimeout: l.writeTimeout, idleTimeout: l.idleTimeout}, nil
 }
 
 // clientConn is a client connection as redcon reads and writes it, over the

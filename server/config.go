@@ -55,6 +55,11 @@ type Config struct {
 	Node replication.Config
 	// Password, when set, must be given with AUTH or HELLO AUTH first.
 	Password string
+	// Unprotected turns protected mode off. In protected mode (the
+	// default, as Redis's protected-mode yes) a node without a Password
+	// refuses clients that do not connect from 127.0.0.1 or ::1, with
+	// Redis's -DENIED error (see protected.go).
+	Unprotected bool
 	// MaxNameLen and MaxOwnerLen bound lock names and owners in bytes
 	// (defaults DefaultMaxNameLen and DefaultMaxOwnerLen).
 	MaxNameLen  int

@@ -28,6 +28,7 @@ type Server struct {
 	clients  map[uint64]*client
 	nextID   atomic.Uint64
 	serving  sync.WaitGroup // redcon's accept loops, and the TLS files' poller
+	denials  denials        // connections protected mode refuses
 	stopPoll chan struct{}  // closed by Close: the poller stops
 	conns    sync.WaitGroup
 	once     sync.Once
@@ -108,7 +109,8 @@ func New(c Config) (*Server, error) {
 
 // serve serves the clients ln accepts, over the wire guard, until Close.
 func (s *Server) serve(ln net.Listener) {
-	wrapped := listener{Listener: ln, limits: s.cfg.WireLimits, writeTimeout: s.cfg.WriteTimeout, idleTimeout: s.cfg.IdleTimeout}
+	wrapped := listener{Listener: ln, limits: s.cfg.WireLimits, writeTimeout: s.cfg.WriteTimeout, idleTimeout: s.cfg.IdleTimeout,
+		refuse: s.protectedRefuses, denials: &s.denials}
 	s.lns = append(s.lns, wrapped)
 	s.serving.Add(1)
 	go func() {
@@ -166,6 +168,7 @@ func (s *Server) Close() error {
 		}
 		close(s.stopPoll)
 		s.serving.Wait() // redcon closes the remaining connections on its way out
+		s.denials.wait()
 		s.conns.Wait()
 	})
 	return nil

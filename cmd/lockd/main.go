@@ -47,6 +47,7 @@ type options struct {
 	secretFile     string
 	password       string
 	fsync          string
+	protectedMode  string
 	requestTimeout time.Duration
 	tick           time.Duration
 	snapEntries    uint64
@@ -80,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret of the cluster's members, at least 16 characters (prefer --cluster-secret-file: arguments are visible to every local user)")
 	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored)")
 	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
+	fs.StringVar(&o.protectedMode, "protected-mode", "yes", "yes: without --requirepass, refuse clients that do not connect from 127.0.0.1 or ::1 (Redis's protected mode); no: accept them")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", replication.DefaultRequestTimeout, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
 	fs.DurationVar(&o.tick, "raft-tick", replication.DefaultTickInterval, fmt.Sprintf(
@@ -128,6 +130,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.fsync != "always" && o.fsync != "never" {
 		return nil, fmt.Errorf("--fsync %q: want always or never", o.fsync)
+	}
+	if o.protectedMode != "yes" && o.protectedMode != "no" {
+		return nil, fmt.Errorf("--protected-mode %q: want yes or no", o.protectedMode)
 	}
 	if o.secretFile != "" {
 		if o.clusterSecret != "" {
@@ -199,6 +204,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 			SnapshotEntries: o.snapEntries,
 		},
 		Password:    o.password,
+		Unprotected: o.protectedMode == "no",
 		MaxNameLen:  o.maxNameLen,
 		MaxOwnerLen: o.maxOwnerLen,
 		MaxTTL:      o.maxTTL,

@@ -96,3 +96,33 @@ func TestClientPortFlags(t *testing.T) {
 		})
 	}
 }
+
+// --protected-mode takes Redis's yes or no; no turns protected mode off.
+func TestProtectedModeFlag(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		arg         string
+		unprotected bool
+		err         string
+	}{
+		{"yes", false, ""},
+		{"no", true, ""},
+		{"off", false, `--protected-mode "off": want yes or no`},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			o, err := parseFlags([]string{"--protected-mode", tc.arg}, io.Discard)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("--protected-mode %s: %v; want an error with %q", tc.arg, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := o.config(nil, nil, nil, map[uint64]string{o.id: o.clusterListen}, log).Unprotected; got != tc.unprotected {
+				t.Fatalf("--protected-mode %s: Unprotected = %v, want %v", tc.arg, got, tc.unprotected)
+			}
+		})
+	}
+}
