@@ -9,6 +9,8 @@
 // SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
+//
+//	lockd --log-format json    # one JSON object per log line on stderr
 package main
 
 import (
@@ -56,6 +58,7 @@ type options struct {
 	maxClients     int
 	timeout        int
 	logLevel       string
+	logFormat      string
 	debugListen    string
 
 	tlsPort             string
@@ -91,6 +94,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxClients, "max-clients", server.DefaultMaxClients, "most client connections at once")
 	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
@@ -104,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.logFormat != LogFormatText && o.logFormat != LogFormatJSON {
+		return nil, fmt.Errorf("--log-format %q: want %s or %s", o.logFormat, LogFormatText, LogFormatJSON)
 	}
 	if err := o.checkTLS(); err != nil {
 		return nil, err
@@ -253,7 +260,8 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lockd: --log-level:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, o.logFormat, level)
+	slog.SetDefault(log) // the log package's lines too (net/http's, behind --debug-listen)
 
 	peers := map[uint64]string{o.id: o.clusterListen}
 	if o.peers != "" {

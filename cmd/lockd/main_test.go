@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -92,6 +97,54 @@ func TestClientPortFlags(t *testing.T) {
 				t.Fatalf("parseFlags(%q): cluster address %s; want %s", tc.args, o.clusterListen, tc.cluster)
 			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
 				t.Fatalf("parseFlags(%q): %v; want an error with %q", tc.args, err, tc.err)
+			}
+		})
+	}
+}
+
+// --log-format takes text or json and defaults to DefaultLogFormat, text;
+// any other value is refused with a message that names the flag, and lockd
+// exits 2 before it opens anything.
+func TestLogFormatFlag(t *testing.T) {
+	if DefaultLogFormat != LogFormatText {
+		t.Fatalf("DefaultLogFormat = %q; lockd logged text before --log-format", DefaultLogFormat)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the format parsed; "" when refused
+	}{
+		{"default", nil, LogFormatText},
+		{"text", []string{"--log-format", "text"}, LogFormatText},
+		{"json", []string{"--log-format", "json"}, LogFormatJSON},
+		{"one-dash", []string{"-log-format=json"}, LogFormatJSON},
+		{"upper-case", []string{"--log-format", "JSON"}, ""},
+		{"logfmt", []string{"--log-format", "logfmt"}, ""},
+		{"empty", []string{"--log-format", ""}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if tc.want != "" {
+				if err != nil || o.logFormat != tc.want {
+					t.Fatalf("parseFlags(%q) = %+v, %v; want log format %s", tc.args, o, err, tc.want)
+				}
+				return
+			}
+			var stderr strings.Builder
+			dir := filepath.Join(t.TempDir(), "data")
+			// --peers is wrong too, and checked after the logger is made:
+			// should --log-format pass, lockd exits with that message
+			// instead of starting a node.
+			args := append(tc.args, "--data-dir", dir, "--peers", "1=nowhere")
+			if rc := run(args, &stderr); rc != 2 {
+				t.Fatalf("run(%q) = %d; want 2", tc.args, rc)
+			}
+			want := fmt.Sprintf("lockd: --log-format %q: want text or json\n", tc.args[1])
+			if stderr.String() != want {
+				t.Fatalf("run(%q) printed %q; want %q", tc.args, stderr.String(), want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("run(%q) made the data directory (%v)", tc.args, err)
 			}
 		})
 	}
