@@ -40,7 +40,8 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		Logger: log,
 	}
 	t.Run("server.Config", func(t *testing.T) {
-		sameFields(t, got.WithDefaults(), want.WithDefaults(), "Node")
+		// Build is the build's (TestVersion), not a flag's.
+		sameFields(t, got.WithDefaults(), want.WithDefaults(), "Node", "Build")
 	})
 	t.Run("replication.Config", func(t *testing.T) {
 		sameFields(t, got.Node.WithDefaults(), want.Node.WithDefaults())
@@ -136,7 +137,7 @@ func TestLogFormatFlag(t *testing.T) {
 			// should --log-format pass, lockd exits with that message
 			// instead of starting a node.
 			args := append(tc.args, "--data-dir", dir, "--peers", "1=nowhere")
-			if rc := run(args, &stderr); rc != 2 {
+			if rc := run(args, io.Discard, &stderr); rc != 2 {
 				t.Fatalf("run(%q) = %d; want 2", tc.args, rc)
 			}
 			want := fmt.Sprintf("lockd: --log-format %q: want text or json\n", tc.args[1])
