@@ -16,9 +16,10 @@ const (
 // LogFormatJSON; parseFlags has refused any other) at level and above,
 // written to w. Both formats carry the same keys: time, level, msg, then
 // the attributes in the order they were given (lockd logs no groups, which
-// the two handlers would name differently). They differ in values only
-// where JSON has a type of its own: a number stays a number, and a
-// time.Duration is a count of nanoseconds instead of "1.5s".
+// the two handlers would name differently). Values differ only in form:
+// JSON quotes strings, gives the time to the nanosecond (text: the
+// millisecond) and a time.Duration as a count of nanoseconds ("1.5s" in
+// text).
 func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if format == LogFormatJSON {
