@@ -86,7 +86,13 @@ type Config struct {
 	// WATCH, ...) wait for the local replica to apply what is known to be
 	// committed (default DefaultReadTimeout); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
-	// Version is reported by INFO and HELLO (default DefaultVersion).
+	// Build is INFO's lockd_version: the release and what the build
+	// recorded of itself (cmd/lockd adds the module version and the VCS
+	// revision). Default: Version.
+	Build string
+	// Version is reported by HELLO, where client libraries may parse it as
+	// a Redis version (three numbers), and by INFO when Build is not set
+	// (default DefaultVersion).
 	Version string
 	Logger  *slog.Logger
 }
@@ -164,6 +170,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if d.Version == "" {
 		d.Version = DefaultVersion
+	}
+	if d.Build == "" {
+		d.Build = d.Version
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

@@ -119,7 +119,7 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 	}
 	section("Server",
 		"redis_version:7.2.0",
-		"lockd_version:"+s.cfg.Version,
+		"lockd_version:"+s.cfg.Build,
 		"redis_mode:standalone",
 		"os:"+runtime.GOOS,
 		"arch_bits:64",

@@ -9,6 +9,9 @@
 // SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
+//
+//	lockd --version            # the version and the build's module information, on stdout
+//	lockd --log-format json    # one JSON object per log line on stderr
 package main
 
 import (
@@ -33,7 +36,7 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 type options struct {
@@ -57,6 +60,8 @@ type options struct {
 	maxClients     int
 	timeout        int
 	logLevel       string
+	logFormat      string
+	version        bool
 	debugListen    string
 
 	tlsPort             string
@@ -93,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxClients, "max-clients", server.DefaultMaxClients, "most client connections at once")
 	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
+	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
@@ -106,6 +113,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if o.version {
+		return o, nil // nothing else is checked: lockd only prints its version
+	}
+	if o.logFormat != LogFormatText && o.logFormat != LogFormatJSON {
+		return nil, fmt.Errorf("--log-format %q: want %s or %s", o.logFormat, LogFormatText, LogFormatJSON)
 	}
 	if err := o.checkTLS(); err != nil {
 		return nil, err
@@ -177,8 +190,9 @@ func (o *options) checkTLS() error {
 }
 
 // config is the node's configuration: the flags' values, with the client and
-// cluster listeners, the members and the logger run made of them. ln and
-// tln, the plaintext and TLS client listeners, may be nil.
+// cluster listeners, the members and the logger run made of them, and the
+// build's version. ln and tln, the plaintext and TLS client listeners, may
+// be nil.
 func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log *slog.Logger) server.Config {
 	return server.Config{
 		Listener:    ln,
@@ -211,6 +225,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		MaxClients:  o.maxClients,
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
 		Logger:      log,
+		Build:       versionOf(buildInfo()),
 	}
 }
 
@@ -241,7 +256,7 @@ func parsePeers(s string) (map[uint64]string, error) {
 	return peers, nil
 }
 
-func run(args []string, stderr io.Writer) int {
+func run(args []string, stdout, stderr io.Writer) int {
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -254,12 +269,17 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "lockd:", err)
 		return 2
 	}
+	if o.version {
+		writeVersion(stdout, buildInfo())
+		return 0
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		fmt.Fprintln(stderr, "lockd: --log-level:", err)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := newLogger(stderr, o.logFormat, level)
+	slog.SetDefault(log) // the log package's lines too (net/http's, behind --debug-listen)
 
 	peers := map[uint64]string{o.id: o.clusterListen}
 	if o.peers != "" {

@@ -1,8 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -35,7 +40,8 @@ func TestFlagDefaultsAreConfigDefaults(t *testing.T) {
 		Logger: log,
 	}
 	t.Run("server.Config", func(t *testing.T) {
-		sameFields(t, got.WithDefaults(), want.WithDefaults(), "Node")
+		// Build is the build's (TestVersion), not a flag's.
+		sameFields(t, got.WithDefaults(), want.WithDefaults(), "Node", "Build")
 	})
 	t.Run("replication.Config", func(t *testing.T) {
 		sameFields(t, got.Node.WithDefaults(), want.Node.WithDefaults())
@@ -122,6 +128,54 @@ func TestProtectedModeFlag(t *testing.T) {
 			}
 			if got := o.config(nil, nil, nil, map[uint64]string{o.id: o.clusterListen}, log).Unprotected; got != tc.unprotected {
 				t.Fatalf("--protected-mode %s: Unprotected = %v, want %v", tc.arg, got, tc.unprotected)
+			}
+		})
+	}
+}
+
+// --log-format takes text or json and defaults to DefaultLogFormat, text;
+// any other value is refused with a message that names the flag, and lockd
+// exits 2 before it opens anything.
+func TestLogFormatFlag(t *testing.T) {
+	if DefaultLogFormat != LogFormatText {
+		t.Fatalf("DefaultLogFormat = %q; lockd logged text before --log-format", DefaultLogFormat)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string // the format parsed; "" when refused
+	}{
+		{"default", nil, LogFormatText},
+		{"text", []string{"--log-format", "text"}, LogFormatText},
+		{"json", []string{"--log-format", "json"}, LogFormatJSON},
+		{"one-dash", []string{"-log-format=json"}, LogFormatJSON},
+		{"upper-case", []string{"--log-format", "JSON"}, ""},
+		{"logfmt", []string{"--log-format", "logfmt"}, ""},
+		{"empty", []string{"--log-format", ""}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := parseFlags(tc.args, io.Discard)
+			if tc.want != "" {
+				if err != nil || o.logFormat != tc.want {
+					t.Fatalf("parseFlags(%q) = %+v, %v; want log format %s", tc.args, o, err, tc.want)
+				}
+				return
+			}
+			var stderr strings.Builder
+			dir := filepath.Join(t.TempDir(), "data")
+			// --peers is wrong too, and checked after the logger is made:
+			// should --log-format pass, lockd exits with that message
+			// instead of starting a node.
+			args := append(tc.args, "--data-dir", dir, "--peers", "1=nowhere")
+			if rc := run(args, io.Discard, &stderr); rc != 2 {
+				t.Fatalf("run(%q) = %d; want 2", tc.args, rc)
+			}
+			want := fmt.Sprintf("lockd: --log-format %q: want text or json\n", tc.args[1])
+			if stderr.String() != want {
+				t.Fatalf("run(%q) printed %q; want %q", tc.args, stderr.String(), want)
+			}
+			if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("run(%q) made the data directory (%v)", tc.args, err)
 			}
 		})
 	}
