@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -42,12 +44,26 @@ func TestLogFormatJSON(t *testing.T) {
 		}
 		msgs[m["msg"].(string)] = m
 	}
-	for _, msg := range []string{"lockd ready", "node stopped"} {
+	for _, msg := range []string{"lockd ready", "shutting down", "node stopped"} {
 		if m, ok := msgs[msg]; !ok || m["node"] != 1.0 {
 			t.Errorf("no %q line with node 1 among the %d lines: %v", msg, len(lines), m)
 		}
 	}
 
+	t.Run("a node that cannot start says why in JSON too", func(t *testing.T) {
+		busy := c.nodes[1].client // the node above is stopped; hold its port
+		ln, err := net.Listen("tcp", busy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		_, stderr, rc := runLockd(t, "--log-format", "json", "--listen", busy, "--data-dir", t.TempDir())
+		var m map[string]any
+		if err := json.Unmarshal([]byte(strings.TrimSpace(stderr)), &m); rc != 1 || err != nil ||
+			m["msg"] != "cannot start" || !strings.Contains(fmt.Sprint(m["err"]), "address already in use") {
+			t.Fatalf("lockd on a busy port in JSON mode: exit %d, stderr %q (%v); want 1 and one JSON line saying why", rc, stderr, err)
+		}
+	})
 	t.Run("unknown-format", func(t *testing.T) {
 		_, stderr, rc := runLockd(t, "--log-format", "xml", "--listen", freePort(t), "--data-dir", t.TempDir())
 		if rc != 2 || stderr != "lockd: --log-format \"xml\": want text or json\n" {

@@ -280,6 +280,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(stderr, o.logFormat, level)
 	slog.SetDefault(log) // the log package's lines too (net/http's, behind --debug-listen)
+	// cannotStart reports why the node did not start: "lockd: ..." as
+	// always, or in JSON mode a log line, so that every line parses.
+	cannotStart := func(what string, err error) int {
+		if o.logFormat == LogFormatJSON {
+			if what != "" {
+				err = fmt.Errorf("%s: %w", what, err)
+			}
+			log.Error("cannot start", "node", o.id, "err", err.Error())
+		} else if what != "" {
+			fmt.Fprintf(stderr, "lockd: %s: %v\n", what, err)
+		} else {
+			fmt.Fprintln(stderr, "lockd:", err)
+		}
+		return 1
+	}
 
 	peers := map[uint64]string{o.id: o.clusterListen}
 	if o.peers != "" {
@@ -313,17 +328,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 				l.Close()
 			}
 		}
-		fmt.Fprintln(stderr, "lockd:", err)
-		return 1
+		return cannotStart("", err)
 	}
-	log.Info("lockd ready", "node", o.id, "listen", addrOf(ln), "tls", addrOf(tln), "cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+	log.Info("lockd ready", "node", o.id, "version", versionOf(buildInfo()), "listen", addrOf(ln), "tls", addrOf(tln),
+		"cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)
 		if err != nil {
 			srv.Close()
-			fmt.Fprintln(stderr, "lockd: --debug-listen:", err)
-			return 1
+			return cannotStart("--debug-listen", err)
 		}
 		defer dln.Close()
 		go http.Serve(dln, nil) // net/http/pprof registers on the default mux; ends when dln closes
@@ -338,11 +352,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 				reloadTLS(srv, tln != nil, log)
 				continue
 			}
-			log.Info("shutting down", "signal", s.String())
+			log.Info("shutting down", "node", o.id, "signal", s.String())
 			srv.Close()
 			return 0
 		case <-srv.Node().Failed():
-			log.Error("node failed; exiting", "err", srv.Node().Err())
+			log.Error("node failed; exiting", "node", o.id, "err", srv.Node().Err())
 			srv.Close()
 			return 1
 		}
