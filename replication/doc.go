@@ -26,8 +26,7 @@
 // Raft runs with AsyncStorageWrites. The loop hands storage work to the
 // appender's and the applier's mailboxes (mailbox.go), which never block
 // it and wake their reader once per batch; commands to propose reach the
-// loop through a mailbox too, and so do the storage goroutines' responses
-// (a follower steps them at its next round instead of waking for them);
+// loop through a mailbox too, and so do the storage goroutines' responses;
 // peers' messages come through stepc, peer reports through reportc, news
 // of applies through appliedc. What readers need (leader, role, term, commit and applied
 // index) the loop and the applier publish in one place (published.go).

@@ -180,6 +180,8 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 			queued, withdrawn = false, true
 		case <-n.stopc:
 			return 0, ErrClosedUnknown
+		case <-n.haltc:
+			return 0, ErrClosedUnknown
 		}
 	}
 	cancel := lock.Command{Op: lock.OpCancel, Name: cmd.Name, Owner: cmd.Owner, Target: cmd.ID}
@@ -202,6 +204,8 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 		case <-late.C:
 			return 0, ErrTimeout
 		case <-n.stopc:
+			return 0, ErrClosedUnknown
+		case <-n.haltc:
 			return 0, ErrClosedUnknown
 		}
 	}
@@ -231,32 +235,9 @@ func (n *Node) await(ctx context.Context, dl deadline, cmd lock.Command, result 
 	sent := sentTo != 0
 	resendAt := time.Now().Add(resendAfter)
 	for {
-		changed, tick := n.pub.leaderChanged(), n.pub.ticked()
-		if lead := n.pub.leader.Load(); lead != 0 && lead != sentTo {
-			n.route(lead, cmd)
-			sent, sentTo = true, lead
-			resendAt = time.Now().Add(resendAfter)
-		}
-		select {
-		case r := <-result:
-			if r.Value == lock.Retry {
-				result = n.pending.register(cmd.ID) // Retry is not remembered: a new result will come
-				sentTo = 0
-				continue
-			}
-			return outcome(r)
-		case <-changed:
-			sentTo = 0 // send again to whoever leads now
-			continue
-		case <-tick:
-		case <-timeout:
-		case <-ctx.Done():
-			return lock.Result{}, n.expired(sent)
-		case <-n.stopc:
-			return lock.Result{}, closed(sent)
-		case <-n.haltc:
-			return lock.Result{}, closed(sent)
-		}
+		// The deadline is looked at before every wait, not only after a
+		// tick: ExecuteAll awaits its commands one after another against
+		// one deadline, and each would otherwise wait a tick past it.
 		now := time.Now()
 		if !now.Before(dl.at) {
 			select {
@@ -270,6 +251,31 @@ func (n *Node) await(ctx context.Context, dl deadline, cmd lock.Command, result 
 		}
 		if !now.Before(resendAt) {
 			sentTo = 0 // no answer yet: send again
+		}
+		changed, tick := n.pub.leaderChanged(), n.pub.ticked()
+		if lead := n.pub.leader.Load(); lead != 0 && lead != sentTo {
+			n.route(lead, cmd)
+			sent, sentTo = true, lead
+			resendAt = now.Add(resendAfter)
+		}
+		select {
+		case r := <-result:
+			if r.Value == lock.Retry {
+				result = n.pending.register(cmd.ID) // Retry is not remembered: a new result will come
+				sentTo = 0
+				continue
+			}
+			return outcome(r)
+		case <-changed:
+			sentTo = 0 // send again to whoever leads now
+		case <-tick:
+		case <-timeout:
+		case <-ctx.Done():
+			return lock.Result{}, n.expired(sent)
+		case <-n.stopc:
+			return lock.Result{}, closed(sent)
+		case <-n.haltc:
+			return lock.Result{}, closed(sent)
 		}
 	}
 }

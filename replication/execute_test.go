@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,4 +266,44 @@ func TestExecuteWait(t *testing.T) {
 			}
 		}
 	})
+}
+
+// ExecuteAll's commands share one deadline, and the call ends there: a
+// wave that cannot commit (here the leader's disk stalls) fails in about
+// the request timeout, not a raft tick later per command still waiting.
+func TestExecuteAllEndsAtItsDeadline(t *testing.T) {
+	var stalled atomic.Pointer[chan struct{}]
+	n, err := Start(Config{ID: 1, DataDir: t.TempDir(), TickInterval: 50 * time.Millisecond, RequestTimeout: 100 * time.Millisecond,
+		beforeSync: func() error {
+			if g := stalled.Load(); g != nil {
+				<-*g
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := make(chan struct{})
+	t.Cleanup(func() { close(disk); n.Close() })
+	ctx := context.Background()
+	poll(t, "the lone node to lead", func() bool { return n.Status().Role == "leader" })
+	if _, err := n.Execute(ctx, lock.Command{Op: lock.OpLock, Name: "warm", Owner: "o"}); err != nil {
+		t.Fatal(err)
+	}
+	stalled.Store(&disk)
+	cmds := make([]lock.Command, 80)
+	for i := range cmds {
+		cmds[i] = lock.Command{Op: lock.OpLock, Name: fmt.Sprint("k", i), Owner: "o"}
+	}
+	start := time.Now()
+	_, errs := n.ExecuteAll(ctx, cmds)
+	for i, err := range errs {
+		if !errors.Is(err, ErrTimeout) {
+			t.Fatalf("command %d on a stalled disk: %v; want ErrTimeout", i, err)
+		}
+	}
+	// 80 ticks of 50 ms would be 4 s; the request timeout is 100 ms.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("ExecuteAll of %d commands took %v; its deadline was 100 ms away", len(cmds), took)
+	}
 }

@@ -58,7 +58,7 @@ func (l *loop) run() {
 			props = l.props.ready()
 		}
 		select {
-		case <-l.localReady():
+		case <-l.local.ready():
 		case <-t.C:
 			l.pub.ticks()
 			l.rn.Tick()
@@ -98,20 +98,6 @@ func (l *loop) run() {
 		l.proposeHeld()
 		l.flushOutbox()
 	}
-}
-
-// localReady is the local mailbox's wake-up when the storage goroutines'
-// responses must be stepped at once: on a leader its own acknowledgement
-// counts toward commit, a candidate's vote for itself toward the election,
-// and a lone node has nothing else to wake it. A follower's are stepped at
-// its next round, which the leader's next message (at the latest its
-// heartbeat) or the tick brings: they only tell its raft that entries are
-// stable and applied, and waking for each cost two wake-ups per entry.
-func (l *loop) localReady() <-chan struct{} {
-	if l.pub.roleNow() == raft.StateFollower && len(l.n.cfg.Peers) > 1 {
-		return nil
-	}
-	return l.local.ready()
 }
 
 // applied tells the loop that the applier applied entries, when the loop
@@ -281,5 +267,15 @@ type report struct {
 }
 
 // submit queues cmd for proposal on this node; when the queue is full it is
-// dropped (its sender resends).
-func (n *Node) submit(cmd lock.Command) { n.loop.props.put(cmd) }
+// dropped (its sender resends). A script request goes to the script runner
+// at once, on the leader (elsewhere it is dropped and resent): it runs
+// while the entry in flight awaits commit, and its effects join the next.
+func (n *Node) submit(cmd lock.Command) {
+	if cmd.Op == lock.OpScript {
+		if n.pub.leading() {
+			n.scripts.enqueue(cmd)
+		}
+		return
+	}
+	n.loop.props.put(cmd)
+}

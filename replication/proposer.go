@@ -30,8 +30,8 @@ func cmdSize(c *lock.Command) int { return len(c.Name) + len(c.Owner) + 40 }
 // node and from FORWARD frames of followers; the loop takes them only when
 // it may propose, so commands that arrive while an entry is in flight cost
 // the loop no wake-up each. On a node that is not the leader they are
-// dropped; their senders resend. A script request is handed to the script
-// runner when it is taken, so it too may wait for the entry in flight.
+// dropped; their senders resend. Script requests do not come this way:
+// submit hands them to the script runner at once.
 //
 // Concurrency: the loop's goroutine alone uses it.
 type proposer struct {
@@ -58,14 +58,7 @@ func (p *proposer) init() {
 }
 
 // hold queues a command for the next entry, or drops it when too many wait.
-// A script request goes to the script goroutine instead, on the leader.
 func (l *loop) hold(c lock.Command) {
-	if c.Op == lock.OpScript {
-		if l.pub.leading() {
-			l.n.scripts.enqueue(c)
-		}
-		return
-	}
 	if len(l.prop.held) < maxHeld {
 		l.prop.held = append(l.prop.held, c)
 	}

@@ -27,7 +27,8 @@ import (
 // still waiting for contact it returns ErrStale; when it ends later, while
 // the node is catching up (contact found, but the commit index or an entry of
 // the leader's own term not yet applied, even if contact was lost meanwhile),
-// ctx's error. It returns ErrClosed when the node closes.
+// ctx's error. It returns ErrClosed when the node closes, and the node's
+// error (ErrFailed) when it stops itself.
 func (n *Node) WaitApplied(ctx context.Context) error {
 	if err := n.waitFresh(ctx); err != nil {
 		return err
@@ -44,6 +45,8 @@ func (n *Node) WaitApplied(ctx context.Context) error {
 			return ctx.Err()
 		case <-n.stopc:
 			return ErrClosed
+		case <-n.haltc:
+			return n.failed()
 		}
 	}
 }
@@ -84,6 +87,8 @@ func (n *Node) waitFresh(ctx context.Context) error {
 			return ErrStale
 		case <-n.stopc:
 			return ErrClosed
+		case <-n.haltc:
+			return n.failed()
 		}
 	}
 }
