@@ -10,7 +10,7 @@ import (
 const scriptQueue = 1024
 
 // scriptRunner is the leader's goroutine that runs scripts. A script request
-// (lock.OpScript) that reaches the leader's proposer is handed to it; it runs
+// (lock.OpScript) submitted on the leader is handed to it (see submit); it runs
 // the script once, through Config.RunScript, against the leader's table, and
 // proposes the script's effects (lock.OpEffects) under the request's ID.
 // Scripts run one at a time, beside the raft loop, which they never hold

@@ -44,9 +44,8 @@ func (s *Server) protectedRefuses(addr net.Addr) bool {
 // Concurrency: deny is called by the accept loops; wait, by Close once they
 // have stopped, returns when the lingering connections are closed.
 type denials struct {
-	once sync.Once
-	sem  chan struct{}
-	wg   sync.WaitGroup
+	sem chan struct{} // a token per lingering refusal; made by New
+	wg  sync.WaitGroup
 }
 
 const (
@@ -56,7 +55,6 @@ const (
 )
 
 func (d *denials) deny(c net.Conn, err error) {
-	d.once.Do(func() { d.sem = make(chan struct{}, maxDenials) })
 	select {
 	case d.sem <- struct{}{}:
 	default:

@@ -78,6 +78,7 @@ func New(c Config) (*Server, error) {
 		started:  time.Now(),
 		clients:  make(map[uint64]*client),
 		stopPoll: make(chan struct{}),
+		denials:  denials{sem: make(chan struct{}, maxDenials)},
 	}
 	if cfg.TLSListener != nil {
 		files, err := loadTLSFiles(cfg.TLS, s.log)
