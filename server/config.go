@@ -1,12 +1,14 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/respguard"
 )
@@ -209,6 +211,18 @@ func (c *Config) validate() error {
 		return c.TLS.validate()
 	}
 	return nil
+}
+
+// files is what tlsfiles loads for the TLS port.
+func (c *TLSConfig) files() tlsfiles.Config {
+	auth := tls.NoClientCert
+	switch c.AuthClients {
+	case TLSAuthClientsYes:
+		auth = tls.RequireAndVerifyClientCert
+	case TLSAuthClientsOptional:
+		auth = tls.VerifyClientCertIfGiven
+	}
+	return tlsfiles.Config{Name: "tls", CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, ClientAuth: auth}
 }
 
 func (c *TLSConfig) validate() error {

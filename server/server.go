@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/resp"
@@ -20,8 +21,8 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	node    *replication.Node
-	lns     []net.Listener // plaintext, TLS or both, each wrapped by listener
-	tls     *tlsFiles      // nil without a TLS port
+	lns     []net.Listener  // plaintext, TLS or both, each wrapped by listener
+	tls     *tlsfiles.Files // nil without a TLS port
 	started time.Time
 
 	mu       sync.Mutex
@@ -81,7 +82,7 @@ func New(c Config) (*Server, error) {
 		denials:  denials{sem: make(chan struct{}, maxDenials)},
 	}
 	if cfg.TLSListener != nil {
-		files, err := loadTLSFiles(cfg.TLS, s.log)
+		files, err := tlsfiles.Load(cfg.TLS.files(), s.log)
 		if err != nil {
 			return nil, err
 		}
@@ -98,11 +99,11 @@ func New(c Config) (*Server, error) {
 		s.serve(cfg.Listener)
 	}
 	if s.tls != nil {
-		s.serve(newTLSListener(cfg.TLSListener, s.tls.serverConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
+		s.serve(newTLSListener(cfg.TLSListener, s.tls.ServerConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			s.tls.poll(cfg.TLS.ReloadInterval, s.stopPoll)
+			s.tls.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
 	return s, nil
@@ -145,7 +146,7 @@ func (s *Server) ReloadTLS() error {
 	if s.tls == nil {
 		return nil
 	}
-	_, err := s.tls.reload(true)
+	_, err := s.tls.Reload(true)
 	return err
 }
 
