@@ -51,6 +51,10 @@ type Config struct {
 	// TLS configures TLSListener's handshakes. TLS clients have the same
 	// limits, timeouts and AUTH as plaintext ones.
 	TLS TLSConfig
+	// ClusterTLS, when set, runs the cluster port over mutual TLS
+	// (clustertls.go); nil for plain TCP. Its files are polled every
+	// TLS.ReloadInterval.
+	ClusterTLS *ClusterTLSConfig
 	// Node configures replication (id, peers, data directory, cluster
 	// listener, fsync, timeouts). Node.ClientAddr defaults to Listener's
 	// address, or TLSListener's when there is no Listener.
@@ -206,6 +210,11 @@ func (c *Config) validate() error {
 		return errors.New("idle timeout must not be negative")
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
+	}
+	if c.ClusterTLS != nil {
+		if err := c.ClusterTLS.validate(); err != nil {
+			return err
+		}
 	}
 	if c.TLSListener != nil {
 		return c.TLS.validate()

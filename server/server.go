@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -18,12 +19,13 @@ import (
 
 // Server is one running lockd node.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	node    *replication.Node
-	lns     []net.Listener  // plaintext, TLS or both, each wrapped by listener
-	tls     *tlsfiles.Files // nil without a TLS port
-	started time.Time
+	cfg        Config
+	log        *slog.Logger
+	node       *replication.Node
+	lns        []net.Listener  // plaintext, TLS or both, each wrapped by listener
+	tls        *tlsfiles.Files // nil without a TLS port
+	clusterTLS *tlsfiles.Files // nil without TLS on the cluster port
+	started    time.Time
 
 	mu       sync.Mutex
 	clients  map[uint64]*client
@@ -88,6 +90,11 @@ func New(c Config) (*Server, error) {
 		}
 		s.tls = files
 	}
+	if cfg.ClusterTLS != nil {
+		if err := s.loadClusterTLS(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Node.Validate = s.validCommand
 	cfg.Node.RunScript = s.runScript
 	node, err := replication.Start(cfg.Node)
@@ -104,6 +111,13 @@ func New(c Config) (*Server, error) {
 		go func() {
 			defer s.serving.Done()
 			s.tls.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
+		}()
+	}
+	if s.clusterTLS != nil {
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.clusterTLS.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
 	return s, nil
@@ -139,15 +153,18 @@ func (s *Server) TLSAddr() net.Addr {
 	return s.cfg.TLSListener.Addr()
 }
 
-// ReloadTLS loads the TLS port's certificate, key and CA files now (as on
-// SIGHUP), changed or not; new handshakes use them. On an error they keep
-// what was loaded before. Without a TLS port it does nothing.
+// ReloadTLS loads the TLS port's and the cluster port's certificate, key and
+// CA files now (as on SIGHUP), changed or not; new handshakes use them. On
+// an error they keep what was loaded before. Without TLS it does nothing.
 func (s *Server) ReloadTLS() error {
-	if s.tls == nil {
-		return nil
+	var errs []error
+	for _, f := range []*tlsfiles.Files{s.tls, s.clusterTLS} {
+		if f != nil {
+			_, err := f.Reload(true)
+			errs = append(errs, err)
+		}
 	}
-	_, err := s.tls.Reload(true)
-	return err
+	return errors.Join(errs...)
 }
 
 // Node returns the node's replication layer.

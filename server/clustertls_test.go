@@ -1,0 +1,38 @@
+package server
+
+import (
+	"net"
+	"testing"
+)
+
+// Cluster TLS that cannot serve is refused by New, which starts nothing;
+// files that load start the node.
+func TestClusterTLSConfig(t *testing.T) {
+	cert, key := tlsPair(t, 1)
+	for _, tc := range []struct {
+		name string
+		tls  ClusterTLSConfig
+		ok   bool
+	}{
+		{"no-CA", ClusterTLSConfig{CertFile: cert, KeyFile: key}, false},
+		{"no-key", ClusterTLSConfig{CertFile: cert, CAFile: cert}, false},
+		{"missing-file", ClusterTLSConfig{CertFile: cert + ".missing", KeyFile: key, CAFile: cert}, false},
+		{"CA-file-not-PEM", ClusterTLSConfig{CertFile: cert, KeyFile: key, CAFile: key}, false},
+		{"good", ClusterTLSConfig{CertFile: cert, KeyFile: key, CAFile: cert}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			srv, err := New(Config{Listener: ln, ClusterTLS: &tc.tls, Node: nodeConfig(t)})
+			if err == nil {
+				srv.Close()
+			}
+			if (err == nil) != tc.ok {
+				t.Fatalf("New with %+v: %v; want it to start: %v", tc.tls, err, tc.ok)
+			}
+		})
+	}
+}
