@@ -62,10 +62,12 @@ type leaf struct {
 }
 
 // certSpec says what certificate to issue: for a server (127.0.0.1 and
-// localhost) or a client, and whether it has already expired.
+// localhost), a client, or a cluster member (a server that is also a
+// client, as members dial each other), and whether it has already expired.
 type certSpec struct {
 	cn      string
 	client  bool
+	member  bool
 	expired bool
 }
 
@@ -87,6 +89,9 @@ func (ca *testCA) issue(t testing.TB, spec certSpec) leaf {
 	if spec.client {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
+	}
+	if spec.member {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
 	if spec.expired {
 		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)
