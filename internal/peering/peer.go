@@ -279,8 +279,7 @@ func (p *peer) sendSnapshot(conn net.Conn, m *raftpb.Message) error {
 // warning each time a down peer is retried. A TLS alert from the peer (it
 // refused this node's certificate) is not one.
 func isNetErr(err error) bool {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Op == "remote error" {
+	if isAlert(err) {
 		return false
 	}
 	var ne net.Error

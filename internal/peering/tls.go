@@ -52,9 +52,19 @@ func (t *Transport) acceptTLS(conn net.Conn) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(t.ctx, handshakeTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if isAlert(err) {
+			return nil, fmt.Errorf("TLS handshake: the dialer refused this node's certificate: %w", err)
+		}
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	return tc, nil
+}
+
+// isAlert reports whether err is a TLS alert the other side sent: it
+// refused this node's certificate, or the handshake.
+func isAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
 // dialTLS completes the TLS handshake of a connection to the peer at addr,

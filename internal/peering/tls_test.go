@@ -252,7 +252,7 @@ func TestTLSBadCertificatesAreRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca := newCA(t, "lockd test CA")
-			a, b, la, _ := tlsPair(t, ca.files(t, nodeCert{host: "127.0.0.1"}), tc.bad(ca))
+			a, b, la, lb := tlsPair(t, ca.files(t, nodeCert{host: "127.0.0.1"}), tc.bad(ca))
 			var one, two uint64 = 1, 2
 			a.tr.Send(&raftpb.Message{Type: raftpb.MsgHeartbeat.Enum(), From: &one, To: &two})
 			b.tr.Send(&raftpb.Message{Type: raftpb.MsgHeartbeatResp.Enum(), From: &two, To: &one})
@@ -263,6 +263,9 @@ func TestTLSBadCertificatesAreRefused(t *testing.T) {
 			}()
 			waitFor(t, "refusals in member 1's log", func() bool {
 				return la.has(`msg="refused peer"`, tc.why) && la.has(`msg="cannot connect to peer"`, "peer=2", tc.why)
+			})
+			waitFor(t, "member 2 to log that member 1 refused its certificate", func() bool {
+				return lb.has(`msg="refused peer"`, "the dialer refused this node's certificate")
 			})
 			if len(a.h.steps) != 0 || len(b.h.steps) != 0 {
 				t.Fatalf("raft messages crossed: %d to member 1, %d to member 2\n%s", len(a.h.steps), len(b.h.steps), la)
