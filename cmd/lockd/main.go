@@ -340,7 +340,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cannotStart("", err)
 	}
 	log.Info("lockd ready", "node", o.id, "version", versionOf(buildInfo()), "listen", addrOf(ln), "tls", addrOf(tln),
-		"cluster", cln.Addr().String(), "tls_cluster", o.tlsCluster, "data", o.dataDir, "fsync", o.fsync)
+		"cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)
