@@ -40,7 +40,7 @@ func (s *Server) loadClusterTLS(cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	s.clusterTLS = files
+	s.peerTLS = files
 	cfg.Node.ClusterTLS = files
 	return nil
 }

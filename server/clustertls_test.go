@@ -2,6 +2,8 @@ package server
 
 import (
 	"net"
+	"os"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +36,33 @@ func TestClusterTLSConfig(t *testing.T) {
 				t.Fatalf("New with %+v: %v; want it to start: %v", tc.tls, err, tc.ok)
 			}
 		})
+	}
+}
+
+// ReloadTLS (SIGHUP) loads the cluster port's files too, and a bad one
+// keeps the old certificate and says why.
+func TestReloadTLSLoadsTheClusterPort(t *testing.T) {
+	cert, key := tlsPair(t, 1)
+	srv := startServer(t, func(c *Config) {
+		c.ClusterTLS = &ClusterTLSConfig{CertFile: cert, KeyFile: key, CAFile: cert}
+	})
+	next, nextKey := tlsPair(t, 2)
+	if err := os.Rename(nextKey, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ReloadTLS(); err == nil || !strings.Contains(err.Error(), "cluster tls") {
+		t.Fatalf("ReloadTLS with the key of another certificate = %v; want a cluster tls error", err)
+	}
+	if s := srv.peerTLS.Leaf().SerialNumber.Int64(); s != 1 {
+		t.Fatalf("after a failed reload the cluster port presents serial %d; want the old 1", s)
+	}
+	if err := os.Rename(next, cert); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.ReloadTLS(); err != nil {
+		t.Fatal(err)
+	}
+	if s := srv.peerTLS.Leaf().SerialNumber.Int64(); s != 2 {
+		t.Fatalf("after ReloadTLS the cluster port presents serial %d; want 2", s)
 	}
 }

@@ -19,13 +19,13 @@ import (
 
 // Server is one running lockd node.
 type Server struct {
-	cfg        Config
-	log        *slog.Logger
-	node       *replication.Node
-	lns        []net.Listener  // plaintext, TLS or both, each wrapped by listener
-	tls        *tlsfiles.Files // nil without a TLS port
-	clusterTLS *tlsfiles.Files // nil without TLS on the cluster port
-	started    time.Time
+	cfg     Config
+	log     *slog.Logger
+	node    *replication.Node
+	lns     []net.Listener  // plaintext, TLS or both, each wrapped by listener
+	tls     *tlsfiles.Files // nil without a TLS port
+	peerTLS *tlsfiles.Files // the cluster port's; nil without TLS there
+	started time.Time
 
 	mu       sync.Mutex
 	clients  map[uint64]*client
@@ -113,11 +113,11 @@ func New(c Config) (*Server, error) {
 			s.tls.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
-	if s.clusterTLS != nil {
+	if s.peerTLS != nil {
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			s.clusterTLS.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
+			s.peerTLS.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
 	return s, nil
@@ -158,7 +158,7 @@ func (s *Server) TLSAddr() net.Addr {
 // an error they keep what was loaded before. Without TLS it does nothing.
 func (s *Server) ReloadTLS() error {
 	var errs []error
-	for _, f := range []*tlsfiles.Files{s.tls, s.clusterTLS} {
+	for _, f := range []*tlsfiles.Files{s.tls, s.peerTLS} {
 		if f != nil {
 			_, err := f.Reload(true)
 			errs = append(errs, err)
