@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,4 +216,67 @@ func TestTLSClusterRotation(t *testing.T) {
 			t.Errorf("node %d's log does not tell the cluster port's reload", i)
 		}
 	}
+}
+
+// TestTLSClusterIdentity: two lockd processes whose cluster ports are on
+// 127.0.0.1 and 127.0.0.2, standing for two hosts, with --tls-cluster yes
+// (and plaintext client ports). Node 2 first has a certificate the CA
+// signed for 127.0.0.1, node 1's address: node 1 refuses it both ways (when
+// node 2 dials it, and when it dials node 2), says so in its log, and no
+// raft message crosses, so no leader is elected. Restarted with a
+// certificate for its own address, node 2 is admitted and a leader elected.
+func TestTLSClusterIdentity(t *testing.T) {
+	ca := newCA(t, "lockd cluster test CA")
+	secret := writeTemp(t, "cluster-secret", []byte(strings.Repeat("s", 32)))
+	c := &cluster{t: t, nodes: map[int]*proc{}, proxies: map[[2]int]*proxy{}}
+	var peers []string
+	for i := 1; i <= 2; i++ {
+		_, port, err := net.SplitHostPort(freePort(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &proc{id: i, client: freePort(t), cluster: net.JoinHostPort(fmt.Sprintf("127.0.0.%d", i), port),
+			dir: filepath.Join(t.TempDir(), fmt.Sprint(i)), logPath: filepath.Join(t.TempDir(), fmt.Sprintf("lockd-%d.log", i))}
+		c.nodes[i] = p
+		peers = append(peers, fmt.Sprintf("%d=%s", i, p.cluster))
+	}
+	certs := map[int]leaf{
+		1: ca.issue(t, certSpec{cn: "lockd-1", member: true}),
+		2: ca.issue(t, certSpec{cn: "lockd-2", member: true}), // for 127.0.0.1: not node 2's
+	}
+	files := map[int][2]string{}
+	for i, p := range c.nodes {
+		certFile, keyFile := certs[i].files(t)
+		files[i] = [2]string{certFile, keyFile}
+		p.args = []string{"--id", fmt.Sprint(i), "--listen", p.client, "--cluster-listen", p.cluster,
+			"--peers", strings.Join(peers, ","), "--data-dir", p.dir, "--cluster-secret-file", secret, "--log-level", "debug",
+			"--tls-cluster", "yes", "--tls-cert-file", certFile, "--tls-key-file", keyFile, "--tls-ca-cert-file", ca.file}
+	}
+	t.Cleanup(func() {
+		for i, p := range c.nodes {
+			p.kill()
+			if t.Failed() {
+				c.dumpLog(i)
+			}
+		}
+	})
+	c.start(1)
+	c.start(2)
+	poll(t, 10*time.Second, "node 1 to refuse node 2's certificate both ways", func() bool {
+		log := c.logOf(1)
+		return strings.Contains(log, "node 2: certificate of") && strings.Contains(log, "is not for this member's address 127.0.0.2") &&
+			strings.Contains(log, `msg="cannot connect to peer" node=1 peer=2`) && strings.Contains(log, "not 127.0.0.2")
+	})
+	for i := 1; i <= 2; i++ {
+		if m := c.info(i); m["connected_peers"] != "0" || m["leader_id"] != "0" {
+			t.Fatalf("node %d, the link refused: connected_peers %q, leader %q; want 0 and 0", i, m["connected_peers"], m["leader_id"])
+		}
+	}
+
+	c.kill(2)
+	right := ca.issue(t, certSpec{cn: "lockd-2", member: true, ip: "127.0.0.2"})
+	replaceFile(t, files[2][1], right.keyPEM)
+	replaceFile(t, files[2][0], right.certPEM)
+	c.start(2)
+	c.waitLeader(20*time.Second, nil)
 }
