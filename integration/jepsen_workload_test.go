@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -20,10 +21,12 @@ import (
 const jepsenOpTimeout = 3 * time.Second
 
 // jepsenClient returns a go-redis client of addr for the suite: no retries,
-// the context's deadline honoured, reads bounded by jepsenOpTimeout.
-func jepsenClient(addr string) *redis.Client {
+// the context's deadline honoured, reads bounded by jepsenOpTimeout; over
+// TLS with tlsCfg when it is not nil.
+func jepsenClient(addr string, tlsCfg *tls.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:                  addr,
+		TLSConfig:             tlsCfg,
 		MaxRetries:            -1,
 		DialTimeout:           time.Second,
 		ReadTimeout:           jepsenOpTimeout,
@@ -137,7 +140,7 @@ func (w *workload) newClient(id int) *lockClient {
 		held: map[string]bool{},
 	}
 	for i, p := range w.c.nodes {
-		lc.rdbs[i] = jepsenClient(p.client)
+		lc.rdbs[i] = jepsenClient(p.client, w.c.clientTLS())
 	}
 	return lc
 }
@@ -380,7 +383,7 @@ func (lw *leaseWorkload) lockName(k int) string { return fmt.Sprintf("lease-%d-r
 func (lw *leaseWorkload) run(ctx context.Context, id int) {
 	rng := rand.New(rand.NewSource(lw.seed*7919 + int64(id)))
 	owner := fmt.Sprintf("lease-c%d", id)
-	rdb := jepsenClient(lw.c.nodes[1+id%len(lw.c.nodes)].client)
+	rdb := jepsenClient(lw.c.nodes[1+id%len(lw.c.nodes)].client, lw.c.clientTLS())
 	defer rdb.Close()
 	px := lw.lease.Milliseconds()
 	for ctx.Err() == nil {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// net.Dialer with DefaultDialTimeout. Tests pass a fault-injecting
 	// dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// ClusterTLS, when set, runs every peer connection over mutual TLS
+	// made of its files (internal/peering's tls.go; load them with
+	// peering.ClusterTLS); nil for plain TCP.
+	ClusterTLS *tlsfiles.Files
 
 	// Fsync syncs the log to disk before acknowledging (default true).
 	// NoFsync turns it off; acknowledged writes may then be lost in a

@@ -147,7 +147,7 @@ func Start(c Config) (*Node, error) {
 	}
 	n.tr = peering.New(peering.Config{
 		ID: cfg.ID, Peers: cfg.Peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
-		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial,
+		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial, TLS: cfg.ClusterTLS,
 		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
 	}, handler{n})
 	n.loop.lastIndex, _ = n.mem.LastIndex()

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/respguard"
 )
@@ -49,6 +51,10 @@ type Config struct {
 	// TLS configures TLSListener's handshakes. TLS clients have the same
 	// limits, timeouts and AUTH as plaintext ones.
 	TLS TLSConfig
+	// ClusterTLS, when set, runs the cluster port over mutual TLS
+	// (clustertls.go); nil for plain TCP. Its files are polled every
+	// TLS.ReloadInterval.
+	ClusterTLS *ClusterTLSConfig
 	// Node configures replication (id, peers, data directory, cluster
 	// listener, fsync, timeouts). Node.ClientAddr defaults to Listener's
 	// address, or TLSListener's when there is no Listener.
@@ -205,10 +211,27 @@ func (c *Config) validate() error {
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
 	}
+	if c.ClusterTLS != nil {
+		if err := c.ClusterTLS.validate(); err != nil {
+			return err
+		}
+	}
 	if c.TLSListener != nil {
 		return c.TLS.validate()
 	}
 	return nil
+}
+
+// files is what tlsfiles loads for the TLS port.
+func (c *TLSConfig) files() tlsfiles.Config {
+	auth := tls.NoClientCert
+	switch c.AuthClients {
+	case TLSAuthClientsYes:
+		auth = tls.RequireAndVerifyClientCert
+	case TLSAuthClientsOptional:
+		auth = tls.VerifyClientCertIfGiven
+	}
+	return tlsfiles.Config{Name: "tls", CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, ClientAuth: auth}
 }
 
 func (c *TLSConfig) validate() error {

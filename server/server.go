@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/resp"
@@ -20,8 +22,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	node    *replication.Node
-	lns     []net.Listener // plaintext, TLS or both, each wrapped by listener
-	tls     *tlsFiles      // nil without a TLS port
+	lns     []net.Listener  // plaintext, TLS or both, each wrapped by listener
+	tls     *tlsfiles.Files // nil without a TLS port
+	peerTLS *tlsfiles.Files // the cluster port's; nil without TLS there
 	started time.Time
 
 	mu       sync.Mutex
@@ -81,11 +84,16 @@ func New(c Config) (*Server, error) {
 		denials:  denials{sem: make(chan struct{}, maxDenials)},
 	}
 	if cfg.TLSListener != nil {
-		files, err := loadTLSFiles(cfg.TLS, s.log)
+		files, err := tlsfiles.Load(cfg.TLS.files(), s.log)
 		if err != nil {
 			return nil, err
 		}
 		s.tls = files
+	}
+	if cfg.ClusterTLS != nil {
+		if err := s.loadClusterTLS(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Node.Validate = s.validCommand
 	cfg.Node.RunScript = s.runScript
@@ -98,11 +106,18 @@ func New(c Config) (*Server, error) {
 		s.serve(cfg.Listener)
 	}
 	if s.tls != nil {
-		s.serve(newTLSListener(cfg.TLSListener, s.tls.serverConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
+		s.serve(newTLSListener(cfg.TLSListener, s.tls.ServerConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			s.tls.poll(cfg.TLS.ReloadInterval, s.stopPoll)
+			s.tls.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
+		}()
+	}
+	if s.peerTLS != nil {
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.peerTLS.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
 	return s, nil
@@ -138,15 +153,18 @@ func (s *Server) TLSAddr() net.Addr {
 	return s.cfg.TLSListener.Addr()
 }
 
-// ReloadTLS loads the TLS port's certificate, key and CA files now (as on
-// SIGHUP), changed or not; new handshakes use them. On an error they keep
-// what was loaded before. Without a TLS port it does nothing.
+// ReloadTLS loads the TLS port's and the cluster port's certificate, key and
+// CA files now (as on SIGHUP), changed or not; new handshakes use them. On
+// an error they keep what was loaded before. Without TLS it does nothing.
 func (s *Server) ReloadTLS() error {
-	if s.tls == nil {
-		return nil
+	var errs []error
+	for _, f := range []*tlsfiles.Files{s.tls, s.peerTLS} {
+		if f != nil {
+			_, err := f.Reload(true)
+			errs = append(errs, err)
+		}
 	}
-	_, err := s.tls.reload(true)
-	return err
+	return errors.Join(errs...)
 }
 
 // Node returns the node's replication layer.

@@ -71,6 +71,10 @@ type options struct {
 	tlsAuthClients      string
 	tlsHandshakeTimeout time.Duration
 	tlsReloadInterval   time.Duration
+
+	tlsCluster         string // clustertls.go
+	tlsClusterCertFile string
+	tlsClusterKeyFile  string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -108,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", server.DefaultTLSAuthClients, "yes: require a client certificate signed by --tls-ca-cert-file; optional: verify one if given; no: ask for none")
 	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
+	o.clusterTLSFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
@@ -121,6 +126,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--log-format %q: want %s or %s", o.logFormat, LogFormatText, LogFormatJSON)
 	}
 	if err := o.checkTLS(); err != nil {
+		return nil, err
+	}
+	if err := o.checkClusterTLS(); err != nil {
 		return nil, err
 	}
 	if o.clusterListen == "" {
@@ -167,8 +175,8 @@ func (o *options) checkTLS() error {
 	switch {
 	case o.listen == "" && o.tlsPort == "":
 		return errors.New(`--listen "" turns the plaintext port off: give --tls-port`)
-	case o.tlsPort == "" && (o.tlsCertFile != "" || o.tlsKeyFile != "" || o.tlsCAFile != ""):
-		return errors.New("--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port")
+	case o.tlsPort == "" && o.tlsCluster != "yes" && (o.tlsCertFile != "" || o.tlsKeyFile != "" || o.tlsCAFile != ""):
+		return errors.New("--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port (or --tls-cluster yes)")
 	case o.tlsPort == "":
 		return nil
 	case o.tlsCertFile == "" || o.tlsKeyFile == "":
@@ -197,6 +205,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 	return server.Config{
 		Listener:    ln,
 		TLSListener: tln,
+		ClusterTLS:  o.clusterTLS(),
 		TLS: server.TLSConfig{
 			CertFile:         o.tlsCertFile,
 			KeyFile:          o.tlsKeyFile,
@@ -349,7 +358,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				reloadTLS(srv, tln != nil, log)
+				reloadTLS(srv, tln != nil || o.tlsCluster == "yes", log)
 				continue
 			}
 			log.Info("shutting down", "node", o.id, "signal", s.String())
@@ -367,7 +376,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func reloadTLS(srv *server.Server, on bool, log *slog.Logger) {
 	switch err := srv.ReloadTLS(); {
 	case !on:
-		log.Info("SIGHUP: no TLS port, nothing to reload")
+		log.Info("SIGHUP: no TLS, nothing to reload")
 	case err != nil:
 		log.Error("SIGHUP: TLS files not loaded; new handshakes keep the old certificate", "err", err)
 	default:

@@ -149,6 +149,9 @@ func (p *peer) connect() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conn, err = p.t.dialTLS(conn, p.addr); err != nil {
+		return nil, err
+	}
 	if _, err := p.t.dialerHandshake(conn, p.id); err != nil {
 		conn.Close()
 		return nil, err
@@ -273,8 +276,12 @@ func (p *peer) sendSnapshot(conn net.Conn, m *raftpb.Message) error {
 }
 
 // isNetErr reports whether err is an ordinary network failure, not worth a
-// warning each time a down peer is retried.
+// warning each time a down peer is retried. A TLS alert from the peer (it
+// refused this node's certificate) is not one.
 func isNetErr(err error) bool {
+	if isAlert(err) {
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
