@@ -78,7 +78,7 @@ func Start(c Config) (*Node, error) {
 	n := &Node{
 		cfg:         cfg,
 		log:         cfg.Logger.With("node", cfg.ID),
-		table:       lock.NewTable(),
+		table:       newTable(cfg.Events != nil),
 		disk:        d,
 		mem:         raft.NewMemoryStorage(),
 		clientAddrs: map[uint64]string{cfg.ID: cfg.ClientAddr},

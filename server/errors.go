@@ -23,6 +23,7 @@ var (
 	errHelloNoAuth   = errors.New("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	errNoSuchClient  = errors.New("ERR No such client")
 	errClientName    = errors.New("ERR Client names cannot contain spaces, newlines or special characters.")
+	errChannelLen    = errors.New("ERR channel name or pattern too long")
 	errInvalidWait   = errors.New("ERR invalid wait time in 'lock' command")
 	errShuttingDown  = errors.New("TRYAGAIN node shutting down; retry on another node")
 	errClosedUnknown = errors.New("TRYAGAIN node shutting down; outcome unknown")

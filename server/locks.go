@@ -23,7 +23,7 @@ func (s *Server) lockWait(c *client, r reply, spec *commandSpec, cmd lock.Comman
 	if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
 		return // no one to answer
 	}
-	answer(r, spec, cmd.Op, lock.Result{Value: v}, err)
+	s.answer(r, spec, &cmd, lock.Result{Value: v}, err)
 }
 
 // lockReply is the reply to a lock command whose result is v: LOCK's

@@ -234,6 +234,9 @@ func (c *scriptCaller) Call(args []string) resp.Value {
 		}
 	}
 	for _, name := range commandNames(&cmd) {
+		if cmd.Op == lock.OpPublish {
+			break // a channel, not a key
+		}
 		if !c.loaded[name] {
 			if c.loaded == nil {
 				c.loaded = map[string]bool{}

@@ -71,6 +71,9 @@ type options struct {
 	tlsAuthClients      string
 	tlsHandshakeTimeout time.Duration
 	tlsReloadInterval   time.Duration
+
+	notifyKeyspaceEvents string
+	pubsubBufferLimit    int
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -108,6 +111,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", server.DefaultTLSAuthClients, "yes: require a client certificate signed by --tls-ca-cert-file; optional: verify one if given; no: ask for none")
 	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
+	fs.StringVar(&o.notifyKeyspaceEvents, "notify-keyspace-events", "", `keyspace notifications this node delivers, in Redis's letters (e.g. "KEA"); none when empty`)
+	fs.IntVar(&o.pubsubBufferLimit, "pubsub-buffer-limit", server.DefaultPubSubBufferLimit, "bytes of messages waiting for one subscriber before it is disconnected")
 	if err := fs.Parse(args); err != nil {
 		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
@@ -146,6 +151,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.protectedMode != "yes" && o.protectedMode != "no" {
 		return nil, fmt.Errorf("--protected-mode %q: want yes or no", o.protectedMode)
+	}
+	if o.pubsubBufferLimit < 1 {
+		return nil, fmt.Errorf("--pubsub-buffer-limit %d: must be positive", o.pubsubBufferLimit)
 	}
 	if o.secretFile != "" {
 		if o.clusterSecret != "" {
@@ -224,8 +232,12 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		MaxTTL:      o.maxTTL,
 		MaxClients:  o.maxClients,
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
-		Logger:      log,
-		Build:       versionOf(buildInfo()),
+
+		NotifyKeyspaceEvents: o.notifyKeyspaceEvents,
+		PubSubBufferLimit:    o.pubsubBufferLimit,
+
+		Logger: log,
+		Build:  versionOf(buildInfo()),
 	}
 }
 
