@@ -93,6 +93,7 @@ func Start(c Config) (*Node, error) {
 		stepc:    make(chan *raftpb.Message, 1024),
 		local:    newMailbox[*raftpb.Message](0),
 		props:    newMailbox[lock.Command](maxHeld),
+		reads:    readIndexes{q: newMailbox[chan uint64](0), rounds: map[uint64]*readRound{}},
 		reportc:  make(chan report, 256),
 		appliedc: make(chan struct{}, 1),
 	}

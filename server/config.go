@@ -90,6 +90,11 @@ type Config struct {
 	// WATCH, ...) wait for the local replica to apply what is known to be
 	// committed (default DefaultReadTimeout); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
+	// LinearizableReads starts every client connection in linearizable
+	// mode, as CLIENT READS LINEARIZABLE does for one: its reads reflect
+	// every write acknowledged anywhere before they arrived. Default: local
+	// reads (see docs/PROTOCOL.md, "Reads").
+	LinearizableReads bool
 	// PubSubBufferLimit bounds the bytes of messages waiting to be written
 	// to one subscriber (default DefaultPubSubBufferLimit); a subscriber
 	// past it is disconnected, as Redis's client-output-buffer-limit pubsub.

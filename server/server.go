@@ -51,7 +51,10 @@ type client struct {
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
-	quit    bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
+	// linearizable: its reads wait for a read index (CLIENT READS); its own
+	// goroutine only.
+	linearizable bool
+	quit         bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
 
 	// MULTI and WATCH (multi.go), own goroutine only: tx is the transaction
 	// being queued, nil outside MULTI; watched the keys WATCH saw, at the
@@ -228,13 +231,15 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		return false
 	}
 	c := &client{
-		id:      s.nextID.Add(1),
-		conn:    conn,
-		nc:      conn.NetConn().(*clientConn), // s.ln accepted it
-		addr:    conn.RemoteAddr(),
-		laddr:   conn.NetConn().LocalAddr().String(),
-		authed:  s.cfg.Password == "",
-		created: time.Now(),
+		id:     s.nextID.Add(1),
+		conn:   conn,
+		nc:     conn.NetConn().(*clientConn), // s.ln accepted it
+		addr:   conn.RemoteAddr(),
+		laddr:  conn.NetConn().LocalAddr().String(),
+		authed: s.cfg.Password == "",
+
+		linearizable: s.cfg.LinearizableReads,
+		created:      time.Now(),
 	}
 	s.clients[c.id] = c
 	conn.SetContext(c)
@@ -324,7 +329,7 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 	case p.spec.build == nil:
 		p.spec.run(s, c, r, p.args)
 	case p.spec.read:
-		if err := s.catchUp(); err != nil {
+		if err := s.catchUp(c); err != nil {
 			r.err(err)
 			return
 		}
