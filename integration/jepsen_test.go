@@ -356,6 +356,8 @@ func report(t testing.TB, cfg jepsenConfig, w *workload, lw *leaseWorkload, nem 
 	}
 	t.Logf("REPORT seed %d: OWNER reads on the leader: %d sent, %d confirmed leader throughout (checked), %d unconfirmed (recorded indeterminate)",
 		cfg.seed, len(w.reads), confirmed, len(w.reads)-confirmed)
+	t.Logf("REPORT seed %d: linearizable OWNER reads on random nodes: %d sent, %d answered (checked), %d refused or timed out",
+		cfg.seed, w.linSent.Load(), w.linOK.Load(), w.linSent.Load()-w.linOK.Load())
 	t.Logf("REPORT seed %d: nemesis events %d: %s", cfg.seed, total, strings.Join(nems, " "))
 	t.Logf("REPORT seed %d: lease test: %d LOCK PX ops, %d grants, %d zombies; store accepted %d writes, rejected %d stale writes and %d stale reads (clients saw %d/%d); lease LOCK errors %d",
 		cfg.seed, len(leaseOps), lw.grants.Load(), lw.zombies.Load(), accepted, rejected, lw.rejectedReads(), lw.staleWrites.Load(), lw.staleReads.Load(), lw.errs.Load())

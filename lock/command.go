@@ -55,7 +55,12 @@ const (
 	OpType     Op = 19 // "string" or "none"
 	OpExpireAt Op = 20 // the deadline in Unix ms (Seconds: s), -1, -2
 	OpLockInfo Op = 21 // [owner, token, ttl ms] or null
-	maxOp         = OpLockInfo
+	// OpPublish is PUBLISH of the message Owner on the channel Name: every
+	// node that applies it delivers it to its own subscribers (see
+	// events.go). It changes nothing in the table; its reply is 0, which
+	// the node that answers replaces with its own count of receivers.
+	OpPublish Op = 22
+	maxOp        = OpPublish
 )
 
 // Flags are the options of key-space commands.
@@ -153,6 +158,8 @@ func (o Op) String() string {
 		return "PEXPIRETIME"
 	case OpLockInfo:
 		return "LOCKINFO"
+	case OpPublish:
+		return "PUBLISH"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -231,5 +231,6 @@ func (t *Table) Restore(data []byte) error {
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0
 	t.shared = false // a view of the old order keeps the old array
 	t.waiting = n.waiting
+	t.events = t.events[:0] // they were of the table replaced
 	return nil
 }

@@ -61,6 +61,9 @@ type Table struct {
 
 	scripts scriptRegistry
 	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
+
+	notify bool    // record events (see events.go)
+	events []Event // recorded since the last TakeEvents
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -184,9 +187,13 @@ func (t *Table) exec(c *Command) int64 {
 	case OpLock, OpLockWait:
 		if !ok {
 			t.grant(c.Name, c.Owner, c.TTL)
+			t.note(EventGrant, c.Name)
 			return int64(t.fence)
 		}
 		if h.owner == c.Owner {
+			if c.TTL != 0 || h.deadline != 0 {
+				t.note(EventExpire, c.Name)
+			}
 			t.setLease(c.Name, h, c.TTL)
 			return int64(h.token)
 		}
@@ -197,6 +204,7 @@ func (t *Table) exec(c *Command) int64 {
 		return 0
 	case OpUnlock:
 		if ok && h.owner == c.Owner {
+			t.note(EventDel, c.Name)
 			t.release(c.Name, h)
 			return 1
 		}
@@ -211,6 +219,7 @@ func (t *Table) exec(c *Command) int64 {
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {
 			t.setLease(c.Name, h, c.TTL)
+			t.note(EventExpire, c.Name)
 			return 1
 		}
 		return 0
@@ -291,6 +300,7 @@ func (t *Table) release(name string, h *held) {
 		t.put(name, next)
 		t.setLease(name, next, w.ttl)
 		t.answer(w.id, int64(next.token))
+		t.note(EventGrant, name)
 		return
 	}
 	t.locks.Delete(h.key)

@@ -33,6 +33,7 @@ type applier struct {
 	snapping  bool   // a snapshot goroutine is running; set and cleared here
 	snapDone  chan struct{}
 	results   []lock.Result
+	events    []lock.Event
 }
 
 // applyWork is one item of the applier's queue: committed entries (a
@@ -109,10 +110,24 @@ func (a *applier) apply(ents []*raftpb.Entry) {
 		}
 		a.applied = e.GetIndex()
 	}
+	if a.n.cfg.Events != nil {
+		a.events = a.table.TakeEvents(a.events[:0])
+		if len(a.events) > 0 {
+			a.n.cfg.Events(a.events)
+			clear(a.events)
+		}
+	}
 	a.n.pub.setApplied(a.applied)
 	for _, r := range a.results {
 		a.n.pending.resolve(r)
 	}
+}
+
+// newTable returns an empty table that records events when notify is set.
+func newTable(notify bool) *lock.Table {
+	t := lock.NewTable()
+	t.SetNotify(notify)
+	return t
 }
 
 // maybeSnapshot starts a snapshot once enough entries were applied since

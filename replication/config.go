@@ -108,6 +108,13 @@ type Config struct {
 	// on one goroutine, one request at a time. Without it, scripts answer
 	// an error.
 	RunScript func(table *lock.Table, req lock.Command) lock.Command
+	// Events, when set, receives what each applied entry did (lock.Event:
+	// PUBLISH's messages, and keys set, deleted, expired, granted), in log
+	// order, right after the entry is applied and before its waiters are
+	// answered. It is called on the applier's goroutine and must not block.
+	// A node that installs a snapshot instead of applying entries delivers
+	// no events for them.
+	Events func([]lock.Event)
 
 	Logger *slog.Logger
 

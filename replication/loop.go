@@ -36,6 +36,7 @@ type loop struct {
 	props    *mailbox[lock.Command]    // commands to propose
 	reportc  chan report               // the transport's news of peers
 	appliedc chan struct{}             // the applier applied entries
+	reads    readIndexes               // linearizable reads (readindex.go)
 
 	prop      proposer
 	lastIndex uint64            // index of the last entry handed to the appender
@@ -57,12 +58,19 @@ func (l *loop) run() {
 		if l.canPropose() {
 			props = l.props.ready()
 		}
+		var reads <-chan struct{}
+		if l.canStartRead() {
+			reads = l.reads.q.ready()
+		}
 		select {
 		case <-l.local.ready():
 		case <-t.C:
 			l.pub.ticks()
 			l.rn.Tick()
 			l.campaignAlone()
+			l.expireReads()
+		case <-reads:
+			l.startRead()
 		case m := <-l.stepc:
 			l.stepMsg(m)
 		more:
@@ -95,6 +103,12 @@ func (l *loop) run() {
 			l.rn.Step(m)
 		}
 		l.drainReady()
+		if len(l.reads.rounds) == 0 && l.startRead() {
+			// The reads that waited for the round just answered: their
+			// request (a follower's to the leader, a leader's heartbeats)
+			// goes out with this round's messages.
+			l.drainReady()
+		}
 		l.proposeHeld()
 		l.flushOutbox()
 	}
@@ -143,6 +157,7 @@ func (l *loop) handleReady(rd raft.Ready) {
 	if rd.SoftState != nil {
 		l.setSoftState(rd.SoftState) // after the term, which the proposer stamps
 	}
+	l.readStates(rd.ReadStates)
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:

@@ -78,7 +78,7 @@ func Start(c Config) (*Node, error) {
 	n := &Node{
 		cfg:         cfg,
 		log:         cfg.Logger.With("node", cfg.ID),
-		table:       lock.NewTable(),
+		table:       newTable(cfg.Events != nil),
 		disk:        d,
 		mem:         raft.NewMemoryStorage(),
 		clientAddrs: map[uint64]string{cfg.ID: cfg.ClientAddr},
@@ -93,6 +93,7 @@ func Start(c Config) (*Node, error) {
 		stepc:    make(chan *raftpb.Message, 1024),
 		local:    newMailbox[*raftpb.Message](0),
 		props:    newMailbox[lock.Command](maxHeld),
+		reads:    readIndexes{q: newMailbox[chan uint64](0), rounds: map[uint64]*readRound{}},
 		reportc:  make(chan report, 256),
 		appliedc: make(chan struct{}, 1),
 	}

@@ -37,11 +37,12 @@ var commandTable map[string]*commandSpec
 
 func init() {
 	var (
-		write     = []string{"write"}
-		writeFast = []string{"write", "fast"}
-		writeOOM  = []string{"write", "denyoom"}
-		readFast  = []string{"readonly", "fast"}
-		txControl = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+		write         = []string{"write"}
+		writeFast     = []string{"write", "fast"}
+		writeOOM      = []string{"write", "denyoom"}
+		readFast      = []string{"readonly", "fast"}
+		txControl     = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+		pubsubControl = []string{"pubsub", "noscript", "loading", "stale"}
 	)
 	specs := []*commandSpec{
 		// Locks (locks.go).
@@ -83,6 +84,15 @@ func init() {
 		{name: "discard", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdDiscard},
 		{name: "watch", arity: -2, flags: txControl, key: 1, lastKey: -1, noScript: true, run: (*Server).cmdWatch},
 		{name: "unwatch", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdUnwatch},
+
+		// Pub/sub (pubsub.go). PUBLISH goes through the log: every node
+		// delivers the message to its own subscribers.
+		{name: "publish", arity: 3, flags: []string{"pubsub", "loading", "stale", "fast"}, build: (*Server).publishArgs},
+		{name: "subscribe", arity: -2, flags: pubsubControl, noScript: true, run: (*Server).cmdSubscribe},
+		{name: "psubscribe", arity: -2, flags: pubsubControl, noScript: true, run: (*Server).cmdSubscribe},
+		{name: "unsubscribe", arity: -1, flags: pubsubControl, noScript: true, run: (*Server).cmdUnsubscribe},
+		{name: "punsubscribe", arity: -1, flags: pubsubControl, noScript: true, run: (*Server).cmdUnsubscribe},
+		{name: "pubsub", arity: -2, flags: []string{"pubsub", "loading", "stale"}, run: (*Server).cmdPubSub},
 
 		{name: "ping", arity: -1, flags: []string{"fast"}, run: (*Server).cmdPing},
 		{name: "echo", arity: 2, flags: []string{"fast"}, run: (*Server).cmdEcho},

@@ -32,6 +32,10 @@ const (
 	DefaultTLSAuthClients      = TLSAuthClientsYes // Redis's tls-auth-clients default
 	DefaultTLSHandshakeTimeout = 10 * time.Second  // from the TCP accept to the end of the handshake
 	DefaultTLSReloadInterval   = 5 * time.Second   // between looks at the certificate, key and CA files
+
+	// Pub/sub's.
+	DefaultPubSubBufferLimit = 8 << 20 // bytes of messages queued for one subscriber before it is disconnected
+	DefaultMaxChannelLen     = 1024    // bytes of a channel name or a pattern
 )
 
 // TLSConfig.AuthClients values, Redis's tls-auth-clients.
@@ -92,6 +96,22 @@ type Config struct {
 	// WATCH, ...) wait for the local replica to apply what is known to be
 	// committed (default DefaultReadTimeout); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
+	// LinearizableReads starts every client connection in linearizable
+	// mode, as CLIENT READS LINEARIZABLE does for one: its reads reflect
+	// every write acknowledged anywhere before they arrived. Default: local
+	// reads (see docs/PROTOCOL.md, "Reads").
+	LinearizableReads bool
+	// PubSubBufferLimit bounds the bytes of messages waiting to be written
+	// to one subscriber (default DefaultPubSubBufferLimit); a subscriber
+	// past it is disconnected, as Redis's client-output-buffer-limit pubsub.
+	PubSubBufferLimit int
+	// MaxChannelLen bounds channel names and patterns of SUBSCRIBE,
+	// PSUBSCRIBE and PUBLISH (default DefaultMaxChannelLen).
+	MaxChannelLen int
+	// NotifyKeyspaceEvents is Redis's notify-keyspace-events: which
+	// keyspace notifications this node delivers to its subscribers (see
+	// pubsub.go). Empty (the default, as Redis's) delivers none.
+	NotifyKeyspaceEvents string
 	// Build is INFO's lockd_version: the release and what the build
 	// recorded of itself (cmd/lockd adds the module version and the VCS
 	// revision). Default: Version.
@@ -165,6 +185,12 @@ func (c Config) WithDefaults() Config {
 	if d.ReadTimeout == 0 {
 		d.ReadTimeout = DefaultReadTimeout
 	}
+	if d.PubSubBufferLimit == 0 {
+		d.PubSubBufferLimit = DefaultPubSubBufferLimit
+	}
+	if d.MaxChannelLen == 0 {
+		d.MaxChannelLen = DefaultMaxChannelLen
+	}
 	if d.TLS.AuthClients == "" {
 		d.TLS.AuthClients = DefaultTLSAuthClients
 	}
@@ -210,6 +236,11 @@ func (c *Config) validate() error {
 		return errors.New("idle timeout must not be negative")
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
+	case c.PubSubBufferLimit < 1 || c.MaxChannelLen < 1:
+		return errors.New("pub/sub limits must be positive")
+	}
+	if _, err := parseKeyspaceEvents(c.NotifyKeyspaceEvents); err != nil {
+		return err
 	}
 	if c.ClusterTLS != nil {
 		if err := c.ClusterTLS.validate(); err != nil {

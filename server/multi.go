@@ -188,7 +188,7 @@ func (s *Server) cmdWatch(c *client, r reply, args [][]byte) {
 		r.err(errWatchTooMany)
 		return
 	}
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}

@@ -38,6 +38,10 @@ func (s *Server) pipeline(conn redcon.Conn, c *client, first prepared) {
 		if c.quit {
 			return // nothing after QUIT runs, as in Redis
 		}
+		if c.detached.Load() {
+			c.backlog = copyArgs(rest[i+1:]) // the subscriber runs them
+			return
+		}
 	}
 	s.flush(conn, c, &w)
 }
@@ -94,8 +98,21 @@ func (s *Server) flush(conn redcon.Conn, c *client, w *wave) {
 	results, errs := s.node.ExecuteAll(context.Background(), w.cmds)
 	r := reply{c: conn, resp3: c.resp3.Load()}
 	for i, spec := range w.specs {
-		answer(r, spec, w.cmds[i].Op, results[i], errs[i])
+		s.answer(r, spec, &w.cmds[i], results[i], errs[i])
 	}
 	w.cmds, w.specs = w.cmds[:0], w.specs[:0]
 	clear(w.keys)
+}
+
+// copyArgs copies the arguments of cmds, which point into the connection's
+// read buffer, for a reader of its own.
+func copyArgs(cmds []redcon.Command) [][][]byte {
+	out := make([][][]byte, len(cmds))
+	for i, cmd := range cmds {
+		out[i] = make([][]byte, len(cmd.Args))
+		for j, a := range cmd.Args {
+			out[i][j] = append([]byte(nil), a...)
+		}
+	}
+	return out
 }

@@ -44,6 +44,16 @@ func (r reply) bulk(s string)      { r.c.WriteBulkString(s) }
 func (r reply) bulkBytes(b []byte) { r.c.WriteBulk(b) }
 func (r reply) array(n int)        { r.c.WriteArray(n) }
 
+// push starts a pub/sub message or confirmation of n elements: a RESP3
+// push, a RESP2 array.
+func (r reply) push(n int) {
+	if r.resp3 {
+		r.c.WriteRaw([]byte(">" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	r.c.WriteArray(n)
+}
+
 // value writes v in the connection's protocol.
 func (r reply) value(v resp.Value) {
 	switch v.Kind {

@@ -72,14 +72,14 @@ func (s *Server) validScript(c *lock.Command) error {
 // scriptLimits are the budgets of every script run on this node.
 func (s *Server) scriptLimits() script.Limits { return script.Limits{Timeout: scriptTimeout} }
 
-func (s *Server) cmdEval(c *client, r reply, args [][]byte)      { s.eval(r, args, false, false) }
-func (s *Server) cmdEvalSHA(c *client, r reply, args [][]byte)   { s.eval(r, args, true, false) }
-func (s *Server) cmdEvalRO(c *client, r reply, args [][]byte)    { s.eval(r, args, false, true) }
-func (s *Server) cmdEvalSHARO(c *client, r reply, args [][]byte) { s.eval(r, args, true, true) }
+func (s *Server) cmdEval(c *client, r reply, args [][]byte)      { s.eval(c, r, args, false, false) }
+func (s *Server) cmdEvalSHA(c *client, r reply, args [][]byte)   { s.eval(c, r, args, true, false) }
+func (s *Server) cmdEvalRO(c *client, r reply, args [][]byte)    { s.eval(c, r, args, false, true) }
+func (s *Server) cmdEvalSHARO(c *client, r reply, args [][]byte) { s.eval(c, r, args, true, true) }
 
 // eval is EVAL script|sha numkeys key... arg..., by body or by SHA, read-only
 // or not.
-func (s *Server) eval(r reply, args [][]byte, bySHA, readOnly bool) {
+func (s *Server) eval(c *client, r reply, args [][]byte, bySHA, readOnly bool) {
 	n, err := parseInt(args[2])
 	switch {
 	case err != nil:
@@ -110,7 +110,7 @@ func (s *Server) eval(r reply, args [][]byte, bySHA, readOnly bool) {
 		}
 	}
 	if readOnly {
-		r.value(s.evalReadOnly(body, sha, keys, argv))
+		r.value(s.evalReadOnly(c, body, sha, keys, argv))
 		return
 	}
 	if cmd, ok := s.fastPath(sha, keys, argv); ok {
@@ -145,15 +145,15 @@ func strs(bs [][]byte) []string {
 // evalReadOnly runs a read-only script against this node's replica, once it
 // has caught up. A script new to the cluster is registered through the log
 // first, so that EVALSHA knows it on every node.
-func (s *Server) evalReadOnly(body, sha string, keys, argv []string) resp.Value {
-	if err := s.catchUp(); err != nil {
+func (s *Server) evalReadOnly(c *client, body, sha string, keys, argv []string) resp.Value {
+	if err := s.catchUp(c); err != nil {
 		return resp.ErrorValue(respError(err))
 	}
 	if _, ok := s.node.Table().Script(sha); !ok {
 		s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptLoad, X: &lock.Extra{Script: body}})
 	}
-	c := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds()}
-	return script.Run(body, keys, argv, c, s.scriptLimits())
+	caller := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds()}
+	return script.Run(body, keys, argv, caller, s.scriptLimits())
 }
 
 // runScript is replication.Config.RunScript: on the leader, it runs the
@@ -234,6 +234,9 @@ func (c *scriptCaller) Call(args []string) resp.Value {
 		}
 	}
 	for _, name := range commandNames(&cmd) {
+		if cmd.Op == lock.OpPublish {
+			break // a channel, not a key
+		}
 		if !c.loaded[name] {
 			if c.loaded == nil {
 				c.loaded = map[string]bool{}

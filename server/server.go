@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/pubsub"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/redcon"
@@ -37,6 +38,9 @@ type Server struct {
 	once     sync.Once
 
 	commands atomic.Uint64 // commands processed, for INFO
+
+	hub    *pubsub.Hub    // this node's subscriptions (pubsub.go)
+	notify keyspaceEvents // which keyspace notifications to deliver
 }
 
 // client is the state of one client connection. Its connection's goroutine
@@ -50,7 +54,10 @@ type client struct {
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
-	quit    bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
+	// linearizable: its reads wait for a read index (CLIENT READS); its own
+	// goroutine only.
+	linearizable bool
+	quit         bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
 
 	// MULTI and WATCH (multi.go), own goroutine only: tx is the transaction
 	// being queued, nil outside MULTI; watched the keys WATCH saw, at the
@@ -65,6 +72,17 @@ type client struct {
 	name    string
 	libName string
 	libVer  string
+
+	// Pub/sub (pubsub.go). sub is made by the client's first (P)SUBSCRIBE
+	// on its own goroutine, which then detaches the connection (dconn,
+	// detached); backlog holds the commands it had pipelined after that
+	// one. From then on the subscriber goroutine owns what the client's
+	// goroutine owned, and wmu orders its writes with pump's.
+	sub      *pubsub.Sub
+	dconn    redcon.DetachedConn
+	detached atomic.Bool
+	backlog  [][][]byte
+	wmu      sync.Mutex
 }
 
 // New starts a node: recovers its data, joins its cluster and serves clients
@@ -96,6 +114,9 @@ func New(c Config) (*Server, error) {
 		}
 	}
 	cfg.Node.Validate = s.validCommand
+	s.notify, _ = parseKeyspaceEvents(cfg.NotifyKeyspaceEvents) // validated above
+	s.hub = pubsub.NewHub(globMatch, cfg.PubSubBufferLimit)
+	cfg.Node.Events = s.deliver
 	cfg.Node.RunScript = s.runScript
 	node, err := replication.Start(cfg.Node)
 	if err != nil {
@@ -187,10 +208,23 @@ func (s *Server) Close() error {
 		}
 		close(s.stopPoll)
 		s.serving.Wait() // redcon closes the remaining connections on its way out
+		s.closeDetached()
 		s.denials.wait()
 		s.conns.Wait()
 	})
 	return nil
+}
+
+// closeDetached closes the connections of subscribers, which redcon no
+// longer knows.
+func (s *Server) closeDetached() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		if c.detached.Load() {
+			c.nc.Close() // not c.conn's Close, which would flush its buffer
+		}
+	}
 }
 
 // allReading reports whether every client connection is waiting for input,
@@ -215,13 +249,15 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		return false
 	}
 	c := &client{
-		id:      s.nextID.Add(1),
-		conn:    conn,
-		nc:      conn.NetConn().(*clientConn), // s.ln accepted it
-		addr:    conn.RemoteAddr(),
-		laddr:   conn.NetConn().LocalAddr().String(),
-		authed:  s.cfg.Password == "",
-		created: time.Now(),
+		id:     s.nextID.Add(1),
+		conn:   conn,
+		nc:     conn.NetConn().(*clientConn), // s.ln accepted it
+		addr:   conn.RemoteAddr(),
+		laddr:  conn.NetConn().LocalAddr().String(),
+		authed: s.cfg.Password == "",
+
+		linearizable: s.cfg.LinearizableReads,
+		created:      time.Now(),
 	}
 	s.clients[c.id] = c
 	conn.SetContext(c)
@@ -232,6 +268,10 @@ func (s *Server) accept(conn redcon.Conn) bool {
 func (s *Server) closed(conn redcon.Conn, err error) {
 	c, ok := conn.Context().(*client)
 	if !ok {
+		return
+	}
+	if c.detached.Load() {
+		go s.subscriber(c) // redcon is done with it: the client lives on
 		return
 	}
 	s.mu.Lock()
@@ -307,7 +347,7 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 	case p.spec.build == nil:
 		p.spec.run(s, c, r, p.args)
 	case p.spec.read:
-		if err := s.catchUp(); err != nil {
+		if err := s.catchUp(c); err != nil {
 			r.err(err)
 			return
 		}
@@ -316,15 +356,20 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 		s.lockWait(c, r, p.spec, p.cmd)
 	default:
 		res, err := s.node.Do(context.Background(), p.cmd)
-		answer(r, p.spec, p.cmd.Op, res, err)
+		s.answer(r, p.spec, &p.cmd, res, err)
 	}
 }
 
-// answer writes the reply to a write of op whose result is res, or err.
-func answer(r reply, spec *commandSpec, op lock.Op, res lock.Result, err error) {
+// answer writes the reply to the write cmd whose result is res, or err.
+// PUBLISH's is the number of this node's subscriptions that match its
+// channel now.
+func (s *Server) answer(r reply, spec *commandSpec, cmd *lock.Command, res lock.Result, err error) {
+	op := cmd.Op
 	switch {
 	case err != nil:
 		r.err(err)
+	case op == lock.OpPublish:
+		r.int(int64(s.hub.Receivers(cmd.Name)))
 	case res.Reply != nil:
 		render(r, spec, *res.Reply)
 	default:

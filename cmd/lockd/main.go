@@ -72,9 +72,12 @@ type options struct {
 	tlsHandshakeTimeout time.Duration
 	tlsReloadInterval   time.Duration
 
-	tlsCluster         string // clustertls.go
-	tlsClusterCertFile string
-	tlsClusterKeyFile  string
+	tlsCluster           string // clustertls.go
+	tlsClusterCertFile   string
+	tlsClusterKeyFile    string
+	notifyKeyspaceEvents string
+	pubsubBufferLimit    int
+	reads                string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -113,6 +116,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
 	o.clusterTLSFlags(fs)
+	fs.StringVar(&o.notifyKeyspaceEvents, "notify-keyspace-events", "", `keyspace notifications this node delivers, in Redis's letters (e.g. "KEA"); none when empty`)
+	fs.IntVar(&o.pubsubBufferLimit, "pubsub-buffer-limit", server.DefaultPubSubBufferLimit, "bytes of messages waiting for one subscriber before it is disconnected")
+	fs.StringVar(&o.reads, "reads", "local", "local: reads answer from this node's replica; linearizable: every client's reads first confirm the leader's commit index (CLIENT READS sets it per connection)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
@@ -154,6 +160,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.protectedMode != "yes" && o.protectedMode != "no" {
 		return nil, fmt.Errorf("--protected-mode %q: want yes or no", o.protectedMode)
+	}
+	if o.reads != "local" && o.reads != "linearizable" {
+		return nil, fmt.Errorf("--reads %q: want local or linearizable", o.reads)
+	}
+	if o.pubsubBufferLimit < 1 {
+		return nil, fmt.Errorf("--pubsub-buffer-limit %d: must be positive", o.pubsubBufferLimit)
 	}
 	if o.secretFile != "" {
 		if o.clusterSecret != "" {
@@ -233,8 +245,13 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		MaxTTL:      o.maxTTL,
 		MaxClients:  o.maxClients,
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
-		Logger:      log,
-		Build:       versionOf(buildInfo()),
+
+		NotifyKeyspaceEvents: o.notifyKeyspaceEvents,
+		PubSubBufferLimit:    o.pubsubBufferLimit,
+		LinearizableReads:    o.reads == "linearizable",
+
+		Logger: log,
+		Build:  versionOf(buildInfo()),
 	}
 }
 
