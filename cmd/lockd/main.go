@@ -6,7 +6,8 @@
 //	lockd --listen "" --tls-port 127.0.0.1:6380 --tls-cert-file node.crt --tls-key-file node.key \
 //	      --tls-ca-cert-file ca.crt   # TLS only, client certificates required
 //
-// SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
+// SIGTERM and SIGINT shut the node down cleanly (a leader first hands its
+// leadership to the most caught-up voter); SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
 //
@@ -353,6 +354,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			log.Info("shutting down", "node", o.id, "signal", s.String())
+			handOff(srv.Node(), log)
 			srv.Close()
 			return 0
 		case <-srv.Node().Failed():
