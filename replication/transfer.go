@@ -89,7 +89,10 @@ func (n *Node) TransferLeader(ctx context.Context, target uint64) (uint64, error
 				return now, nil
 			}
 		case <-ctx.Done():
-			return 0, fmt.Errorf("%w: node %d still leads after %v", ErrTransferTimeout, n.pub.leader.Load(), n.TransferBound())
+			if now := n.pub.leader.Load(); now != 0 {
+				return 0, fmt.Errorf("%w: node %d leads after %v", ErrTransferTimeout, now, n.TransferBound())
+			}
+			return 0, fmt.Errorf("%w: no leader after %v", ErrTransferTimeout, n.TransferBound())
 		case <-n.stopc:
 			return 0, ErrClosed
 		case <-n.haltc:
@@ -117,10 +120,20 @@ func (n *Node) checkTransferee(target uint64) error {
 // HandOff is what a leader does before it stops: it transfers the
 // leadership to the most caught-up voter and waits until another node
 // leads or TransferBound passes. On a follower, or a node alone, it does
-// nothing. It returns the new leader (0 when none) and why there is none.
+// nothing; a leader linked to no other voter (they are stopping too)
+// returns ErrNotVoter at once. It returns the new leader (0 when none) and
+// why there is none.
 func (n *Node) HandOff() (uint64, error) {
-	if !n.pub.leading() || len(n.confState.Load().GetVoters()) < 2 {
+	voters := n.confState.Load().GetVoters()
+	if !n.pub.leading() || len(voters) < 2 {
 		return 0, nil
+	}
+	linked := false
+	for _, p := range n.tr.Peers() {
+		linked = linked || (p.Connected && slices.Contains(voters, p.ID))
+	}
+	if !linked {
+		return 0, fmt.Errorf("%w: no other voter is connected", ErrNotVoter)
 	}
 	return n.TransferLeader(context.Background(), 0)
 }

@@ -167,3 +167,28 @@ func TestHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestHandOffWithNoVoterLeft: a leader whose followers are gone (the whole
+// cluster is stopping) does not wait for a transfer that cannot happen.
+func TestHandOffWithNoVoterLeft(t *testing.T) {
+	nodes := testCluster(t, 3, func(c *Config) { c.TickInterval = 100 * time.Millisecond }) // election timeout 1-2 s
+	lead := waitLeader(t, nodes)
+	for id, n := range nodes {
+		if id != lead {
+			n.Close()
+		}
+	}
+	poll(t, "the leader's links to close", func() bool {
+		for _, p := range nodes[lead].Status().Peers {
+			if p.Connected {
+				return false
+			}
+		}
+		return true
+	})
+	start := time.Now()
+	_, err := nodes[lead].HandOff()
+	if took := time.Since(start); !errors.Is(err, ErrNotVoter) || took >= nodes[lead].TransferBound() {
+		t.Fatalf("HandOff with no follower left = %v after %v; want ErrNotVoter at once", err, took)
+	}
+}

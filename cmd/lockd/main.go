@@ -13,6 +13,7 @@
 //
 //	lockd --version            # the version and the build's module information, on stdout
 //	lockd --log-format json    # one JSON object per log line on stderr
+//	lockd restore --from FILE --data-dir DIR --id N --peers ...   # seed a new node from a BACKUP file
 package main
 
 import (
@@ -64,6 +65,7 @@ type options struct {
 	logFormat      string
 	version        bool
 	debugListen    string
+	backupDir      string
 
 	tlsPort             string
 	tlsCertFile         string
@@ -101,6 +103,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
 	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
+	fs.StringVar(&o.backupDir, "backup-dir", "", "where BACKUP may write files; a relative BACKUP path is relative to it (default: the parent of --data-dir)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
@@ -227,6 +230,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
 		Logger:      log,
 		Build:       versionOf(buildInfo()),
+		BackupDir:   o.backupDir,
 	}
 }
 
@@ -258,6 +262,9 @@ func parsePeers(s string) (map[uint64]string, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "restore" {
+		return runRestore(args[1:], stdout, stderr) // restore.go
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
