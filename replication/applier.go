@@ -17,9 +17,9 @@ import (
 // starts a snapshot goroutine that encodes and writes it.
 //
 // Concurrency: its queue takes committed entries from the loop, snapshot
-// restores from the appender and backup requests from Backup; the table is written only here (readers use
-// its own locking). It stops with the node, and stops the node when a
-// snapshot cannot be restored or written.
+// restores from the appender and backup requests from Backup; the table is
+// written only here (readers use its own locking). It stops with the node,
+// and stops the node when a snapshot cannot be restored or written.
 type applier struct {
 	n     *Node
 	table *lock.Table

@@ -22,7 +22,7 @@ import (
 // entry (group commit).
 //
 // Concurrency: peers reach it (through the handler) through stepc, the
-// storage goroutines and leader transfer requests through local, Execute and the handler through props,
+// storage goroutines through local, Execute and the handler through props,
 // the transport through reportc, the applier through appliedc; it publishes
 // the leader, role, term and commit index in published. Everything else is
 // its own. It stops with the node.
@@ -32,7 +32,7 @@ type loop struct {
 	pub *published
 
 	stepc    chan *raftpb.Message      // peers' messages
-	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft; transfer requests
+	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft; transfer requests (transfer.go)
 	props    *mailbox[lock.Command]    // commands to propose
 	reportc  chan report               // the transport's news of peers
 	appliedc chan struct{}             // the applier applied entries

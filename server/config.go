@@ -94,11 +94,12 @@ type Config struct {
 	// a Redis version (three numbers), and by INFO when Build is not set
 	// (default DefaultVersion).
 	Version string
+	Logger  *slog.Logger
+
 	// BackupDir is where BACKUP may write (default: the data directory's
 	// parent): a relative path is taken relative to it, and a file outside
 	// it, or inside the data directory, is refused (see backup.go).
 	BackupDir string
-	Logger    *slog.Logger
 }
 
 // TLSConfig configures the TLS client port. Its files are read at New and

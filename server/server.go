@@ -33,8 +33,9 @@ type Server struct {
 	conns    sync.WaitGroup
 	once     sync.Once
 
-	commands  atomic.Uint64 // commands processed, for INFO
-	backingUp atomic.Bool   // a BACKUP is being written (backup.go)
+	commands atomic.Uint64 // commands processed, for INFO
+
+	backingUp atomic.Bool // a BACKUP is being written (backup.go)
 }
 
 // client is the state of one client connection. Its connection's goroutine
