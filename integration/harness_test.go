@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -116,6 +117,9 @@ type clusterOpts struct {
 	extra    []string // more lockd flags, for every node
 	password string   // given with --requirepass, and used by the harness's own probes
 	tls      bool     // clients on TLS only, peers over mutual TLS (tlscluster_test.go)
+	// seed, when set, prepares node i's data directory before its first
+	// start; peers is its --peers.
+	seed func(i int, dir, peers string)
 }
 
 // startCluster starts n lockd processes and waits until they agree on a
@@ -174,6 +178,9 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 		}
 	})
 	for i := 1; i <= n; i++ {
+		if o.seed != nil {
+			o.seed(i, c.nodes[i].dir, c.nodes[i].args[slices.Index(c.nodes[i].args, "--peers")+1])
+		}
 		c.start(i)
 	}
 	c.waitLeader(10*time.Second, nil)

@@ -60,7 +60,11 @@ const (
 	// events.go). It changes nothing in the table; its reply is 0, which
 	// the node that answers replaces with its own count of receivers.
 	OpPublish Op = 22
-	maxOp        = OpPublish
+	// OpLeaderTransfer asks the leader to hand its leadership to the voter
+	// Target (0: the most caught-up one). It travels from node to node
+	// only; the table never applies one.
+	OpLeaderTransfer Op = 23
+	maxOp               = OpLeaderTransfer
 )
 
 // Flags are the options of key-space commands.
@@ -160,6 +164,8 @@ func (o Op) String() string {
 		return "LOCKINFO"
 	case OpPublish:
 		return "PUBLISH"
+	case OpLeaderTransfer:
+		return "LEADERTRANSFER"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -171,7 +177,8 @@ func (o Op) String() string {
 // with a remembered ID gets Conflict). ID 0 means "no
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait only) is how long to stay queued, in ms; Target
-// (OpCancel only) is the ID of the queued request to cancel.
+// (OpCancel) is the ID of the queued request to cancel, or (OpLeaderTransfer)
+// the node to hand leadership to.
 //
 // Key-space commands use Owner for the value, Flags and Match for their
 // options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
@@ -194,7 +201,7 @@ type Command struct {
 
 // keySpace reports whether op is one of the key-space operations, whose
 // results are replies.
-func (o Op) keySpace() bool { return o >= OpSet && o <= maxOp }
+func (o Op) keySpace() bool { return o >= OpSet && o <= OpPublish }
 
 // Batch is the payload of one raft entry: the commands the leader proposed
 // together, stamped with the leader's term and its clock in milliseconds
@@ -229,7 +236,7 @@ func AppendCommand(dst []byte, c *Command) []byte {
 	switch c.Op {
 	case OpLockWait:
 		dst = binary.AppendVarint(dst, c.Wait)
-	case OpCancel:
+	case OpCancel, OpLeaderTransfer:
 		dst = binary.AppendUvarint(dst, c.Target)
 	}
 	if !c.Op.keySpace() {
@@ -292,7 +299,7 @@ func (d *decoder) command(depth int) Command {
 	switch c.Op {
 	case OpLockWait:
 		c.Wait = d.varint()
-	case OpCancel:
+	case OpCancel, OpLeaderTransfer:
 		c.Target = d.uvarint()
 	}
 	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {

@@ -16,10 +16,10 @@ import (
 // applied. Every SnapshotEntries entries it takes the table's view and
 // starts a snapshot goroutine that encodes and writes it.
 //
-// Concurrency: its queue takes committed entries from the loop and snapshot
-// restores from the appender; the table is written only here (readers use
-// its own locking). It stops with the node, and stops the node when a
-// snapshot cannot be restored or written.
+// Concurrency: its queue takes committed entries from the loop, snapshot
+// restores from the appender and backup requests from Backup; the table is
+// written only here (readers use its own locking). It stops with the node,
+// and stops the node when a snapshot cannot be restored or written.
 type applier struct {
 	n     *Node
 	table *lock.Table
@@ -37,10 +37,12 @@ type applier struct {
 }
 
 // applyWork is one item of the applier's queue: committed entries (a
-// MsgStorageApply), or a snapshot from the leader to restore the table from.
+// MsgStorageApply), a snapshot from the leader to restore the table from,
+// or a backup's request for the table as applied so far (backup.go).
 type applyWork struct {
 	msg     *raftpb.Message
 	restore *raftpb.Snapshot
+	backup  chan<- backupPoint // buffered
 }
 
 func (a *applier) run() {
@@ -58,6 +60,10 @@ func (a *applier) run() {
 			return
 		}
 		for _, it := range a.q.take() {
+			if it.backup != nil {
+				it.backup <- a.point()
+				continue
+			}
 			if it.restore != nil {
 				if err := a.restore(it.restore); err != nil {
 					a.n.stopOnError(err)

@@ -30,9 +30,14 @@ func (h handler) Step(m *raftpb.Message) error {
 	}
 }
 
-// Forward proposes a command a peer forwarded, if it passes checkForwarded.
+// Forward proposes a command a peer forwarded, if it passes checkForwarded;
+// a leader transfer request goes to the loop instead (transfer.go).
 func (h handler) Forward(from uint64, c lock.Command) {
 	n := h.n
+	if c.Op == lock.OpLeaderTransfer {
+		n.transferForwarded(from, c)
+		return
+	}
 	if err := n.checkForwarded(from, &c); err != nil {
 		// A command the leader would refuse from a client of its own:
 		// dropped, and its sender's request times out.

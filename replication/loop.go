@@ -32,7 +32,7 @@ type loop struct {
 	pub *published
 
 	stepc    chan *raftpb.Message      // peers' messages
-	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft
+	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft; transfer requests (transfer.go)
 	props    *mailbox[lock.Command]    // commands to propose
 	reportc  chan report               // the transport's news of peers
 	appliedc chan struct{}             // the applier applied entries
@@ -100,6 +100,10 @@ func (l *loop) run() {
 			return
 		}
 		for _, m := range l.local.take() {
+			if m.GetType() == raftpb.MsgTransferLeader {
+				l.transfer(m.GetFrom()) // transfer.go
+				continue
+			}
 			l.rn.Step(m)
 		}
 		l.drainReady()

@@ -105,6 +105,8 @@ func init() {
 		{name: "info", arity: -1, flags: []string{"loading"}, run: (*Server).cmdInfo},
 		{name: "role", arity: 1, flags: []string{"fast"}, run: (*Server).cmdRole},
 		{name: "time", arity: 1, flags: []string{"fast"}, run: (*Server).cmdTime},
+		{name: "leader", arity: -2, flags: []string{"admin"}, run: (*Server).cmdLeader},
+		{name: "backup", arity: 2, flags: []string{"admin", "noscript"}, run: (*Server).cmdBackup},
 
 		{name: "eval", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEval, noScript: true},
 		{name: "evalsha", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalSHA, noScript: true},

@@ -121,6 +121,11 @@ type Config struct {
 	// (default DefaultVersion).
 	Version string
 	Logger  *slog.Logger
+
+	// BackupDir is where BACKUP may write (default: the data directory's
+	// parent): a relative path is taken relative to it, and a file outside
+	// it, or inside the data directory, is refused (see backup.go).
+	BackupDir string
 }
 
 // TLSConfig configures the TLS client port. Its files are read at New and

@@ -39,8 +39,9 @@ type Server struct {
 
 	commands atomic.Uint64 // commands processed, for INFO
 
-	hub    *pubsub.Hub    // this node's subscriptions (pubsub.go)
-	notify keyspaceEvents // which keyspace notifications to deliver
+	hub       *pubsub.Hub    // this node's subscriptions (pubsub.go)
+	notify    keyspaceEvents // which keyspace notifications to deliver
+	backingUp atomic.Bool    // a BACKUP is being written (backup.go)
 }
 
 // client is the state of one client connection. Its connection's goroutine

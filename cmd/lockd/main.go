@@ -6,12 +6,14 @@
 //	lockd --listen "" --tls-port 127.0.0.1:6380 --tls-cert-file node.crt --tls-key-file node.key \
 //	      --tls-ca-cert-file ca.crt   # TLS only, client certificates required
 //
-// SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
+// SIGTERM and SIGINT shut the node down cleanly (a leader first hands its
+// leadership to the most caught-up voter); SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
 //
 //	lockd --version            # the version and the build's module information, on stdout
 //	lockd --log-format json    # one JSON object per log line on stderr
+//	lockd restore --from FILE --data-dir DIR --id N --peers ...   # seed a new node from a BACKUP file
 package main
 
 import (
@@ -63,6 +65,7 @@ type options struct {
 	logFormat      string
 	version        bool
 	debugListen    string
+	backupDir      string
 
 	tlsPort             string
 	tlsCertFile         string
@@ -107,6 +110,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
 	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
+	fs.StringVar(&o.backupDir, "backup-dir", "", "where BACKUP may write files; a relative BACKUP path is relative to it (default: the parent of --data-dir)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
@@ -250,8 +254,9 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		PubSubBufferLimit:    o.pubsubBufferLimit,
 		LinearizableReads:    o.reads == "linearizable",
 
-		Logger: log,
-		Build:  versionOf(buildInfo()),
+		Logger:    log,
+		Build:     versionOf(buildInfo()),
+		BackupDir: o.backupDir,
 	}
 }
 
@@ -283,6 +288,9 @@ func parsePeers(s string) (map[uint64]string, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "restore" {
+		return runRestore(args[1:], stdout, stderr) // restore.go
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -379,6 +387,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 				continue
 			}
 			log.Info("shutting down", "node", o.id, "signal", s.String())
+			handOff(srv.Node(), log)
 			srv.Close()
 			return 0
 		case <-srv.Node().Failed():

@@ -136,6 +136,11 @@ func (d *Dir) Identity() Identity { return d.id.identity() }
 // returns the first; see IDBlock.
 func (d *Dir) ReserveIDs() (uint64, error) { return d.id.reserveIDs() }
 
+// SkipIDs persists that request-id sequence numbers up to past are not to
+// be used: the next ReserveIDs returns a block after it. A directory
+// seeded from a backup skips the ids the backup's table remembers.
+func (d *Dir) SkipIDs(past uint64) error { return d.id.skipIDs(past) }
+
 // CheckPeer compares a peer's incarnation with the one recorded when this
 // node first met it, recording it on first contact. The error is a
 // *LostStateError when the peer lost its state.
