@@ -107,6 +107,10 @@ func (n *Node) checkTransferee(target uint64) error {
 	cs := n.confState.Load()
 	voters := cs.GetVoters()
 	switch {
+	case len(voters) == 0:
+		// A new node has not yet applied the entries that make the
+		// membership: it knows of no leader to ask either.
+		return fmt.Errorf("%w: the membership is not applied yet", ErrNoLeader)
 	case target == 0 && len(voters) < 2:
 		return fmt.Errorf("%w: no voter but the leader", ErrNotVoter)
 	case target == 0, slices.Contains(voters, target):

@@ -69,6 +69,7 @@ func TestTransferLeaderRefuses(t *testing.T) {
 	t.Run("unknown node", func(t *testing.T) {
 		nodes := testCluster(t, 3, nil)
 		lead := waitLeader(t, nodes)
+		membershipApplied(t, nodes)
 		for id, n := range nodes {
 			if _, err := n.TransferLeader(context.Background(), 9); !errors.Is(err, ErrUnknownNode) {
 				t.Errorf("node %d: TransferLeader(9) = %v, want ErrUnknownNode", id, err)
@@ -81,6 +82,7 @@ func TestTransferLeaderRefuses(t *testing.T) {
 	t.Run("to the leader itself", func(t *testing.T) {
 		nodes := testCluster(t, 3, nil)
 		lead := waitLeader(t, nodes)
+		membershipApplied(t, nodes)
 		for id, n := range nodes {
 			if got, err := n.TransferLeader(context.Background(), lead); err != nil || got != lead {
 				t.Errorf("node %d: TransferLeader(leader %d) = %d, %v", id, lead, got, err)
@@ -190,5 +192,14 @@ func TestHandOffWithNoVoterLeft(t *testing.T) {
 	_, err := nodes[lead].HandOff()
 	if took := time.Since(start); !errors.Is(err, ErrNotVoter) || took >= nodes[lead].TransferBound() {
 		t.Fatalf("HandOff with no follower left = %v after %v; want ErrNotVoter at once", err, took)
+	}
+}
+
+// membershipApplied waits until every node has applied the entries that
+// make the cluster's membership: before, a new node knows no voter.
+func membershipApplied(t testing.TB, nodes map[uint64]*Node) {
+	t.Helper()
+	for _, n := range nodes {
+		poll(t, "every node to apply the membership", func() bool { return len(n.confState.Load().GetVoters()) == len(nodes) })
 	}
 }
