@@ -103,6 +103,9 @@ type Config struct {
 	// on one goroutine, one request at a time. Without it, scripts answer
 	// an error.
 	RunScript func(table *lock.Table, req lock.Command) lock.Command
+	// Observer, when set, hears of log writes, syncs, snapshots and
+	// failed proposals (metrics).
+	Observer Observer
 
 	Logger *slog.Logger
 

@@ -95,6 +95,8 @@ type Config struct {
 	// (default DefaultVersion).
 	Version string
 	Logger  *slog.Logger
+	// Observer, when set, hears of every command a client runs (metrics).
+	Observer CommandObserver
 }
 
 // TLSConfig configures the TLS client port. Its files are read at New and
