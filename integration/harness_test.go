@@ -114,6 +114,8 @@ type cluster struct {
 type clusterOpts struct {
 	extra    []string // more lockd flags, for every node
 	password string   // given with --requirepass, and used by the harness's own probes
+
+	perNode func(i int) []string // more lockd flags for node i, after extra
 }
 
 // startCluster starts n lockd processes and waits until they agree on a
@@ -156,6 +158,9 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 			"--id", fmt.Sprint(i), "--listen", p.client, "--cluster-listen", p.cluster,
 			"--peers", strings.Join(peers, ","), "--data-dir", p.dir, "--log-level", "debug",
 		}, o.extra...)
+		if o.perNode != nil {
+			p.args = append(p.args, o.perNode(i)...)
+		}
 		p.logPath = filepath.Join(t.TempDir(), fmt.Sprintf("lockd-%d.log", i))
 	}
 	t.Cleanup(func() {
