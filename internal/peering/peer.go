@@ -49,7 +49,7 @@ type peer struct {
 	connected atomic.Bool
 	dropped   atomic.Uint64
 	sent      atomic.Uint64 // frames written to the connection
-	queued    atomic.Int64 // bytes of the frames in q
+	queued    atomic.Int64  // bytes of the frames in q
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
