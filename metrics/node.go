@@ -26,7 +26,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	hasLeaderDesc     = desc("raft_has_leader", "1 when this node knows a leader, else 0.")
 	isLeaderDesc      = desc("raft_is_leader", "1 when this node is the leader, else 0.")
-	leaderChangesDesc = desc("raft_leader_changes_total", "Times this node saw the leader change (to another node, or to none).")
+	leaderChangesDesc = desc("raft_leader_changes_total", "Times the leader this node knows changed: to another node, to none, or from none.")
 	termDesc          = desc("raft_term", "This node's raft term.")
 	commitDesc        = desc("raft_commit_index", "The highest log index this node knows is committed.")
 	appliedDesc       = desc("raft_applied_index", "The highest log index this node has applied to its lock table.")

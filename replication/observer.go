@@ -43,6 +43,6 @@ func logObserverOf(o Observer) datadir.LogObserver {
 	return logObserver{o}
 }
 
-// LeaderChanges returns how many times this node saw the leader change
-// (to another node, or to none) since it started.
+// LeaderChanges returns how many times the leader this node knows changed
+// since it started: to another node, to none, or from none.
 func (n *Node) LeaderChanges() uint64 { return n.pub.leaderChanges.Load() }
