@@ -113,6 +113,31 @@ func TestMetricsOfACluster(t *testing.T) {
 		t.Fatal("LOCK with a bad PX was accepted")
 	}
 
+	t.Run("every family is exposed by every node", func(t *testing.T) {
+		for i, url := range urls {
+			fams := scrape(t, url)
+			for _, name := range []string{
+				"lockd_raft_has_leader", "lockd_raft_is_leader", "lockd_raft_leader_changes_total", "lockd_raft_term",
+				"lockd_raft_commit_index", "lockd_raft_applied_index", "lockd_raft_proposals_pending", "lockd_raft_proposals_failed_total",
+				"lockd_log_fsync_duration_seconds", "lockd_log_written_bytes_total", "lockd_log_entries_per_sync",
+				"lockd_snapshot_duration_seconds", "lockd_snapshot_size_bytes",
+				"lockd_peer_connected", "lockd_peer_frames_sent_total", "lockd_peer_frames_dropped_total",
+				"lockd_clients_connected", "lockd_locks_held", "lockd_lock_waiters", "lockd_lock_grants_total",
+				"lockd_lock_expiries_total", "lockd_lock_refusals_total", "lockd_lock_wait_timeouts_total",
+				"lockd_lock_wait_seconds", "lockd_lock_hold_seconds", "go_goroutines", "process_cpu_seconds_total",
+			} {
+				if _, ok := fams[name]; !ok {
+					t.Errorf("node %d: no family %s", i, name)
+				}
+			}
+			if n := len(fams["lockd_peer_connected"].GetMetric()); n != 2 {
+				t.Errorf("node %d: lockd_peer_connected has %d series; want one per peer, 2", i, n)
+			}
+		}
+		if _, ok := scrape(t, urls[lead])["lockd_commands_total"]; !ok {
+			t.Error("the leader has no lockd_commands_total")
+		}
+	})
 	t.Run("every node applied the grants and refusals the test made", func(t *testing.T) {
 		for i, url := range urls {
 			poll(t, 10*time.Second, fmt.Sprintf("node %d to count %d grants and %d refusals", i, grants, refusals), func() bool {
