@@ -138,3 +138,43 @@ func TestNotReadyWithoutALeader(t *testing.T) {
 		t.Errorf("lockd_raft_has_leader %v", has)
 	}
 }
+
+// A queued LOCK ... WAIT shows as a waiter, then its wait and the hold
+// before it are observed, in seconds, in the table's buckets.
+func TestWaitAndHoldTimes(t *testing.T) {
+	n := startNode(t)
+	holder, waiter := n.redis(t), n.redis(t)
+	ctx := context.Background()
+	if err := holder.Do(ctx, "LOCK", "w", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	granted := make(chan error, 1)
+	go func() { granted <- waiter.Do(ctx, "LOCK", "w", "y", "WAIT", 10000).Err() }()
+	poll(t, "one waiter", func() bool {
+		w, _ := value(n.scrape(t), "lockd_lock_waiters")
+		return w == 1
+	})
+	if err := holder.Do(ctx, "UNLOCK", "w", "x").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-granted; err != nil {
+		t.Fatalf("LOCK ... WAIT: %v", err)
+	}
+	fams := n.scrape(t)
+	for _, name := range []string{"lockd_lock_wait_seconds", "lockd_lock_hold_seconds"} {
+		h := fams[name].GetMetric()[0].GetHistogram()
+		if h.GetSampleCount() != 1 || h.GetSampleSum() < 0 || h.GetSampleSum() > 10 {
+			t.Errorf("%s: %d observations, sum %vs; want one, under the 10s wait", name, h.GetSampleCount(), h.GetSampleSum())
+		}
+		b := h.GetBucket()
+		if len(b) < 2 || b[0].GetUpperBound() != 0.001 || b[len(b)-2].GetUpperBound() != 3600 || b[len(b)-2].GetCumulativeCount() != 1 {
+			t.Errorf("%s: buckets %v; want 0.001s to 3600s (then +Inf), the last counting the observation", name, b)
+		}
+	}
+	if w, _ := value(fams, "lockd_lock_waiters"); w != 0 {
+		t.Errorf("lockd_lock_waiters %v after the grant", w)
+	}
+	if g, _ := value(fams, "lockd_lock_grants_total"); g != 2 {
+		t.Errorf("lockd_lock_grants_total %v; want 2 (x, then y)", g)
+	}
+}
