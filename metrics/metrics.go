@@ -28,6 +28,10 @@ var (
 // the process's collectors, the counters of events, and (after Watch) the
 // collector that reads the node's state when scraped. It implements
 // replication.Observer; Commands returns its server.CommandObserver.
+//
+// Concurrency: its observer methods and scrapes may run on any goroutines
+// at once; New, then Watch once, are called by the goroutine that starts
+// the node.
 type Metrics struct {
 	reg *prometheus.Registry
 
