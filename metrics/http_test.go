@@ -88,3 +88,24 @@ func TestCloseStopsServing(t *testing.T) {
 		t.Fatal("the metrics port still accepts after Close")
 	}
 }
+
+// Connections beyond the limit wait to be accepted; the ones that hold the
+// port without a request are cut at the header timeout, and the waiting
+// request is served then.
+func TestConnectionsAreBounded(t *testing.T) {
+	l := defaultLimits
+	l.maxConns, l.readHeader = 2, 200*time.Millisecond
+	hs := serve(listen(t), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { answer(w, http.StatusOK, "ok") }),
+		l, slog.New(slog.DiscardHandler))
+	t.Cleanup(func() { hs.Close() })
+	for range l.maxConns {
+		c, err := net.Dial("tcp", hs.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if code, body := get(t, "http://"+hs.Addr().String()+"/"); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("a request behind %d idle connections: %d %q", l.maxConns, code, body)
+	}
+}

@@ -56,6 +56,7 @@ func TestObserverHearsEachCommandWithItsResult(t *testing.T) {
 		{"a client's spelling never becomes a label", [][]string{{"lOcK", "b", "x"}, {"NO-SUCH-COMMAND"}, {"\x00\xff"}},
 			map[string]int{"lock ok": 1, "unknown err": 2}},
 		{"a script's own error code", [][]string{{"EVAL", "return redis.error_reply('MYCODE made up')", "0"}}, map[string]int{"eval other": 1}},
+		{"an error inside an array reply is not the command's", [][]string{{"EVAL", "return {1, redis.error_reply('ERR inner')}", "0"}}, map[string]int{"eval ok": 1}},
 		{"a queued command is counted when queued; one refused aborts EXEC",
 			[][]string{{"MULTI"}, {"SET", "k", "v"}, {"EXPIRE", "k", "nope"}, {"EXEC"}},
 			map[string]int{"multi ok": 1, "set ok": 1, "expire err": 1, "exec execabort": 1}},
