@@ -120,6 +120,8 @@ type clusterOpts struct {
 	// seed, when set, prepares node i's data directory before its first
 	// start; peers is its --peers.
 	seed func(i int, dir, peers string)
+
+	perNode func(i int) []string // more lockd flags for node i, after extra
 }
 
 // startCluster starts n lockd processes and waits until they agree on a
@@ -162,6 +164,9 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 			"--id", fmt.Sprint(i), "--listen", p.client, "--cluster-listen", p.cluster,
 			"--peers", strings.Join(peers, ","), "--data-dir", p.dir, "--log-level", "debug",
 		}, o.extra...)
+		if o.perNode != nil {
+			p.args = append(p.args, o.perNode(i)...)
+		}
 		p.logPath = filepath.Join(t.TempDir(), fmt.Sprintf("lockd-%d.log", i))
 	}
 	if o.tls {

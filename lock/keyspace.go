@@ -173,7 +173,9 @@ func (t *Table) set(c *Command) resp.Value {
 			h = t.changed(c.Name, h)
 			if h.owner != c.Owner {
 				t.fence++
-				h.owner, h.token = c.Owner, t.fence
+				t.stats.Hold.observeSince(h.since, t.now)
+				t.stats.Grants++
+				h.owner, h.token, h.since = c.Owner, t.fence, t.now
 			}
 			if c.Flags&FlagKeepTTL == 0 {
 				t.setLease(c.Name, h, ttl)

@@ -14,7 +14,7 @@ import (
 //
 // Concurrency: every method may be called from any goroutine. Apply, Restore
 // and View (so Snapshot, for the moment of its View) take the table's write
-// lock; Get, Len, Waiting, Clock and NextDeadline its read lock.
+// lock; Get, Len, Waiting, Clock, NextDeadline and Stats its read lock.
 //
 // Clock: the table keeps a logical time Now in milliseconds. Within one term,
 // Now advances by the difference between successive leader stamps. The first
@@ -64,6 +64,7 @@ type Table struct {
 
 	notify bool    // record events (see events.go)
 	events []Event // recorded since the last TakeEvents
+	stats  Stats   // what Apply decided, for metrics (stats.go)
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -81,6 +82,7 @@ type held struct {
 	token    uint64
 	version  uint64 // Table.mod when it last changed: a key-space write, an expiry or a grant
 	deadline int64  // logical ms; 0 = no lease
+	since    int64  // logical ms when owner got it; unknownSince after Restore
 	lease    *lease // its entry in Table.leases; nil when deadline is 0
 	waiters  []waiter
 	gen      uint64 // Table.gen when it was made
@@ -92,6 +94,7 @@ type waiter struct {
 	owner    string
 	ttl      int64
 	deadline int64 // logical ms when it gives up
+	since    int64 // logical ms when it was queued; unknownSince after Restore
 }
 
 // Info describes a held lock.
@@ -198,9 +201,10 @@ func (t *Table) exec(c *Command) int64 {
 			return int64(h.token)
 		}
 		if c.Op == OpLockWait && c.Wait > 0 {
-			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))})
+			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now})
 			return Queued
 		}
+		t.stats.Refusals++
 		return 0
 	case OpUnlock:
 		if ok && h.owner == c.Owner {
@@ -232,7 +236,8 @@ func (t *Table) exec(c *Command) int64 {
 func (t *Table) grant(name, owner string, ttl int64) *held {
 	t.fence++
 	t.mod++
-	h := &held{key: treeKey(name), owner: owner, token: t.fence, version: t.mod, gen: t.gen}
+	h := &held{key: treeKey(name), owner: owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
+	t.stats.Grants++
 	t.put(name, h)
 	t.setLease(name, h, ttl)
 	return h
@@ -283,17 +288,21 @@ func (t *Table) release(name string, h *held) {
 	if h.lease != nil {
 		heap.Remove(&t.leases, h.lease.index)
 	}
+	t.stats.Hold.observeSince(h.since, t.now)
 	for queue := h.waiters; len(queue) > 0; {
 		w := queue[0]
 		queue = queue[1:]
 		t.unqueue(name, w)
 		if w.deadline <= t.now {
+			t.stats.WaitTimeouts++
 			t.answer(w.id, 0)
 			continue
 		}
 		t.fence++
 		t.mod++
-		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen}
+		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
+		t.stats.Grants++
+		t.stats.Wait.observeSince(w.since, t.now)
 		if len(queue) > 0 {
 			next.waiters = queue
 		}
@@ -317,6 +326,7 @@ func (t *Table) dropWaiter(name string, h *held, i int) {
 		h.waiters = nil
 	}
 	t.unqueue(name, w)
+	t.stats.WaitTimeouts++
 	t.answer(w.id, 0)
 }
 

@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lockd/lockd/internal/datadir"
 	"github.com/lockd/lockd/lock"
@@ -157,6 +158,7 @@ func (a *applier) maybeSnapshot() {
 func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotView) {
 	defer a.n.wg.Done()
 	defer func() { a.snapDone <- struct{}{} }() // buffered: one snapshot at a time
+	start := time.Now()
 	snap, err := a.mem.CreateSnapshot(index, cs, view.Encode())
 	if err != nil {
 		if !errors.Is(err, raft.ErrSnapOutOfDate) { // a newer one came from the leader
@@ -167,6 +169,9 @@ func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.Snapsh
 	if err := a.disk.SaveSnapshot(snap); err != nil {
 		a.n.stopOnError(err)
 		return
+	}
+	if o := a.n.cfg.Observer; o != nil {
+		o.SnapshotSaved(time.Since(start), len(snap.GetData()))
 	}
 	a.n.appender.q.put(appendWork{compact: index})
 }

@@ -115,6 +115,9 @@ type Config struct {
 	// A node that installs a snapshot instead of applying entries delivers
 	// no events for them.
 	Events func([]lock.Event)
+	// Observer, when set, hears of log writes, syncs, snapshots and
+	// failed proposals (metrics).
+	Observer Observer
 
 	Logger *slog.Logger
 

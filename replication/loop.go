@@ -229,6 +229,9 @@ func (l *loop) campaignAlone() {
 func (l *loop) setSoftState(s *raft.SoftState) {
 	old := l.pub.leader.Swap(s.Lead)
 	oldRole := l.pub.role.Swap(s.RaftState)
+	if old != s.Lead {
+		l.pub.leaderChanges.Add(1)
+	}
 	if old != s.Lead || oldRole != s.RaftState {
 		l.n.log.Info("raft state", "role", roleName(s.RaftState), "leader", s.Lead, "term", l.pub.term.Load())
 		l.pub.notifyChange()

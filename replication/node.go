@@ -70,7 +70,7 @@ func Start(c Config) (*Node, error) {
 	}
 	d, rec, err := datadir.Open(cfg.DataDir, datadir.Options{
 		ClusterID: cfg.ClusterID, NodeID: cfg.ID, NoSync: cfg.NoFsync,
-		BeforeSync: cfg.beforeSync, Logger: cfg.Logger.With("node", cfg.ID),
+		BeforeSync: cfg.beforeSync, Logger: cfg.Logger.With("node", cfg.ID), Observer: logObserverOf(cfg.Observer),
 	})
 	if err != nil {
 		return nil, err

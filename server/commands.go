@@ -9,6 +9,7 @@ import (
 // what COMMAND tells clients about it.
 type commandSpec struct {
 	name    string // lower case, as Redis reports it
+	id      int    // its index in commandsByID (CommandNames)
 	arity   int    // Redis convention: n exact, -n at least n (the name counts)
 	noAuth  bool   // allowed before AUTH
 	flags   []string
@@ -32,8 +33,12 @@ type commandSpec struct {
 	render func(r reply, v resp.Value)
 }
 
-// commandTable maps upper-case command names to their specs.
-var commandTable map[string]*commandSpec
+// commandTable maps upper-case command names to their specs; commandsByID
+// lists their names by id.
+var (
+	commandTable map[string]*commandSpec
+	commandsByID []string
+)
 
 func init() {
 	var (
@@ -115,8 +120,10 @@ func init() {
 		{name: "script", arity: -2, flags: []string{"noscript"}, run: (*Server).cmdScript, noScript: true},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
-	for _, sp := range specs {
+	for i, sp := range specs {
 		commandTable[upper(sp.name)] = sp
+		sp.id = i
+		commandsByID = append(commandsByID, sp.name)
 	}
 }
 

@@ -126,6 +126,8 @@ type Config struct {
 	// parent): a relative path is taken relative to it, and a file outside
 	// it, or inside the data directory, is refused (see backup.go).
 	BackupDir string
+	// Observer, when set, hears of every command a client runs (metrics).
+	Observer CommandObserver
 }
 
 // TLSConfig configures the TLS client port. Its files are read at New and

@@ -147,6 +147,7 @@ func (s *Server) cmdExec(c *client, r reply, args [][]byte) {
 		return
 	}
 	r.array(len(tx.queued))
+	r.res = nil // a queued command's error is not EXEC's
 	next := replies.Array
 	for _, q := range tx.queued {
 		if q.unwatch {

@@ -293,19 +293,15 @@ func (s *Server) subscriber(c *client) {
 func (s *Server) runSubscribed(c *client, dc redcon.DetachedConn, args [][]byte) bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	r := reply{c: dc, resp3: c.resp3.Load()}
-	name := ""
-	if len(args) > 0 {
-		name = strings.ToLower(string(args[0]))
-	}
+	p := s.prepare(c, args)
+	c.result = ResultOK
+	r := reply{c: dc, resp3: c.resp3.Load(), res: &c.result}
 	switch {
-	case r.resp3 || c.subscriptions() == 0:
-		s.dispatch(dc, c, s.prepare(c, args))
-	case !allowedSubscribed(name):
-		s.commands.Add(1)
-		r.err(fmt.Errorf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", clip([]byte(name))))
-	case name == "ping" && len(args) <= 2:
-		s.commands.Add(1)
+	case r.resp3 || c.subscriptions() == 0 || p.spec == nil:
+		s.dispatch(dc, c, p)
+	case !allowedSubscribed(p.spec.name):
+		r.err(fmt.Errorf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", p.spec.name))
+	case p.spec.name == "ping" && p.err == nil && len(args) <= 2:
 		r.array(2)
 		r.bulk("pong")
 		if len(args) == 2 {
@@ -314,8 +310,9 @@ func (s *Server) runSubscribed(c *client, dc redcon.DetachedConn, args [][]byte)
 			r.bulk("")
 		}
 	default:
-		s.dispatch(dc, c, s.prepare(c, args))
+		s.dispatch(dc, c, p)
 	}
+	s.observe(c, p.spec, p.start)
 	return dc.Flush() == nil && !c.quit
 }
 

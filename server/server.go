@@ -69,6 +69,8 @@ type client struct {
 	resp3 atomic.Bool
 	last  atomic.Pointer[commandSpec] // the last command run
 
+	result Result // how the command being answered was answered so far, for the observer (own goroutine only)
+
 	mu      sync.Mutex
 	name    string
 	libName string
@@ -295,6 +297,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		return
 	}
 	s.dispatch(conn, c, p)
+	s.observe(c, p.spec, p.start)
 }
 
 // prepared is one command as admitted: its spec, its arguments and, for a
@@ -305,6 +308,8 @@ type prepared struct {
 	args [][]byte
 	cmd  lock.Command
 	err  error
+
+	start time.Time // when it was read, for the observer (zero without one)
 }
 
 // prepare counts a command and checks that it exists, that the client may
@@ -312,7 +317,7 @@ type prepared struct {
 // alone or in a pipeline, is admitted here and run by dispatch.
 func (s *Server) prepare(c *client, args [][]byte) prepared {
 	s.commands.Add(1)
-	p := prepared{args: args}
+	p := prepared{args: args, start: s.now()}
 	if len(args) == 0 {
 		p.err = errEmptyCommand
 		return p
@@ -339,7 +344,8 @@ func (s *Server) prepare(c *client, args [][]byte) prepared {
 // EXEC it is queued instead (see multi.go); a read is answered from the
 // local replica, a write through the cluster.
 func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
-	r := reply{c: conn, resp3: c.resp3.Load()}
+	c.result = ResultOK
+	r := reply{c: conn, resp3: c.resp3.Load(), res: &c.result}
 	switch {
 	case c.tx != nil && (p.err != nil || !runsInMulti(p.spec)):
 		s.queue(c, r, p)

@@ -14,6 +14,7 @@
 //	lockd --version            # the version and the build's module information, on stdout
 //	lockd --log-format json    # one JSON object per log line on stderr
 //	lockd restore --from FILE --data-dir DIR --id N --peers ...   # seed a new node from a BACKUP file
+//	lockd --metrics-listen 127.0.0.1:9121   # Prometheus /metrics, /livez, /readyz
 package main
 
 import (
@@ -66,6 +67,7 @@ type options struct {
 	version        bool
 	debugListen    string
 	backupDir      string
+	metricsListen  string
 
 	tlsPort             string
 	tlsCertFile         string
@@ -112,6 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
 	fs.StringVar(&o.backupDir, "backup-dir", "", "where BACKUP may write files; a relative BACKUP path is relative to it (default: the parent of --data-dir)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /livez and /readyz over HTTP on this address (e.g. 127.0.0.1:9121); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
@@ -353,8 +356,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ln, tln, cln := lns[0], lns[1], lns[2]
 	var srv *server.Server
+	m := o.newMetrics()
 	if err == nil {
-		srv, err = server.New(o.config(ln, tln, cln, peers, log))
+		srv, err = server.New(m.observe(o.config(ln, tln, cln, peers, log)))
 	}
 	if err != nil {
 		for _, l := range lns {
@@ -366,6 +370,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("lockd ready", "node", o.id, "version", versionOf(buildInfo()), "listen", addrOf(ln), "tls", addrOf(tln),
 		"cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+
+	if o.metricsListen != "" {
+		ms, err := m.serve(o.metricsListen, srv, log)
+		if err != nil {
+			srv.Close()
+			return cannotStart("--metrics-listen", err)
+		}
+		defer ms.Close()
+	}
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)

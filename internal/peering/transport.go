@@ -180,13 +180,14 @@ type PeerStatus struct {
 	Addr      string
 	Connected bool
 	Dropped   uint64 // frames dropped because the queue was full
+	Sent      uint64 // frames written to the peer's connection
 }
 
 // Peers returns the state of every peer link.
 func (t *Transport) Peers() []PeerStatus {
 	s := make([]PeerStatus, 0, len(t.peers))
 	for id, p := range t.peers {
-		s = append(s, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load()})
+		s = append(s, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load(), Sent: p.sent.Load()})
 	}
 	return s
 }

@@ -427,6 +427,13 @@ func TestFramesReachThePeer(t *testing.T) {
 	if st := receive(t, "snapshot report", a.h.snapshots); st != raft.SnapshotFinish {
 		t.Fatalf("snapshot reported %v", st)
 	}
+	// Three frames were written: the heartbeat, the forward, the snapshot
+	// (counted once it is written whole, before it is reported).
+	for _, p := range a.tr.Peers() {
+		if p.ID == to && p.Sent != 3 {
+			t.Fatalf("peer %d: %d frames sent; want 3", p.ID, p.Sent)
+		}
+	}
 }
 
 // A member that presents another incarnation than its peer knows it by
