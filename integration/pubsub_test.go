@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -90,4 +91,47 @@ func TestPubSubClients(t *testing.T) {
 		out := runTool(t, nil, false, node, script, sh, sp, ph, pp, "io-job")
 		check(t, out, "io")
 	})
+}
+
+// A node that catches up by installing a snapshot skips the entries the
+// snapshot replaced, and so their messages: it disconnects its subscribers
+// rather than let them miss messages unawares.
+func TestSubscribersOfANodeThatInstallsASnapshotAreDisconnected(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--snapshot-entries", "50"}})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	lag := c.others(lead)[0]
+	ps := c.client(lag).Subscribe(ctx, "news")
+	defer ps.Close()
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.isolate(lag)
+	// Enough entries for the leader to snapshot and drop the log the
+	// lagging node would need (messages that it will never deliver).
+	for i := range 400 {
+		if err := c.client(lead).Publish(ctx, "news", fmt.Sprint(i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.healAll()
+	poll(t, 30*time.Second, "the lagging node to install a snapshot", func() bool {
+		b, _ := readFile(c.nodes[lag].logPath)
+		return strings.Contains(b, "installed snapshot")
+	})
+	// Whatever the subscriber received before, its connection ends.
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		msg, err := ps.Receive(rctx)
+		if err != nil {
+			if rctx.Err() != nil {
+				t.Fatal("the subscriber of a node that installed a snapshot is still connected")
+			}
+			break // the connection was closed
+		}
+		if _, ok := msg.(*redis.Subscription); ok {
+			t.Fatalf("got %v before the disconnection was seen", msg)
+		}
+	}
 }

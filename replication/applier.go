@@ -93,6 +93,9 @@ func (a *applier) restore(s *raftpb.Snapshot) error {
 	a.snapIndex, a.applied = index, index
 	a.n.pub.setApplied(index)
 	a.n.log.Info("installed snapshot", "index", index, "locks", a.table.Len())
+	if a.n.cfg.EventsLost != nil {
+		a.n.cfg.EventsLost()
+	}
 	return nil
 }
 

@@ -113,8 +113,10 @@ type Config struct {
 	// order, right after the entry is applied and before its waiters are
 	// answered. It is called on the applier's goroutine and must not block.
 	// A node that installs a snapshot instead of applying entries delivers
-	// no events for them.
-	Events func([]lock.Event)
+	// no events for them: it calls EventsLost instead, on the same
+	// goroutine.
+	Events     func([]lock.Event)
+	EventsLost func()
 	// Observer, when set, hears of log writes, syncs, snapshots and
 	// failed proposals (metrics).
 	Observer Observer

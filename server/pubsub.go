@@ -100,6 +100,17 @@ func (s *Server) deliver(evs []lock.Event) {
 	}
 }
 
+// dropSubscribers disconnects every subscriber: the node installed a
+// snapshot, so the messages and notifications of the entries it replaced
+// are never delivered. A subscriber is disconnected rather than left to miss
+// them unawares: while it stays connected it receives every message in log
+// order. The applier calls it (replication.Config.EventsLost).
+func (s *Server) dropSubscribers() {
+	if n := s.closeDetached(true); n > 0 {
+		s.log.Warn("installed a snapshot: disconnected the subscribers, which would miss its entries' messages", "subscribers", n)
+	}
+}
+
 // publishArgs builds PUBLISH channel message.
 func (s *Server) publishArgs(args [][]byte) (lock.Command, error) {
 	if len(args[1]) > s.cfg.MaxChannelLen {

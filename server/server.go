@@ -120,6 +120,7 @@ func New(c Config) (*Server, error) {
 	s.notify, _ = parseKeyspaceEvents(cfg.NotifyKeyspaceEvents) // validated above
 	s.hub = pubsub.NewHub(globMatch, cfg.PubSubBufferLimit)
 	cfg.Node.Events = s.deliver
+	cfg.Node.EventsLost = s.dropSubscribers
 	cfg.Node.RunScript = s.runScript
 	node, err := replication.Start(cfg.Node)
 	if err != nil {
@@ -211,7 +212,7 @@ func (s *Server) Close() error {
 		}
 		close(s.stopPoll)
 		s.serving.Wait() // redcon closes the remaining connections on its way out
-		s.closeDetached()
+		s.closeDetached(false)
 		s.denials.wait()
 		s.conns.Wait()
 	})
@@ -220,14 +221,19 @@ func (s *Server) Close() error {
 
 // closeDetached closes the connections of subscribers, which redcon no
 // longer knows.
-func (s *Server) closeDetached() {
+// With subscribed, only those with a subscription; it returns how many it
+// closed.
+func (s *Server) closeDetached(subscribed bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
 	for _, c := range s.clients {
-		if c.detached.Load() {
+		if c.detached.Load() && (!subscribed || c.sub.Count() > 0) {
 			c.nc.Close() // not c.conn's Close, which would flush its buffer
+			n++
 		}
 	}
+	return n
 }
 
 // allReading reports whether every client connection is waiting for input,
