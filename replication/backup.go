@@ -127,12 +127,6 @@ type RestoreConfig struct {
 	ClusterID string
 }
 
-// ReadBackup reads and checks a backup file whole (see decodeBackup).
-func ReadBackup(path string) (BackupInfo, error) {
-	info, _, _, err := readBackup(path)
-	return info, err
-}
-
 func readBackup(path string) (BackupInfo, []byte, *lock.Table, error) {
 	st, err := os.Stat(path)
 	if err != nil {

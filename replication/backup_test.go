@@ -69,8 +69,8 @@ func TestBackupRestore(t *testing.T) {
 	if info.ClusterID != "test" || info.Node != f || info.Index == 0 || info.Term == 0 {
 		t.Fatalf("Backup = %+v", info)
 	}
-	if read, err := ReadBackup(path); err != nil || read != info {
-		t.Fatalf("ReadBackup = %+v, %v; Backup said %+v", read, err, info)
+	if read, _, _, err := readBackup(path); err != nil || read != info {
+		t.Fatalf("readBackup = %+v, %v; Backup said %+v", read, err, info)
 	}
 	_, _, oldNow := old[f].Table().Clock()
 	leaseLeft := int64(0)

@@ -65,9 +65,9 @@ func TestBackup(t *testing.T) {
 	if !ok || len(v) != 8 || v[0] != "path" || v[1] != want || v[2] != "index" || v[3].(int64) <= 0 {
 		t.Fatalf("BACKUP first.backup = %#v", v)
 	}
-	info, err := replication.ReadBackup(want)
+	info, err := replication.Restore(want, replication.RestoreConfig{DataDir: t.TempDir(), ID: 1, Peers: map[uint64]string{1: "127.0.0.1:1"}})
 	if err != nil || int64(info.Index) != v[3] || int64(info.Bytes) != v[7] {
-		t.Fatalf("ReadBackup = %+v, %v; BACKUP said %v", info, err, v)
+		t.Fatalf("Restore of the backup = %+v, %v; BACKUP said %v", info, err, v)
 	}
 	if v, ok := c.value("BACKUP", filepath.Join(backups, "abs.backup")).([]any); !ok || v[1] != filepath.Join(backups, "abs.backup") {
 		t.Fatalf("BACKUP of an absolute path inside = %#v", v)
