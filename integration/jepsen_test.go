@@ -124,7 +124,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 		cfg.seed, cfg.duration, cfg.clients, cfg.hot, cfg.rotate, cfg.leaseClients, cfg.tls, dir)
 
 	quietRedisLogger.Do(func() { redis.SetLogger(discardLogger{}) })
-	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s"}, tls: cfg.tls})
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s", "--notify-keyspace-events", "Egx$"}, tls: cfg.tls})
 	hist := check.NewHistory()
 	leaseHist := check.NewHistory()
 	store := check.NewStore()
@@ -154,6 +154,15 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 		t.Logf("seed %d failed: history, visualization and node logs kept in %s", cfg.seed, dir)
 	})
 
+	// One subscriber per node records the keyspace events (jepsen_notify_test.go).
+	var notifyWG sync.WaitGroup
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	watchers, err := startNotifyWatchers(notifyCtx, c, &notifyWG)
+	t.Cleanup(func() { stopWatchers(stopNotify, watchers, &notifyWG) })
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	lt := &leaderTracker{c: c}
 	lt.lead.Store(int64(lt.poll()))
 	trackWG.Go(func() { lt.run(trackCtx) })
@@ -180,6 +189,12 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	// Recovery: everything healed and running, then every node killed and
 	// restarted on its data, so the final reads prove durability.
 	nem.heal()
+	c.waitLeader(20*time.Second, nil)
+	if err := publishMarker(c, "end"); err != nil {
+		t.Error(err)
+	}
+	waitEnded(watchers, 20*time.Second)
+	stopWatchers(stopNotify, watchers, &notifyWG)
 	t.Logf("recovery: kill -9 all nodes, restart them all")
 	for i := 1; i <= 3; i++ {
 		c.kill(i)
@@ -195,7 +210,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	names := usedNames(hist.Ops())
 	leader := jepsenClient(c.nodes[lead].client, c.clientTLS())
 	defer leader.Close()
-	err := hist.FinalReads(int(w.nextPID.Add(1)), names, func(name string) (string, error) {
+	err = hist.FinalReads(int(w.nextPID.Add(1)), names, func(name string) (string, error) {
 		var err error
 		for range 5 {
 			rctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
@@ -247,6 +262,11 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	incErr := store.CheckIncrements()
 
 	report(t, cfg, w, lw, nem, ops, leaseOps, names, checkTook)
+	if summary, err := checkNotifications(watchers, ops); err != nil {
+		t.Errorf("notifications: %v", err)
+	} else {
+		t.Logf("REPORT seed %d: notifications: %s", cfg.seed, summary)
+	}
 
 	if linErr != nil {
 		if errors.Is(linErr, check.ErrUndecided) && !errors.Is(linErr, check.ErrNotLinearizable) {
@@ -359,6 +379,7 @@ func report(t testing.TB, cfg jepsenConfig, w *workload, lw *leaseWorkload, nem 
 	t.Logf("REPORT seed %d: linearizable OWNER reads on random nodes: %d sent, %d answered (checked), %d refused or timed out",
 		cfg.seed, w.linSent.Load(), w.linOK.Load(), w.linSent.Load()-w.linOK.Load())
 	t.Logf("REPORT seed %d: nemesis events %d: %s", cfg.seed, total, strings.Join(nems, " "))
+
 	t.Logf("REPORT seed %d: lease test: %d LOCK PX ops, %d grants, %d zombies; store accepted %d writes, rejected %d stale writes and %d stale reads (clients saw %d/%d); lease LOCK errors %d",
 		cfg.seed, len(leaseOps), lw.grants.Load(), lw.zombies.Load(), accepted, rejected, lw.rejectedReads(), lw.staleWrites.Load(), lw.staleReads.Load(), lw.errs.Load())
 }

@@ -34,6 +34,15 @@ func (s *Server) cmdBackup(c *client, r reply, args [][]byte) {
 	defer s.backingUp.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), backupWait)
 	defer cancel()
+	// As a linearizable read: the backup holds every write acknowledged
+	// anywhere before BACKUP arrived, even on a follower that lags.
+	if err := s.node.ReadBarrier(ctx); err != nil {
+		if errors.Is(err, replication.ErrStale) {
+			err = errUnconfirmedRead
+		}
+		r.err(err)
+		return
+	}
 	info, err := s.node.Backup(ctx, path)
 	if err != nil {
 		if errors.Is(err, replication.ErrBackupExists) {
