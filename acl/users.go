@@ -22,6 +22,12 @@ func (s *Users) Get(name string) (*User, bool) {
 	return u, ok
 }
 
+// Has reports whether the set holds the user name.
+func (s *Users) Has(name string) bool {
+	_, ok := s.Get(name)
+	return ok
+}
+
 // Len is the number of users.
 func (s *Users) Len() int {
 	if s == nil {

@@ -55,7 +55,14 @@ const (
 	OpType     Op = 19 // "string" or "none"
 	OpExpireAt Op = 20 // the deadline in Unix ms (Seconds: s), -1, -2
 	OpLockInfo Op = 21 // [owner, token, ttl ms] or null
-	maxOp         = OpLockInfo
+	// ACL users (see users.go). OpACLSetUser applies ACL SETUSER Name with
+	// the rules X.Args (password hashes only, never a clear password); for
+	// the default user, while none is set, Owner lists (space-separated)
+	// the rules of the proposing node's default user to start from.
+	// OpACLDelUser deletes the users Name and X.Args. Both reply as Redis.
+	OpACLSetUser Op = 22
+	OpACLDelUser Op = 23
+	maxOp           = OpACLDelUser
 )
 
 // Flags are the options of key-space commands.
@@ -153,6 +160,10 @@ func (o Op) String() string {
 		return "PEXPIRETIME"
 	case OpLockInfo:
 		return "LOCKINFO"
+	case OpACLSetUser:
+		return "ACL SETUSER"
+	case OpACLDelUser:
+		return "ACL DELUSER"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lockd/lockd/acl"
 )
 
 // applyAll applies the log to tab and returns every result, in order.
@@ -205,7 +207,7 @@ func snapshotBytesInOrder(term uint64, stamp, now int64, fence uint64, locks [][
 	for _, s := range seen {
 		b = cat(b, uv(s[0].(uint64)), sv(s[1].(int64)), sv(s[2].(int64)), binary.LittleEndian.AppendUint32(nil, s[3].(uint32)), []byte{0})
 	}
-	return cat(b, uv(0)) // no scripts
+	return cat(b, uv(0), uv(0)) // no scripts, no users
 }
 
 // fp is the fingerprint of c.
@@ -242,7 +244,7 @@ func outOfOrder(a, b [4]any) []byte {
 // versioned is a snapshot of one lock of version v, the table's last
 // version being 2.
 func versioned(v uint64) []byte {
-	return cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(v), uv(0), uv(0), uv(0))
+	return cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(v), uv(0), uv(0), uv(0), uv(0))
 }
 
 func TestRestoreCorrupt(t *testing.T) {
@@ -258,7 +260,7 @@ func TestRestoreCorrupt(t *testing.T) {
 			owner := w[1].(string)
 			b = cat(b, uv(w[0].(uint64)), uv(uint64(len(owner))), []byte(owner), sv(w[2].(int64)), sv(w[3].(int64)))
 		}
-		return cat(b, uv(0), uv(0))
+		return cat(b, uv(0), uv(0), uv(0))
 	}
 	if err := NewTable().Restore(waiters([4]any{uint64(2), "y", int64(0), int64(10)}, [4]any{uint64(3), "y", int64(0), int64(10)})); err != nil {
 		t.Fatalf("the waiters' snapshot that the corrupt cases derive from does not restore: %v", err)
@@ -271,7 +273,7 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"version 0", append([]byte{0}, ok[1:]...)},
 		{"version 1, before fingerprints", append([]byte{1}, ok[1:len(ok)-4]...)},
 		{"version 2, before the key space", append([]byte{2}, ok[1:]...)},
-		{"version 4", append([]byte{4}, ok[1:]...)},
+		{"version 5", append([]byte{5}, ok[1:]...)},
 		{"version only", []byte{snapshotVersion}},
 		{"trailing byte", append(slices.Clone(ok), 0)},
 		{"empty name", snapshotBytes(1, 0, 0, 5, [][4]any{lk("", "x", 5, 0)}, nil)},
@@ -280,13 +282,13 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"token above the fence", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "x", 6, 0)}, nil)},
 		{"the same name twice", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "x", 4, 0), lk("a", "y", 5, 0)}, nil)},
 		{"names out of order", outOfOrder(lk("b", "x", 4, 0), lk("a", "y", 5, 0))},
-		{"a reply flag of 2", append(ok[:len(ok)-2:len(ok)-2], 2, 0)},
-		{"a damaged reply", append(ok[:len(ok)-2:len(ok)-2], 1, 9, 0)},
+		{"a reply flag of 2", append(ok[:len(ok)-3:len(ok)-3], 2, 0, 0)},
+		{"a damaged reply", append(ok[:len(ok)-3:len(ok)-3], 1, 9, 0, 0)},
 		{"the same waiter twice", waiters([4]any{uint64(2), "y", int64(0), int64(10)}, [4]any{uint64(2), "y", int64(0), int64(10)})},
 		{"a waiter with ID 0", waiters([4]any{uint64(0), "y", int64(0), int64(10)})},
 		{"a waiter without owner", waiters([4]any{uint64(2), "", int64(0), int64(10)})},
 		{"a waiter with a negative TTL", waiters([4]any{uint64(2), "y", int64(-1), int64(10)})},
-		{"a fingerprint cut short", ok[:len(ok)-1]},
+		{"a fingerprint cut short", ok[:len(ok)-3]},
 		{"huge lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
 		{"largest lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(math.MaxUint64))},
 		{"huge ID count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
@@ -295,7 +297,14 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"huge name length", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(math.MaxUint64), bytes.Repeat([]byte{1}, 10))},
 		{"a lock of version 0", versioned(0)},
 		{"a lock of a version never given", versioned(9)},
-		{"a huge count of scripts", append(ok[:len(ok)-1:len(ok)-1], uv(1<<40)...)},
+		{"a huge count of scripts", cat(ok[:len(ok)-2:len(ok)-2], uv(1<<40), uv(0))},
+		{"a huge count of users", cat(ok[:len(ok)-1:len(ok)-1], uv(1<<40))},
+		{"more users than allowed", cat(ok[:len(ok)-1:len(ok)-1], uv(acl.MaxUsers+1), bytes.Repeat(cat(uv(1), []byte("u"), uv(0)), acl.MaxUsers+1))},
+		{"a user of an invalid name", cat(ok[:len(ok)-1:len(ok)-1], uv(1), uv(3), []byte("a b"), uv(0))},
+		{"users out of order", cat(ok[:len(ok)-1:len(ok)-1], uv(2), uv(1), []byte("b"), uv(0), uv(1), []byte("a"), uv(0))},
+		{"the same user twice", cat(ok[:len(ok)-1:len(ok)-1], uv(2), uv(1), []byte("a"), uv(0), uv(1), []byte("a"), uv(0))},
+		{"a user of a bad rule", cat(ok[:len(ok)-1:len(ok)-1], uv(1), uv(1), []byte("a"), uv(1), uv(3), []byte("bad"))},
+		{"a user with a clear password", cat(ok[:len(ok)-1:len(ok)-1], uv(1), uv(1), []byte("a"), uv(1), uv(3), []byte(">pw"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/btree"
 )
@@ -60,7 +62,11 @@ type Table struct {
 	waiting int      // queued requests on all locks
 
 	scripts scriptRegistry
-	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
+	// users is the ACL users (see users.go), read without the lock;
+	// usersChanged is closed and replaced when they change.
+	users        atomic.Pointer[acl.Users]
+	usersChanged chan struct{}
+	loaded       map[string]struct{} // a scratch table's keys loaded so far (see Load)
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -113,7 +119,8 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry()}
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
+		usersChanged: make(chan struct{})}
 }
 
 // Apply applies one batch taken from a raft entry of term entryTerm and
