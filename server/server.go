@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/resp"
@@ -29,11 +30,13 @@ type Server struct {
 	nextID   atomic.Uint64
 	serving  sync.WaitGroup // redcon's accept loops, and the TLS files' poller
 	denials  denials        // connections protected mode refuses
-	stopPoll chan struct{}  // closed by Close: the poller stops
+	stopPoll chan struct{}  // closed by Close: the TLS files' poller and watchUsers stop
 	conns    sync.WaitGroup
 	once     sync.Once
 
 	commands atomic.Uint64 // commands processed, for INFO
+
+	localDefault *acl.User // the default user until one is replicated (see acl.go)
 }
 
 // client is the state of one client connection. Its connection's goroutine
@@ -47,7 +50,10 @@ type client struct {
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
-	quit    bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
+	// user is the ACL user it is authenticated as ("" before AUTH). Its
+	// own goroutine writes it under mu (setUser) and reads it without.
+	user string
+	quit bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
 
 	// MULTI and WATCH (multi.go), own goroutine only: tx is the transaction
 	// being queued, nil outside MULTI; watched the keys WATCH saw, at the
@@ -73,12 +79,13 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.Node.ID),
-		started:  time.Now(),
-		clients:  make(map[uint64]*client),
-		stopPoll: make(chan struct{}),
-		denials:  denials{sem: make(chan struct{}, maxDenials)},
+		cfg:          cfg,
+		log:          cfg.Logger.With("node", cfg.Node.ID),
+		started:      time.Now(),
+		clients:      make(map[uint64]*client),
+		stopPoll:     make(chan struct{}),
+		denials:      denials{sem: make(chan struct{}, maxDenials)},
+		localDefault: acl.NewDefault(cfg.Password),
 	}
 	if cfg.TLSListener != nil {
 		files, err := loadTLSFiles(cfg.TLS, s.log)
@@ -94,6 +101,8 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	s.serving.Add(1)
+	go s.watchUsers()
 	if cfg.Listener != nil {
 		s.serve(cfg.Listener)
 	}
@@ -202,8 +211,10 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		nc:      conn.NetConn().(*clientConn), // s.ln accepted it
 		addr:    conn.RemoteAddr(),
 		laddr:   conn.NetConn().LocalAddr().String(),
-		authed:  s.cfg.Password == "",
 		created: time.Now(),
+	}
+	if s.defaultOpen() {
+		c.authed, c.user = true, acl.DefaultName
 	}
 	s.clients[c.id] = c
 	conn.SetContext(c)
@@ -270,8 +281,10 @@ func (s *Server) prepare(c *client, args [][]byte) prepared {
 		p.err = errNoAuth
 	case (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity):
 		p.err = arityError{cmd: spec.name}
-	case spec.build != nil:
-		p.cmd, p.err = spec.build(s, args)
+	default:
+		if p.err = s.permit(c, spec, args); p.err == nil && spec.build != nil {
+			p.cmd, p.err = spec.build(s, args)
+		}
 	}
 	return p
 }
