@@ -69,6 +69,9 @@ func categoriesOf(sp *commandSpec) acl.Category {
 			cats |= cat
 		}
 	}
+	if cats&acl.CatScripting != 0 {
+		cats &^= acl.CatRead // as Redis: EVAL_RO is not @read
+	}
 	return cats
 }
 
