@@ -186,7 +186,7 @@ func TestACLInScripts(t *testing.T) {
 	// The release script of Redis's docs has a fast path (GET, then DEL):
 	// it must not let a user without GET through.
 	admin.expect("+OK\r\n", "SET", "orders:5", "me")
-	release := "if redis.call('get',KEYS[1]) == ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end"
+	release := "if redis.call('get',KEYS[1])==ARGV[1] then return redis.call('del',KEYS[1]) else return 0 end"
 	got = c.do("EVAL", release, "1", "orders:5", "me")
 	if !strings.HasPrefix(got, "-ERR ACL failure in script: User scripter has no permissions to run the 'get' command") {
 		t.Fatalf("a fast-path script for a user without GET: %q", got)
@@ -336,4 +336,33 @@ func TestACLUserChangedOrDeleted(t *testing.T) {
 	c.expectClosed()
 	c2 := dial(t, srv)
 	c2.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "AUTH", "locker", "pw")
+}
+
+// TestACLInPipelines: every pipelined command is checked on its own; a
+// denied one in a wave of writes answers -NOPERM in its place and the
+// others run.
+func TestACLInPipelines(t *testing.T) {
+	srv, admin := aclServer(t)
+	c := as(t, srv, "locker")
+	c.send(encode("LOCK", "orders:a", "me") + encode("LOCK", "users:a", "me") + encode("LOCK", "orders:b", "me") + encode("GET", "orders:a"))
+	for _, want := range []string{":", noPermKey, ":", noPermCmd("locker", "get")} {
+		if got := c.reply(); !strings.HasPrefix(got, want) {
+			t.Fatalf("got %q, want %q", got, want)
+		}
+	}
+	admin.expect("$2\r\nme\r\n", "GET", "orders:b")
+	admin.expect("$-1\r\n", "GET", "users:a")
+}
+
+// TestACLClientListAndKill: CLIENT LIST names each connection's user, and
+// CLIENT KILL USER closes that user's connections.
+func TestACLClientListAndKill(t *testing.T) {
+	srv, admin := aclServer(t)
+	c := as(t, srv, "monitor")
+	list := admin.value("CLIENT", "LIST").(string)
+	if !strings.Contains(list, " user=monitor ") || !strings.Contains(list, " user=default ") {
+		t.Fatalf("CLIENT LIST:\n%s", list)
+	}
+	admin.expect(":1\r\n", "CLIENT", "KILL", "USER", "monitor")
+	c.expectClosed()
 }
