@@ -23,7 +23,7 @@ func aclServer(t testing.TB, opts ...func(*Config)) (*Server, *rawConn) {
 	}
 	for _, rules := range [][]string{
 		{"locker", "on", ">pw", "~orders:*", "-@all", "+@lock", "+ping"},
-		{"monitor", "on", ">pw", "%R~*", "-@all", "+@read", "+ping", "+acl|whoami"},
+		{"monitor", "on", ">pw", "%R~*", "-@all", "+@read", "+ping", "+info", "+acl|whoami"},
 		{"admin", "on", ">pw", "~*", "+@all"},
 		{"writer", "on", ">pw", "%W~*", "+@all", "-@admin"},
 		{"scripter", "on", ">pw", "~orders:*", "+@all", "-@admin"},
@@ -86,6 +86,9 @@ func TestACLPermissionMatrix(t *testing.T) {
 		{"monitor", []string{"EXISTS", "users:1"}, ":1\r\n"},
 		{"monitor", []string{"TTL", "users:1"}, ":-1\r\n"},
 		{"monitor", []string{"SCAN", "0"}, ok},
+		{"monitor", []string{"INFO"}, ok},
+		{"monitor", []string{"DBSIZE"}, ok},
+		{"monitor", []string{"CLIENT", "LIST"}, noPermCmd("monitor", "client|list")},
 		{"monitor", []string{"SET", "users:1", "x"}, noPermCmd("monitor", "set")},
 		{"monitor", []string{"LOCK", "users:9", "m"}, noPermCmd("monitor", "lock")},
 		{"monitor", []string{"DEL", "users:1"}, noPermCmd("monitor", "del")},
@@ -336,6 +339,15 @@ func TestACLUserChangedOrDeleted(t *testing.T) {
 	c.expectClosed()
 	c2 := dial(t, srv)
 	c2.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "AUTH", "locker", "pw")
+
+	// The recipe's last step: the default user off, a new connection must
+	// AUTH as another user; connections open already stay as they are.
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "default", "off")
+	c3 := dial(t, srv)
+	c3.expect("-NOAUTH Authentication required.\r\n", "GET", "a")
+	c3.expect("-WRONGPASS invalid username-password pair or user is disabled.\r\n", "AUTH", "default", "x")
+	c3.expect("+OK\r\n", "AUTH", "admin", "pw")
+	admin.expect("$-1\r\n", "GET", "a")
 }
 
 // TestACLInPipelines: every pipelined command is checked on its own; a
