@@ -17,8 +17,14 @@ import (
 // fingerprints of remembered request IDs; version 3 the key space (key
 // versions, replies of remembered key-space commands, the script registry)
 // and the order of locks by treeKey; version 4 the ACL users, after the
-// scripts. Restore reads versions 3 (no users) and 4 and refuses any other.
-const snapshotVersion = 4
+// scripts. A table without users writes version 3, which a node that
+// predates users reads too (so a cluster can be upgraded node by node
+// until the first ACL SETUSER). Restore reads versions 3 and 4 and refuses
+// any other, and a version 4 without users (never written).
+const (
+	snapshotVersion        = 4
+	snapshotVersionNoUsers = 3
+)
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
 // in treeKey order, remembered request IDs in the order they were applied,
@@ -83,7 +89,11 @@ func (r *scriptRegistry) bodies() []string {
 // Encode returns the snapshot of the state View captured.
 func (v *SnapshotView) Encode() []byte {
 	b := make([]byte, 0, 64+v.locks.Len()*48+len(v.seen)*24)
-	b = append(b, snapshotVersion)
+	version := byte(snapshotVersion)
+	if v.users.Len() == 0 {
+		version = snapshotVersionNoUsers
+	}
+	b = append(b, version)
 	b = binary.AppendUvarint(b, v.term)
 	b = binary.AppendVarint(b, v.stamp)
 	b = binary.AppendVarint(b, v.now)
@@ -125,6 +135,9 @@ func (v *SnapshotView) Encode() []byte {
 		}
 	}
 	b = appendStrings(b, v.scripts)
+	if version == snapshotVersionNoUsers {
+		return b
+	}
 	return appendUsers(b, v.users)
 }
 
@@ -179,8 +192,8 @@ func (d *decoder) users() *acl.Users {
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
 	version := d.byte()
-	if d.err == nil && version != snapshotVersion && version != 3 {
-		return fmt.Errorf("%w: snapshot version %d (this build reads versions 3 and %d)", ErrCorrupt, version, snapshotVersion)
+	if d.err == nil && version != snapshotVersion && version != snapshotVersionNoUsers {
+		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d and %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersion)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -268,8 +281,10 @@ func (t *Table) Restore(data []byte) error {
 		n.scripts.add(body)
 	}
 	var users *acl.Users
-	if version >= 4 {
-		users = d.users()
+	if version == snapshotVersion {
+		if users = d.users(); d.err == nil && users.Len() == 0 {
+			return ErrCorrupt
+		}
 	}
 	if d.err != nil {
 		return d.err
