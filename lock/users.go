@@ -1,6 +1,7 @@
 package lock
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/lockd/lockd/acl"
@@ -33,10 +34,9 @@ func (t *Table) setUser(c *Command) resp.Value {
 	if c.X != nil {
 		rules = c.X.Args
 	}
-	for _, r := range rules {
-		if acl.ClearPassword(r) {
-			return errClearPassword
-		}
+	base := strings.Fields(c.Owner)
+	if slices.ContainsFunc(rules, acl.ClearPassword) || slices.ContainsFunc(base, acl.ClearPassword) {
+		return errClearPassword
 	}
 	users := t.users.Load()
 	u, ok := users.Get(c.Name)
@@ -54,11 +54,11 @@ func (t *Table) setUser(c *Command) resp.Value {
 	case c.Owner == "":
 		u = acl.NewDefault("")
 	default:
-		base, err := acl.Apply(&acl.User{Name: c.Name}, strings.Fields(c.Owner), nil)
+		d, err := acl.Apply(&acl.User{Name: c.Name}, base, nil)
 		if err != nil {
 			return resp.ErrorValue(err.Error())
 		}
-		u = base
+		u = d
 	}
 	n, err := acl.Apply(u, rules, nil)
 	if err != nil {

@@ -54,6 +54,8 @@ func TestUsersAreAppliedAsRedis(t *testing.T) {
 			"(error) ERR Error in ACL SETUSER modifier '%X~a': Syntax error", "user alice on -@all"},
 		{"a clear password is refused", []Command{setUserCmd(1, "alice", "", ">pw")},
 			"(error) ERR a clear password may not enter the log", ""},
+		{"a clear password in the default's base is refused", []Command{setUserCmd(1, "default", "on >pw ~* +@all")},
+			"(error) ERR a clear password may not enter the log", ""},
 		{"an invalid name is refused", []Command{setUserCmd(1, "a b", "")},
 			"(error) ERR Usernames can't contain spaces or null characters", ""},
 		{"the default user starts on, nopass, allkeys, allcommands", []Command{setUserCmd(1, "default", "", "-lock")},

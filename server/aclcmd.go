@@ -14,17 +14,20 @@ import (
 // DELUSER, so that one fits a raft entry whatever the wire allows.
 const maxACLArgs = 1024
 
+// aclArity is, for each ACL subcommand, how many arguments it takes after
+// its name: at least, at most.
+var aclArity = map[string][2]int{
+	"setuser": {1, maxACLArgs + 1}, "deluser": {1, maxACLArgs}, "list": {0, 0}, "users": {0, 0},
+	"getuser": {1, 1}, "whoami": {0, 0}, "cat": {0, 1}, "help": {0, 0},
+}
+
 // cmdACL: ACL SETUSER | DELUSER | LIST | USERS | GETUSER | WHOAMI | CAT |
 // HELP. SETUSER and DELUSER go through the raft log (lock.OpACLSetUser,
 // lock.OpACLDelUser); the rest read this node's replica. Not supported:
 // LOAD, SAVE, LOG, DRYRUN, GENPASS.
 func (s *Server) cmdACL(c *client, r reply, args [][]byte) {
 	sub := strings.ToLower(string(args[1]))
-	arity := map[string][2]int{ // the arguments after the subcommand: at least, at most (-1: any)
-		"setuser": {1, maxACLArgs + 1}, "deluser": {1, maxACLArgs}, "list": {0, 0}, "users": {0, 0},
-		"getuser": {1, 1}, "whoami": {0, 0}, "cat": {0, 1}, "help": {0, 0},
-	}
-	a, ok := arity[sub]
+	a, ok := aclArity[sub]
 	switch {
 	case !ok && slices.Contains([]string{"load", "save", "log", "dryrun", "genpass"}, sub):
 		r.err(fmt.Errorf("ERR ACL %s is not supported by lockd: users are cluster state (see docs/security.md)", strings.ToUpper(sub)))
