@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lockd/lockd/acl"
+	"github.com/lockd/lockd/lock"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -377,4 +378,38 @@ func TestACLClientListAndKill(t *testing.T) {
 	}
 	admin.expect(":1\r\n", "CLIENT", "KILL", "USER", "monitor")
 	c.expectClosed()
+}
+
+// TestValidACLForwarded: the leader refuses a forwarded ACL SETUSER that
+// holds a clear password (the log must never hold one) or more than a
+// client could send, and takes what a node proposes.
+func TestValidACLForwarded(t *testing.T) {
+	s := &Server{cfg: Config{}.WithDefaults()}
+	set := func(name, base string, rules ...string) lock.Command {
+		return lock.Command{Op: lock.OpACLSetUser, Name: name, Owner: base, X: &lock.Extra{Args: rules}}
+	}
+	h := "#" + acl.HashPassword("pw")
+	for _, tc := range []struct {
+		name string
+		cmd  lock.Command
+		ok   bool
+	}{
+		{"hashed", set("alice", "", "on", h, "~a:*", "+@lock"), true},
+		{"the default's base", set("default", "on "+h+" ~* +@all", "-keys"), true},
+		{"a deletion", lock.Command{Op: lock.OpACLDelUser, Name: "alice", X: &lock.Extra{Args: []string{"bob"}}}, true},
+		{"a clear password", set("alice", "", "on", ">pw"), false},
+		{"a clear password removed", set("alice", "", "<pw"), false},
+		{"a clear password in the default's base", set("default", "on >pw ~* +@all"), false},
+		{"a bad name", set("a b", ""), false},
+		{"too many rules", set("alice", "", make([]string, maxACLArgs+1)...), false},
+		{"a rule too long", set("alice", "", "~"+strings.Repeat("x", acl.MaxRuleLen)), false},
+		{"keys", lock.Command{Op: lock.OpACLSetUser, Name: "alice", X: &lock.Extra{Keys: []string{"k"}}}, false},
+		{"a TTL", lock.Command{Op: lock.OpACLDelUser, Name: "alice", TTL: 5}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := s.validCommand(&tc.cmd); (err == nil) != tc.ok {
+				t.Fatalf("validCommand = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
 }

@@ -197,6 +197,9 @@ func (s *Server) validACL(c *lock.Command) error {
 		}
 	}
 	if c.Op == lock.OpACLSetUser {
+		if slices.ContainsFunc(strings.Fields(c.Owner), acl.ClearPassword) {
+			return errMalformed
+		}
 		return acl.ValidName(c.Name)
 	}
 	return nil
