@@ -16,7 +16,8 @@ import (
 //
 // Concurrency: every method may be called from any goroutine. Apply, Restore
 // and View (so Snapshot, for the moment of its View) take the table's write
-// lock; Get, Len, Waiting, Clock and NextDeadline its read lock.
+// lock; Get, Len, Waiting, Clock, NextDeadline and UsersChanged its read
+// lock; Users none.
 //
 // Clock: the table keeps a logical time Now in milliseconds. Within one term,
 // Now advances by the difference between successive leader stamps. The first
