@@ -220,7 +220,7 @@ func keyNeed(spec *commandSpec, args [][]byte) acl.Perm {
 // it is now: Redis's reply when it is no longer allowed.
 func permitQueued(u *acl.User, spec *commandSpec, cmd *lock.Command) error {
 	const changed = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: "
-	if !u.CanRun(spec.name, "", spec.cats) {
+	if !u.CanRun(spec.name, strings.ToLower(cmd.Name), spec.cats) { // args[1] of every queued command is its name
 		return errors.New(changed + "no permission to execute the command or subcommand")
 	}
 	need := keyNeed(spec, nil)
