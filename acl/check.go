@@ -15,6 +15,7 @@ const (
 	CatKeyspace Category = 1 << iota
 	CatRead
 	CatWrite
+	CatPubsub
 	CatAdmin
 	CatFast
 	CatSlow
@@ -28,7 +29,7 @@ const (
 
 // categoryNames are the names of the categories, in ACL CAT's order, bit by
 // bit.
-var categoryNames = [...]string{"keyspace", "read", "write", "admin", "fast", "slow", "dangerous",
+var categoryNames = [...]string{"keyspace", "read", "write", "pubsub", "admin", "fast", "slow", "dangerous",
 	"connection", "transaction", "scripting", "lock"}
 
 // CategoryNames returns the names of every category, in ACL CAT's order.

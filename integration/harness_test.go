@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,12 +109,19 @@ type cluster struct {
 	nodes    map[int]*proc
 	proxies  map[[2]int]*proxy
 	password string
+	pki      *clusterPKI // with TLS on both ports (tlscluster_test.go); nil without
 }
 
 // clusterOpts tunes a test cluster.
 type clusterOpts struct {
 	extra    []string // more lockd flags, for every node
 	password string   // given with --requirepass, and used by the harness's own probes
+	tls      bool     // clients on TLS only, peers over mutual TLS (tlscluster_test.go)
+	// seed, when set, prepares node i's data directory before its first
+	// start; peers is its --peers.
+	seed func(i int, dir, peers string)
+
+	perNode func(i int) []string // more lockd flags for node i, after extra
 }
 
 // startCluster starts n lockd processes and waits until they agree on a
@@ -156,7 +164,13 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 			"--id", fmt.Sprint(i), "--listen", p.client, "--cluster-listen", p.cluster,
 			"--peers", strings.Join(peers, ","), "--data-dir", p.dir, "--log-level", "debug",
 		}, o.extra...)
+		if o.perNode != nil {
+			p.args = append(p.args, o.perNode(i)...)
+		}
 		p.logPath = filepath.Join(t.TempDir(), fmt.Sprintf("lockd-%d.log", i))
+	}
+	if o.tls {
+		c.useTLS()
 	}
 	t.Cleanup(func() {
 		for _, p := range c.nodes {
@@ -169,6 +183,9 @@ func startCluster(t testing.TB, n int, o clusterOpts) *cluster {
 		}
 	})
 	for i := 1; i <= n; i++ {
+		if o.seed != nil {
+			o.seed(i, c.nodes[i].dir, c.nodes[i].args[slices.Index(c.nodes[i].args, "--peers")+1])
+		}
 		c.start(i)
 	}
 	c.waitLeader(10*time.Second, nil)
@@ -249,7 +266,7 @@ func (c *cluster) waitPing(i int, ex chan struct{}) {
 			c.t.Fatalf("node %d exited at start", i)
 		default:
 		}
-		conn, err := net.DialTimeout("tcp", p.client, time.Second)
+		conn, err := c.dialClient(p.client, time.Second)
 		if err != nil {
 			return false
 		}
@@ -355,6 +372,7 @@ func (c *cluster) client(i int) *redis.Client {
 		ReadTimeout:  10 * time.Second,
 		WriteTimeout: 2 * time.Second,
 		PoolSize:     64,
+		TLSConfig:    c.clientTLS(),
 	})
 	c.t.Cleanup(func() { rdb.Close() })
 	return rdb
@@ -362,7 +380,7 @@ func (c *cluster) client(i int) *redis.Client {
 
 // info returns node i's INFO replication fields, or nil when it does not answer.
 func (c *cluster) info(i int) map[string]string {
-	conn, err := net.DialTimeout("tcp", c.nodes[i].client, 300*time.Millisecond)
+	conn, err := c.dialClient(c.nodes[i].client, 300*time.Millisecond)
 	if err != nil {
 		return nil
 	}

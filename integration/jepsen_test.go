@@ -10,6 +10,11 @@
 //	go test -count=1 -run TestJepsenShort ./integration/
 //	go test -race -count=1 -run TestJepsenShort ./integration/
 //	LOCKD_JEPSEN_SEED=42 go test -count=1 -run TestJepsenShort ./integration/   # replay a seed's schedule
+//	LOCKD_JEPSEN_TLS=1 go test -count=1 -run TestJepsenShort ./integration/     # TLS on both ports
+//
+// With LOCKD_JEPSEN_TLS=1 (here and in the soak) the nodes serve clients on
+// TLS only and speak to each other over mutual TLS (clusterOpts.tls): every
+// client of the suite, and the harness's probes, use TLS.
 //
 // The soak runs the same suite for each seed, for as long as asked:
 //
@@ -50,12 +55,13 @@ type jepsenConfig struct {
 	hot          int           // lock names in use at once
 	rotate       int64         // ops before the suite moves to fresh names
 	linTimeout   time.Duration // per-lock bound of the linearizability search
+	tls          bool          // TLS on both ports (LOCKD_JEPSEN_TLS)
 }
 
 func defaultJepsenConfig(seed int64, d time.Duration) jepsenConfig {
 	return jepsenConfig{
 		seed: seed, duration: d, clients: 12, leaseClients: 4, hot: 3, rotate: 500,
-		linTimeout: 30 * time.Second,
+		linTimeout: 30 * time.Second, tls: os.Getenv("LOCKD_JEPSEN_TLS") != "",
 	}
 }
 
@@ -114,11 +120,11 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d; workload %v; %d lock clients on %d hot names (fresh names every %d ops), %d lease clients; failure artifacts go to %s",
-		cfg.seed, cfg.duration, cfg.clients, cfg.hot, cfg.rotate, cfg.leaseClients, dir)
+	t.Logf("seed %d; workload %v; %d lock clients on %d hot names (fresh names every %d ops), %d lease clients; TLS on both ports: %v; failure artifacts go to %s",
+		cfg.seed, cfg.duration, cfg.clients, cfg.hot, cfg.rotate, cfg.leaseClients, cfg.tls, dir)
 
 	quietRedisLogger.Do(func() { redis.SetLogger(discardLogger{}) })
-	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s"}})
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s"}, tls: cfg.tls})
 	hist := check.NewHistory()
 	leaseHist := check.NewHistory()
 	store := check.NewStore()
@@ -187,7 +193,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	t.Logf("recovery: node %d leads; all nodes applied the whole log", lead)
 
 	names := usedNames(hist.Ops())
-	leader := jepsenClient(c.nodes[lead].client)
+	leader := jepsenClient(c.nodes[lead].client, c.clientTLS())
 	defer leader.Close()
 	err := hist.FinalReads(int(w.nextPID.Add(1)), names, func(name string) (string, error) {
 		var err error
@@ -350,6 +356,8 @@ func report(t testing.TB, cfg jepsenConfig, w *workload, lw *leaseWorkload, nem 
 	}
 	t.Logf("REPORT seed %d: OWNER reads on the leader: %d sent, %d confirmed leader throughout (checked), %d unconfirmed (recorded indeterminate)",
 		cfg.seed, len(w.reads), confirmed, len(w.reads)-confirmed)
+	t.Logf("REPORT seed %d: linearizable OWNER reads on random nodes: %d sent, %d answered (checked), %d refused or timed out",
+		cfg.seed, w.linSent.Load(), w.linOK.Load(), w.linSent.Load()-w.linOK.Load())
 	t.Logf("REPORT seed %d: nemesis events %d: %s", cfg.seed, total, strings.Join(nems, " "))
 	t.Logf("REPORT seed %d: lease test: %d LOCK PX ops, %d grants, %d zombies; store accepted %d writes, rejected %d stale writes and %d stale reads (clients saw %d/%d); lease LOCK errors %d",
 		cfg.seed, len(leaseOps), lw.grants.Load(), lw.zombies.Load(), accepted, rejected, lw.rejectedReads(), lw.staleWrites.Load(), lw.staleReads.Load(), lw.errs.Load())

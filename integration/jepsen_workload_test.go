@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -20,10 +21,12 @@ import (
 const jepsenOpTimeout = 3 * time.Second
 
 // jepsenClient returns a go-redis client of addr for the suite: no retries,
-// the context's deadline honoured, reads bounded by jepsenOpTimeout.
-func jepsenClient(addr string) *redis.Client {
+// the context's deadline honoured, reads bounded by jepsenOpTimeout; over
+// TLS with tlsCfg when it is not nil.
+func jepsenClient(addr string, tlsCfg *tls.Config) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr:                  addr,
+		TLSConfig:             tlsCfg,
 		MaxRetries:            -1,
 		DialTimeout:           time.Second,
 		ReadTimeout:           jepsenOpTimeout,
@@ -86,6 +89,9 @@ type workload struct {
 	rotate  int64 // ops per generation of names
 	begun   atomic.Int64
 	nextPID atomic.Int64 // next porcupine client id for a client that lost an op
+	// Linearizable OWNER reads (CLIENT READS LINEARIZABLE) on any node:
+	// sent, answered (and checked), refused or timed out (dropped).
+	linSent, linOK atomic.Int64
 
 	mu         sync.Mutex
 	unexpected []string // first unexpected errors, for the report
@@ -126,6 +132,7 @@ type lockClient struct {
 	home  int
 	redis bool // SET NX PX and scripts instead of LOCK and UNLOCK
 	rdbs  map[int]*redis.Client
+	lin   map[int]*redis.Client // connections in linearizable read mode
 	rng   *rand.Rand
 	held  map[string]bool // locks this client believes it holds
 }
@@ -133,11 +140,12 @@ type lockClient struct {
 func (w *workload) newClient(id int) *lockClient {
 	lc := &lockClient{
 		w: w, id: id, pid: id, owner: fmt.Sprintf("c%d", id), home: 1 + id%len(w.c.nodes), redis: id%2 == 1,
-		rdbs: map[int]*redis.Client{}, rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
+		rdbs: map[int]*redis.Client{}, lin: map[int]*redis.Client{}, rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
 		held: map[string]bool{},
 	}
 	for i, p := range w.c.nodes {
-		lc.rdbs[i] = jepsenClient(p.client)
+		lc.rdbs[i] = jepsenClient(p.client, w.c.clientTLS())
+		lc.lin[i] = linearizableClient(p.client, w.c.clientTLS())
 	}
 	return lc
 }
@@ -146,6 +154,21 @@ func (lc *lockClient) close() {
 	for _, r := range lc.rdbs {
 		r.Close()
 	}
+	for _, r := range lc.lin {
+		r.Close()
+	}
+}
+
+// linearizableClient is jepsenClient whose connections are in linearizable
+// read mode.
+func linearizableClient(addr string, tlsConf *tls.Config) *redis.Client {
+	base := jepsenClient(addr, tlsConf)
+	opts := *base.Options()
+	base.Close()
+	opts.OnConnect = func(ctx context.Context, cn *redis.Conn) error {
+		return cn.Do(ctx, "CLIENT", "READS", "LINEARIZABLE").Err()
+	}
+	return redis.NewClient(&opts)
 }
 
 // run sends ops until ctx is done.
@@ -160,8 +183,10 @@ func (lc *lockClient) run(ctx context.Context) {
 		}
 		var o outcome
 		switch r := lc.rng.Float64(); {
-		case r < 0.25:
+		case r < 0.125:
 			o = lc.read(name)
+		case r < 0.25:
+			o = lc.linearizableRead(name)
 		case lc.held[name] && r < 0.9:
 			o = lc.unlock(name)
 		default:
@@ -330,6 +355,32 @@ func (lc *lockClient) read(name string) outcome {
 	return outcomeOK
 }
 
+// linearizableRead sends OWNER in linearizable mode to a node picked at
+// random (a follower, the leader, a leader cut off from the others that does
+// not know it yet) and records its answer as a plain read: the checker then
+// proves it saw every write acknowledged before it was sent. A refused or
+// timed-out read is dropped.
+func (lc *lockClient) linearizableRead(name string) outcome {
+	w := lc.w
+	node := 1 + lc.rng.Intn(len(lc.lin))
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	w.begun.Add(1)
+	w.linSent.Add(1)
+	p := w.hist.Begin(lc.pid, check.KindOwner, name, "")
+	o, err := ownerOf(ctx, lc.lin[node], name)
+	if err != nil {
+		p.Unknown()
+		if !expectedErr(err) {
+			w.noteUnexpected("OWNER (linearizable)", err)
+		}
+		return outcomeFailed
+	}
+	w.linOK.Add(1)
+	p.Read(o)
+	return outcomeOK
+}
+
 // readRecord is what the suite knows of one OWNER read, for the failure files.
 type readRecord struct {
 	Name        string
@@ -380,7 +431,7 @@ func (lw *leaseWorkload) lockName(k int) string { return fmt.Sprintf("lease-%d-r
 func (lw *leaseWorkload) run(ctx context.Context, id int) {
 	rng := rand.New(rand.NewSource(lw.seed*7919 + int64(id)))
 	owner := fmt.Sprintf("lease-c%d", id)
-	rdb := jepsenClient(lw.c.nodes[1+id%len(lw.c.nodes)].client)
+	rdb := jepsenClient(lw.c.nodes[1+id%len(lw.c.nodes)].client, lw.c.clientTLS())
 	defer rdb.Close()
 	px := lw.lease.Milliseconds()
 	for ctx.Err() == nil {

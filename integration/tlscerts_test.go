@@ -61,11 +61,14 @@ type leaf struct {
 	pair            tls.Certificate
 }
 
-// certSpec says what certificate to issue: for a server (127.0.0.1 and
-// localhost) or a client, and whether it has already expired.
+// certSpec says what certificate to issue: for a server (127.0.0.1, or ip,
+// and localhost), a client, or a cluster member (a server that is also a
+// client, as members dial each other), and whether it has already expired.
 type certSpec struct {
 	cn      string
 	client  bool
+	member  bool
+	ip      string // the server's IP address SAN instead of 127.0.0.1
 	expired bool
 }
 
@@ -87,6 +90,12 @@ func (ca *testCA) issue(t testing.TB, spec certSpec) leaf {
 	if spec.client {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		tmpl.DNSNames, tmpl.IPAddresses = nil, nil
+	}
+	if spec.member {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	if spec.ip != "" {
+		tmpl.IPAddresses = []net.IP{net.ParseIP(spec.ip)}
 	}
 	if spec.expired {
 		tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour)

@@ -55,13 +55,22 @@ const (
 	OpType     Op = 19 // "string" or "none"
 	OpExpireAt Op = 20 // the deadline in Unix ms (Seconds: s), -1, -2
 	OpLockInfo Op = 21 // [owner, token, ttl ms] or null
+	// OpPublish is PUBLISH of the message Owner on the channel Name: every
+	// node that applies it delivers it to its own subscribers (see
+	// events.go). It changes nothing in the table; its reply is 0, which
+	// the node that answers replaces with its own count of receivers.
+	OpPublish Op = 22
+	// OpLeaderTransfer asks the leader to hand its leadership to the voter
+	// Target (0: the most caught-up one). It travels from node to node
+	// only; the table never applies one.
+	OpLeaderTransfer Op = 23
 	// ACL users (see users.go). OpACLSetUser applies ACL SETUSER Name with
 	// the rules X.Args (password hashes only, never a clear password); for
 	// the default user, while none is set, Owner lists (space-separated)
 	// the rules of the proposing node's default user to start from.
 	// OpACLDelUser deletes the users Name and X.Args. Both reply as Redis.
-	OpACLSetUser Op = 22
-	OpACLDelUser Op = 23
+	OpACLSetUser Op = 24
+	OpACLDelUser Op = 25
 	maxOp           = OpACLDelUser
 )
 
@@ -160,6 +169,10 @@ func (o Op) String() string {
 		return "PEXPIRETIME"
 	case OpLockInfo:
 		return "LOCKINFO"
+	case OpPublish:
+		return "PUBLISH"
+	case OpLeaderTransfer:
+		return "LEADERTRANSFER"
 	case OpACLSetUser:
 		return "ACL SETUSER"
 	case OpACLDelUser:
@@ -175,7 +188,8 @@ func (o Op) String() string {
 // with a remembered ID gets Conflict). ID 0 means "no
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait only) is how long to stay queued, in ms; Target
-// (OpCancel only) is the ID of the queued request to cancel.
+// (OpCancel) is the ID of the queued request to cancel, or (OpLeaderTransfer)
+// the node to hand leadership to.
 //
 // Key-space commands use Owner for the value, Flags and Match for their
 // options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
@@ -196,9 +210,12 @@ type Command struct {
 	X      *Extra
 }
 
-// keySpace reports whether op is one of the key-space operations, whose
-// results are replies.
-func (o Op) keySpace() bool { return o >= OpSet && o <= maxOp }
+// keySpace reports whether op is one of the key-space operations or the
+// ACL ones, whose results are replies (and whose encoding carries Flags,
+// Match, At and X).
+func (o Op) keySpace() bool {
+	return (o >= OpSet && o <= OpPublish) || o == OpACLSetUser || o == OpACLDelUser
+}
 
 // Batch is the payload of one raft entry: the commands the leader proposed
 // together, stamped with the leader's term and its clock in milliseconds
@@ -233,7 +250,7 @@ func AppendCommand(dst []byte, c *Command) []byte {
 	switch c.Op {
 	case OpLockWait:
 		dst = binary.AppendVarint(dst, c.Wait)
-	case OpCancel:
+	case OpCancel, OpLeaderTransfer:
 		dst = binary.AppendUvarint(dst, c.Target)
 	}
 	if !c.Op.keySpace() {
@@ -296,7 +313,7 @@ func (d *decoder) command(depth int) Command {
 	switch c.Op {
 	case OpLockWait:
 		c.Wait = d.varint()
-	case OpCancel:
+	case OpCancel, OpLeaderTransfer:
 		c.Target = d.uvarint()
 	}
 	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {

@@ -24,7 +24,7 @@ func TestOpString(t *testing.T) {
 	}{
 		{OpLock, "LOCK"}, {OpUnlock, "UNLOCK"}, {OpRenew, "RENEW"}, {OpTick, "TICK"},
 		{OpLockWait, "LOCKWAIT"}, {OpCancel, "CANCEL"}, {OpSet, "SET"}, {OpDel, "DEL"}, {OpExpire, "PEXPIRE"},
-		{OpTx, "EXEC"}, {OpEffects, "EFFECTS"}, {OpLockInfo, "LOCKINFO"},
+		{OpTx, "EXEC"}, {OpEffects, "EFFECTS"}, {OpLockInfo, "LOCKINFO"}, {OpLeaderTransfer, "LEADERTRANSFER"},
 		{0, "Op(0)"}, {maxOp + 1, fmt.Sprintf("Op(%d)", maxOp+1)}, {255, "Op(255)"},
 	}
 	for _, tt := range tests {
@@ -36,7 +36,7 @@ func TestOpString(t *testing.T) {
 
 func TestOpValuesAreFrozen(t *testing.T) {
 	// The values are part of the on-disk format.
-	if OpLock != 1 || OpUnlock != 2 || OpRenew != 3 || OpTick != 4 || OpSet != 7 || OpEffects != 12 || OpLockInfo != 21 {
+	if OpLock != 1 || OpUnlock != 2 || OpRenew != 3 || OpTick != 4 || OpSet != 7 || OpEffects != 12 || OpLockInfo != 21 || OpPublish != 22 || OpLeaderTransfer != 23 {
 		t.Fatalf("ops renumbered: %d %d %d %d %d %d %d", OpLock, OpUnlock, OpRenew, OpTick, OpSet, OpEffects, OpLockInfo)
 	}
 	if FlagNX != 1 || FlagGet != 16 || FlagSeconds != 1024 {
@@ -72,6 +72,8 @@ var roundTripCommands = []struct {
 	{"empty name and owner", Command{Op: OpLock}},
 	{"largest TTL", lockCmd(6, "a", "b", math.MaxInt64)},
 	{"largest ID", lockCmd(math.MaxUint64, "a", "b", 1)},
+	{"leader transfer to a node", Command{Op: OpLeaderTransfer, ID: 7, Target: 3}},
+	{"leader transfer to the most caught-up", Command{Op: OpLeaderTransfer, ID: 8}},
 	{"binary name and owner", lockCmd(7, "\x00\xff\n\r", "\x00", 9)},
 	{"unicode name", lockCmd(8, "verrou-é-锁", "владелец", 10)},
 	{"long name and owner", lockCmd(9, strings.Repeat("n", 70_000), strings.Repeat("o", 300), 11)},

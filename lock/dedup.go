@@ -130,3 +130,18 @@ func (t *Table) shrink() {
 	}
 	t.seen, t.answered, t.seenPeak = seen, answered, len(seen)
 }
+
+// MaxRememberedID returns the largest request ID in [lo, hi] that the
+// table remembers, 0 when there is none. A cluster restored from a backup
+// uses it to start its nodes' IDs past those the table still remembers.
+func (t *Table) MaxRememberedID(lo, hi uint64) uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var m uint64
+	for _, s := range t.order[t.head:] {
+		if s.id >= lo && s.id <= hi {
+			m = max(m, s.id)
+		}
+	}
+	return m
+}

@@ -329,3 +329,41 @@ func TestDedupMemoryIsGivenBack(t *testing.T) {
 	}
 	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1}})
 }
+
+// MaxRememberedID finds the largest remembered ID in a range, also after a
+// snapshot round trip, and forgets IDs past the window as the table does.
+func TestMaxRememberedID(t *testing.T) {
+	const node = 1 << 48
+	tab := NewTable()
+	run(t, tab,
+		at(1, 0, lockCmd(node|7, "a", "x", 0), lockCmd(2<<48|9, "b", "x", 0), lockCmd(node|3, "c", "x", 0)).
+			returns(res(node|7, 1), res(2<<48|9, 2), res(node|3, 3)),
+		at(1, 10, tickCmd()),
+	)
+	restored := NewTable()
+	if err := restored.Restore(tab.Snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name   string
+		lo, hi uint64
+		want   uint64
+	}{
+		{"node 1's", node, 2<<48 - 1, node | 7},
+		{"node 2's", 2 << 48, 3<<48 - 1, 2<<48 | 9},
+		{"node 3's: none", 3 << 48, 4<<48 - 1, 0},
+		{"below the largest", node, node | 5, node | 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for name, tb := range map[string]*Table{"table": tab, "restored": restored} {
+				if got := tb.MaxRememberedID(tt.lo, tt.hi); got != tt.want {
+					t.Errorf("%s: MaxRememberedID(%#x, %#x) = %#x, want %#x", name, tt.lo, tt.hi, got, tt.want)
+				}
+			}
+		})
+	}
+	run(t, tab, at(1, DedupWindow+20, tickCmd()))
+	if got := tab.MaxRememberedID(0, math.MaxUint64); got != 0 {
+		t.Errorf("after the window MaxRememberedID = %#x, want 0", got)
+	}
+}

@@ -85,6 +85,8 @@ func (t *Table) expire() {
 		switch {
 		case lok && (!wok || t.leases[0].expiresBefore(w)):
 			name := t.leases[0].name
+			t.note(EventExpired, name)
+			t.stats.Expiries++
 			t.release(name, t.byName[name])
 		case wok:
 			h := t.byName[w.name]

@@ -45,6 +45,7 @@ func (t *Table) execKey(c *Command) (v resp.Value, retry bool) {
 			return resp.IntValue(0), false
 		}
 		t.setLease(c.Name, h, 0)
+		t.note(EventPersist, c.Name)
 		return resp.IntValue(1), false
 	case OpTx:
 		if !t.checksHold(c.X) {
@@ -73,6 +74,11 @@ func (t *Table) execKey(c *Command) (v resp.Value, retry bool) {
 		return resp.OK(), false
 	case OpScript:
 		return resp.ErrorValue("ERR a script request cannot be applied"), false
+	case OpPublish:
+		if t.notify {
+			t.events = append(t.events, Event{Kind: EventPublish, Name: c.Name, Payload: c.Owner})
+		}
+		return resp.IntValue(0), false
 	case OpACLSetUser:
 		return t.setUser(c), false
 	case OpACLDelUser:
@@ -160,15 +166,20 @@ func (t *Table) set(c *Command) resp.Value {
 		switch {
 		case past:
 			if exists {
+				t.note(EventDel, c.Name)
 				t.release(c.Name, h)
 			}
 		case !exists:
+			t.note(EventSet, c.Name)
 			t.grant(c.Name, c.Owner, ttl)
 		default:
+			t.note(EventSet, c.Name)
 			h = t.changed(c.Name, h)
 			if h.owner != c.Owner {
 				t.fence++
-				h.owner, h.token = c.Owner, t.fence
+				t.stats.Hold.observeSince(h.since, t.now)
+				t.stats.Grants++
+				h.owner, h.token, h.since = c.Owner, t.fence, t.now
 			}
 			if c.Flags&FlagKeepTTL == 0 {
 				t.setLease(c.Name, h, ttl)
@@ -201,12 +212,14 @@ func (t *Table) del(c *Command) resp.Value {
 		case !ok, c.Flags&FlagIfEq != 0 && h.owner != c.Match, c.Flags&FlagIfNe != 0 && h.owner == c.Match:
 			return resp.IntValue(0)
 		}
+		t.note(EventDel, c.Name)
 		t.release(c.Name, h)
 		return resp.IntValue(1)
 	}
 	n := int64(0)
 	for _, name := range c.names() {
 		if h, ok := t.byName[name]; ok {
+			t.note(EventDel, name)
 			t.release(name, h)
 			n++
 		}
@@ -245,10 +258,12 @@ func (t *Table) pexpire(c *Command) resp.Value {
 		return resp.IntValue(0)
 	}
 	if past {
+		t.note(EventDel, c.Name)
 		t.release(c.Name, h)
 		return resp.IntValue(1)
 	}
 	t.setLease(c.Name, t.changed(c.Name, h), ttl)
+	t.note(EventExpire, c.Name)
 	return resp.IntValue(1)
 }
 

@@ -214,13 +214,13 @@ func (t *Table) Restore(data []byte) error {
 	prev := ""
 	for i := uint64(0); i < count && d.err == nil; i++ {
 		name := d.string()
-		h := &held{key: treeKey(name), owner: d.string(), token: d.uvarint(), deadline: d.varint(), version: d.uvarint()}
+		h := &held{key: treeKey(name), owner: d.string(), token: d.uvarint(), deadline: d.varint(), version: d.uvarint(), since: unknownSince}
 		nw := d.uvarint()
 		if d.err == nil && nw > uint64(len(d.b))/4 {
 			return ErrCorrupt
 		}
 		for j := uint64(0); j < nw && d.err == nil; j++ {
-			w := waiter{id: d.uvarint(), owner: d.string(), ttl: d.varint(), deadline: d.varint()}
+			w := waiter{id: d.uvarint(), owner: d.string(), ttl: d.varint(), deadline: d.varint(), since: unknownSince}
 			if d.err != nil {
 				break
 			}
@@ -303,6 +303,7 @@ func (t *Table) Restore(data []byte) error {
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0
 	t.shared = false // a view of the old order keeps the old array
 	t.waiting = n.waiting
+	t.events = t.events[:0] // they were of the table replaced
 	t.putUsers(users)
 	return nil
 }

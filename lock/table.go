@@ -16,8 +16,8 @@ import (
 //
 // Concurrency: every method may be called from any goroutine. Apply, Restore
 // and View (so Snapshot, for the moment of its View) take the table's write
-// lock; Get, Len, Waiting, Clock, NextDeadline and UsersChanged its read
-// lock; Users none.
+// lock; Get, Len, Waiting, Clock, NextDeadline, Stats and UsersChanged its
+// read lock; Users none.
 //
 // Clock: the table keeps a logical time Now in milliseconds. Within one term,
 // Now advances by the difference between successive leader stamps. The first
@@ -63,11 +63,16 @@ type Table struct {
 	waiting int      // queued requests on all locks
 
 	scripts scriptRegistry
+	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
+
+	notify bool    // record events (see events.go)
+	events []Event // recorded since the last TakeEvents
+	stats  Stats   // what Apply decided, for metrics (stats.go)
+
 	// users is the ACL users (see users.go), read without the lock;
 	// usersChanged is closed and replaced when they change.
 	users        atomic.Pointer[acl.Users]
 	usersChanged chan struct{}
-	loaded       map[string]struct{} // a scratch table's keys loaded so far (see Load)
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -85,6 +90,7 @@ type held struct {
 	token    uint64
 	version  uint64 // Table.mod when it last changed: a key-space write, an expiry or a grant
 	deadline int64  // logical ms; 0 = no lease
+	since    int64  // logical ms when owner got it; unknownSince after Restore
 	lease    *lease // its entry in Table.leases; nil when deadline is 0
 	waiters  []waiter
 	gen      uint64 // Table.gen when it was made
@@ -96,6 +102,7 @@ type waiter struct {
 	owner    string
 	ttl      int64
 	deadline int64 // logical ms when it gives up
+	since    int64 // logical ms when it was queued; unknownSince after Restore
 }
 
 // Info describes a held lock.
@@ -192,19 +199,25 @@ func (t *Table) exec(c *Command) int64 {
 	case OpLock, OpLockWait:
 		if !ok {
 			t.grant(c.Name, c.Owner, c.TTL)
+			t.note(EventGrant, c.Name)
 			return int64(t.fence)
 		}
 		if h.owner == c.Owner {
+			if c.TTL != 0 || h.deadline != 0 {
+				t.note(EventExpire, c.Name)
+			}
 			t.setLease(c.Name, h, c.TTL)
 			return int64(h.token)
 		}
 		if c.Op == OpLockWait && c.Wait > 0 {
-			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait))})
+			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now})
 			return Queued
 		}
+		t.stats.Refusals++
 		return 0
 	case OpUnlock:
 		if ok && h.owner == c.Owner {
+			t.note(EventDel, c.Name)
 			t.release(c.Name, h)
 			return 1
 		}
@@ -219,6 +232,7 @@ func (t *Table) exec(c *Command) int64 {
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {
 			t.setLease(c.Name, h, c.TTL)
+			t.note(EventExpire, c.Name)
 			return 1
 		}
 		return 0
@@ -231,7 +245,8 @@ func (t *Table) exec(c *Command) int64 {
 func (t *Table) grant(name, owner string, ttl int64) *held {
 	t.fence++
 	t.mod++
-	h := &held{key: treeKey(name), owner: owner, token: t.fence, version: t.mod, gen: t.gen}
+	h := &held{key: treeKey(name), owner: owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
+	t.stats.Grants++
 	t.put(name, h)
 	t.setLease(name, h, ttl)
 	return h
@@ -282,23 +297,28 @@ func (t *Table) release(name string, h *held) {
 	if h.lease != nil {
 		heap.Remove(&t.leases, h.lease.index)
 	}
+	t.stats.Hold.observeSince(h.since, t.now)
 	for queue := h.waiters; len(queue) > 0; {
 		w := queue[0]
 		queue = queue[1:]
 		t.unqueue(name, w)
 		if w.deadline <= t.now {
+			t.stats.WaitTimeouts++
 			t.answer(w.id, 0)
 			continue
 		}
 		t.fence++
 		t.mod++
-		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen}
+		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
+		t.stats.Grants++
+		t.stats.Wait.observeSince(w.since, t.now)
 		if len(queue) > 0 {
 			next.waiters = queue
 		}
 		t.put(name, next)
 		t.setLease(name, next, w.ttl)
 		t.answer(w.id, int64(next.token))
+		t.note(EventGrant, name)
 		return
 	}
 	t.locks.Delete(h.key)
@@ -315,6 +335,7 @@ func (t *Table) dropWaiter(name string, h *held, i int) {
 		h.waiters = nil
 	}
 	t.unqueue(name, w)
+	t.stats.WaitTimeouts++
 	t.answer(w.id, 0)
 }
 

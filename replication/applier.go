@@ -3,6 +3,7 @@ package replication
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/lockd/lockd/internal/datadir"
 	"github.com/lockd/lockd/lock"
@@ -16,10 +17,10 @@ import (
 // applied. Every SnapshotEntries entries it takes the table's view and
 // starts a snapshot goroutine that encodes and writes it.
 //
-// Concurrency: its queue takes committed entries from the loop and snapshot
-// restores from the appender; the table is written only here (readers use
-// its own locking). It stops with the node, and stops the node when a
-// snapshot cannot be restored or written.
+// Concurrency: its queue takes committed entries from the loop, snapshot
+// restores from the appender and backup requests from Backup; the table is
+// written only here (readers use its own locking). It stops with the node,
+// and stops the node when a snapshot cannot be restored or written.
 type applier struct {
 	n     *Node
 	table *lock.Table
@@ -33,13 +34,16 @@ type applier struct {
 	snapping  bool   // a snapshot goroutine is running; set and cleared here
 	snapDone  chan struct{}
 	results   []lock.Result
+	events    []lock.Event
 }
 
 // applyWork is one item of the applier's queue: committed entries (a
-// MsgStorageApply), or a snapshot from the leader to restore the table from.
+// MsgStorageApply), a snapshot from the leader to restore the table from,
+// or a backup's request for the table as applied so far (backup.go).
 type applyWork struct {
 	msg     *raftpb.Message
 	restore *raftpb.Snapshot
+	backup  chan<- backupPoint // buffered
 }
 
 func (a *applier) run() {
@@ -57,6 +61,10 @@ func (a *applier) run() {
 			return
 		}
 		for _, it := range a.q.take() {
+			if it.backup != nil {
+				it.backup <- a.point()
+				continue
+			}
 			if it.restore != nil {
 				if err := a.restore(it.restore); err != nil {
 					a.n.stopOnError(err)
@@ -109,10 +117,24 @@ func (a *applier) apply(ents []*raftpb.Entry) {
 		}
 		a.applied = e.GetIndex()
 	}
+	if a.n.cfg.Events != nil {
+		a.events = a.table.TakeEvents(a.events[:0])
+		if len(a.events) > 0 {
+			a.n.cfg.Events(a.events)
+			clear(a.events)
+		}
+	}
 	a.n.pub.setApplied(a.applied)
 	for _, r := range a.results {
 		a.n.pending.resolve(r)
 	}
+}
+
+// newTable returns an empty table that records events when notify is set.
+func newTable(notify bool) *lock.Table {
+	t := lock.NewTable()
+	t.SetNotify(notify)
+	return t
 }
 
 // maybeSnapshot starts a snapshot once enough entries were applied since
@@ -136,6 +158,7 @@ func (a *applier) maybeSnapshot() {
 func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotView) {
 	defer a.n.wg.Done()
 	defer func() { a.snapDone <- struct{}{} }() // buffered: one snapshot at a time
+	start := time.Now()
 	snap, err := a.mem.CreateSnapshot(index, cs, view.Encode())
 	if err != nil {
 		if !errors.Is(err, raft.ErrSnapOutOfDate) { // a newer one came from the leader
@@ -146,6 +169,9 @@ func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.Snapsh
 	if err := a.disk.SaveSnapshot(snap); err != nil {
 		a.n.stopOnError(err)
 		return
+	}
+	if o := a.n.cfg.Observer; o != nil {
+		o.SnapshotSaved(time.Since(start), len(snap.GetData()))
 	}
 	a.n.appender.q.put(appendWork{compact: index})
 }

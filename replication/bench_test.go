@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -37,4 +38,51 @@ func BenchmarkFollowerWrite(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-us")
 	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds()), "p90-us")
+}
+
+// BenchmarkBackup measures BACKUP on a node holding 100,000 locks (names
+// of 12 bytes, owners of 8, and their 100,000 request ids remembered):
+// the applier's view, the encoding and the synced file, each to a new
+// file; and Restore of that file into a new data directory.
+func BenchmarkBackup(b *testing.B) {
+	nodes := testCluster(b, 1, nil)
+	waitLeader(b, nodes)
+	n := nodes[1]
+	ctx := context.Background()
+	const locks, batch = 100_000, 1000
+	for i := 0; i < locks; i += batch {
+		cmds := make([]lock.Command, batch)
+		for j := range cmds {
+			cmds[j] = lock.Command{Op: lock.OpLock, Name: fmt.Sprintf("lock-%07d", i+j), Owner: "owner-01"}
+		}
+		_, errs := n.ExecuteAll(ctx, cmds)
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	src := filepath.Join(b.TempDir(), "src")
+	info, err := n.Backup(ctx, src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("backup", func(b *testing.B) {
+		dir := b.TempDir()
+		for i := range b.N {
+			if _, err := n.Backup(ctx, filepath.Join(dir, fmt.Sprint(i))); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(info.Bytes), "bytes")
+	})
+	b.Run("restore", func(b *testing.B) {
+		dir := b.TempDir()
+		peers := map[uint64]string{1: "", 2: "", 3: ""}
+		for i := range b.N {
+			if _, err := Restore(src, RestoreConfig{DataDir: filepath.Join(dir, fmt.Sprint(i)), ID: 1, Peers: peers}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 )
 
@@ -54,6 +55,10 @@ type Config struct {
 	// net.Dialer with DefaultDialTimeout. Tests pass a fault-injecting
 	// dialer.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// ClusterTLS, when set, runs every peer connection over mutual TLS
+	// made of its files (internal/peering's tls.go; load them with
+	// peering.ClusterTLS); nil for plain TCP.
+	ClusterTLS *tlsfiles.Files
 
 	// Fsync syncs the log to disk before acknowledging (default true).
 	// NoFsync turns it off; acknowledged writes may then be lost in a
@@ -103,6 +108,16 @@ type Config struct {
 	// on one goroutine, one request at a time. Without it, scripts answer
 	// an error. req.Owner names the ACL user the script runs as.
 	RunScript func(table *lock.Table, req lock.Command) lock.Command
+	// Events, when set, receives what each applied entry did (lock.Event:
+	// PUBLISH's messages, and keys set, deleted, expired, granted), in log
+	// order, right after the entry is applied and before its waiters are
+	// answered. It is called on the applier's goroutine and must not block.
+	// A node that installs a snapshot instead of applying entries delivers
+	// no events for them.
+	Events func([]lock.Event)
+	// Observer, when set, hears of log writes, syncs, snapshots and
+	// failed proposals (metrics).
+	Observer Observer
 
 	Logger *slog.Logger
 

@@ -5,7 +5,10 @@
 // ExecuteAll (a client's pipeline) and ExecuteWait: they return once this
 // node has applied the commands. WaitApplied is the catch-up wait of reads
 // (read.go). Execute, Do, ExecuteAll, ExecuteWait, WaitApplied, Status,
-// Table and SinceApply may be called from any goroutine.
+// Table and SinceApply may be called from any goroutine, and so may the
+// operator's calls: TransferLeader and HandOff (transfer.go), Backup, and
+// Restore, which seeds a new node's data directory from a backup file
+// (backup.go, backupfile.go).
 //
 // A node is four goroutines, each a type in a file of its name, and the
 // queues between them:

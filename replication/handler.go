@@ -30,9 +30,14 @@ func (h handler) Step(m *raftpb.Message) error {
 	}
 }
 
-// Forward proposes a command a peer forwarded, if it passes checkForwarded.
+// Forward proposes a command a peer forwarded, if it passes checkForwarded;
+// a leader transfer request goes to the loop instead (transfer.go).
 func (h handler) Forward(from uint64, c lock.Command) {
 	n := h.n
+	if c.Op == lock.OpLeaderTransfer {
+		n.transferForwarded(from, c)
+		return
+	}
 	if err := n.checkForwarded(from, &c); err != nil {
 		// A command the leader would refuse from a client of its own:
 		// dropped, and its sender's request times out.
@@ -78,7 +83,7 @@ func (h handler) LostState(err error) { h.n.fail(err) }
 var forwardable = map[lock.Op]bool{
 	lock.OpLock: true, lock.OpLockWait: true, lock.OpUnlock: true, lock.OpRenew: true, lock.OpCancel: true,
 	lock.OpSet: true, lock.OpDel: true, lock.OpExpire: true, lock.OpPersist: true, lock.OpTx: true,
-	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true,
+	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true, lock.OpPublish: true,
 	lock.OpACLSetUser: true, lock.OpACLDelUser: true,
 }
 

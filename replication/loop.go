@@ -32,10 +32,11 @@ type loop struct {
 	pub *published
 
 	stepc    chan *raftpb.Message      // peers' messages
-	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft
+	local    *mailbox[*raftpb.Message] // the storage goroutines' responses to raft; transfer requests (transfer.go)
 	props    *mailbox[lock.Command]    // commands to propose
 	reportc  chan report               // the transport's news of peers
 	appliedc chan struct{}             // the applier applied entries
+	reads    readIndexes               // linearizable reads (readindex.go)
 
 	prop      proposer
 	lastIndex uint64            // index of the last entry handed to the appender
@@ -57,12 +58,19 @@ func (l *loop) run() {
 		if l.canPropose() {
 			props = l.props.ready()
 		}
+		var reads <-chan struct{}
+		if l.canStartRead() {
+			reads = l.reads.q.ready()
+		}
 		select {
 		case <-l.local.ready():
 		case <-t.C:
 			l.pub.ticks()
 			l.rn.Tick()
 			l.campaignAlone()
+			l.expireReads()
+		case <-reads:
+			l.startRead()
 		case m := <-l.stepc:
 			l.stepMsg(m)
 		more:
@@ -92,9 +100,19 @@ func (l *loop) run() {
 			return
 		}
 		for _, m := range l.local.take() {
+			if m.GetType() == raftpb.MsgTransferLeader {
+				l.transfer(m.GetFrom()) // transfer.go
+				continue
+			}
 			l.rn.Step(m)
 		}
 		l.drainReady()
+		if len(l.reads.rounds) == 0 && l.startRead() {
+			// The reads that waited for the round just answered: their
+			// request (a follower's to the leader, a leader's heartbeats)
+			// goes out with this round's messages.
+			l.drainReady()
+		}
 		l.proposeHeld()
 		l.flushOutbox()
 	}
@@ -143,6 +161,7 @@ func (l *loop) handleReady(rd raft.Ready) {
 	if rd.SoftState != nil {
 		l.setSoftState(rd.SoftState) // after the term, which the proposer stamps
 	}
+	l.readStates(rd.ReadStates)
 	for _, m := range rd.Messages {
 		switch m.GetTo() {
 		case raft.LocalAppendThread:
@@ -210,6 +229,9 @@ func (l *loop) campaignAlone() {
 func (l *loop) setSoftState(s *raft.SoftState) {
 	old := l.pub.leader.Swap(s.Lead)
 	oldRole := l.pub.role.Swap(s.RaftState)
+	if old != s.Lead {
+		l.pub.leaderChanges.Add(1)
+	}
 	if old != s.Lead || oldRole != s.RaftState {
 		l.n.log.Info("raft state", "role", roleName(s.RaftState), "leader", s.Lead, "term", l.pub.term.Load())
 		l.pub.notifyChange()

@@ -70,7 +70,7 @@ func Start(c Config) (*Node, error) {
 	}
 	d, rec, err := datadir.Open(cfg.DataDir, datadir.Options{
 		ClusterID: cfg.ClusterID, NodeID: cfg.ID, NoSync: cfg.NoFsync,
-		BeforeSync: cfg.beforeSync, Logger: cfg.Logger.With("node", cfg.ID),
+		BeforeSync: cfg.beforeSync, Logger: cfg.Logger.With("node", cfg.ID), Observer: logObserverOf(cfg.Observer),
 	})
 	if err != nil {
 		return nil, err
@@ -78,7 +78,7 @@ func Start(c Config) (*Node, error) {
 	n := &Node{
 		cfg:         cfg,
 		log:         cfg.Logger.With("node", cfg.ID),
-		table:       lock.NewTable(),
+		table:       newTable(cfg.Events != nil),
 		disk:        d,
 		mem:         raft.NewMemoryStorage(),
 		clientAddrs: map[uint64]string{cfg.ID: cfg.ClientAddr},
@@ -93,6 +93,7 @@ func Start(c Config) (*Node, error) {
 		stepc:    make(chan *raftpb.Message, 1024),
 		local:    newMailbox[*raftpb.Message](0),
 		props:    newMailbox[lock.Command](maxHeld),
+		reads:    readIndexes{q: newMailbox[chan uint64](0), rounds: map[uint64]*readRound{}},
 		reportc:  make(chan report, 256),
 		appliedc: make(chan struct{}, 1),
 	}
@@ -147,7 +148,7 @@ func Start(c Config) (*Node, error) {
 	}
 	n.tr = peering.New(peering.Config{
 		ID: cfg.ID, Peers: cfg.Peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
-		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial,
+		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial, TLS: cfg.ClusterTLS,
 		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
 	}, handler{n})
 	n.loop.lastIndex, _ = n.mem.LastIndex()

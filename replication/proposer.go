@@ -119,6 +119,9 @@ func (l *loop) propose(cmds []lock.Command) {
 	}
 	if err := l.rn.Propose(lock.AppendBatch(nil, &b)); err != nil {
 		l.n.log.Debug("proposal dropped", "err", err, "cmds", len(cmds))
+		if o := l.n.cfg.Observer; o != nil {
+			o.ProposalFailed()
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 // node: Execute's waiters, WaitApplied, Status, SinceApply and the handler
 // read it; nobody else keeps a copy.
 //
-// Concurrency: the loop writes leader, role, term and commit and closes
+// Concurrency: the loop writes leader, role, term, commit and leaderChanges and closes
 // changed and tick; the applier writes applied and appliedAt and closes advanced.
 // Any goroutine reads.
 type published struct {
@@ -26,6 +26,8 @@ type published struct {
 	changed   atomic.Pointer[chan struct{}] // closed and replaced at a leader or term change
 	advanced  atomic.Pointer[chan struct{}] // closed and replaced after each apply
 	tick      atomic.Pointer[chan struct{}] // closed and replaced at each raft tick
+
+	leaderChanges atomic.Uint64 // times the loop saw the leader change, for metrics
 }
 
 func (p *published) init(start time.Time) {

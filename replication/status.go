@@ -25,6 +25,7 @@ type PeerStatus struct {
 	Addr      string
 	Connected bool
 	Dropped   uint64 // frames dropped because the queue was full
+	Sent      uint64 // frames written to the peer's connection
 }
 
 // Status returns the node's current view. Any goroutine may call it.

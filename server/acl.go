@@ -41,6 +41,7 @@ var categoryOfFlag = map[string]acl.Category{
 	"readonly": acl.CatRead,
 	"admin":    acl.CatAdmin | acl.CatDangerous,
 	"fast":     acl.CatFast,
+	"pubsub":   acl.CatPubsub,
 }
 
 // categoryOfName are the categories Redis gives commands by what they are
@@ -222,6 +223,9 @@ func permitQueued(u *acl.User, spec *commandSpec, cmd *lock.Command) error {
 	const changed = "NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: "
 	if !u.CanRun(spec.name, strings.ToLower(cmd.Name), spec.cats) { // args[1] of every queued command is its name
 		return errors.New(changed + "no permission to execute the command or subcommand")
+	}
+	if spec.key == 0 {
+		return nil // PUBLISH: its name is a channel
 	}
 	need := keyNeed(spec, nil)
 	if cmd.Flags&lock.FlagGet != 0 {

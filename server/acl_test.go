@@ -279,7 +279,7 @@ func TestACLCommands(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { admin.with(t).expect(tc.want, tc.args...) })
 	}
-	admin.expect("*11\r\n"+bulk("keyspace")+bulk("read")+bulk("write")+bulk("admin")+bulk("fast")+bulk("slow")+
+	admin.expect("*12\r\n"+bulk("keyspace")+bulk("read")+bulk("write")+bulk("pubsub")+bulk("admin")+bulk("fast")+bulk("slow")+
 		bulk("dangerous")+bulk("connection")+bulk("transaction")+bulk("scripting")+bulk("lock"), "ACL", "CAT")
 	h := acl.HashPassword("pw")
 	admin.expect("*12\r\n"+bulk("flags")+"*1\r\n"+bulk("on")+bulk("passwords")+"*1\r\n"+bulk(h)+

@@ -17,6 +17,19 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 	switch {
 	case sub == "ID" && n == 2:
 		r.int(int64(c.id))
+	case sub == "READS" && n == 3:
+		// lockd's own: this connection's reads wait for a read index
+		// (linearizable) or answer from the replica as it is (local).
+		switch strings.ToUpper(string(args[2])) {
+		case "LINEARIZABLE":
+			c.linearizable = true
+		case "LOCAL":
+			c.linearizable = false
+		default:
+			r.err(errReadsMode)
+			return
+		}
+		r.ok()
 	case sub == "GETNAME" && n == 2:
 		c.mu.Lock()
 		name := c.name

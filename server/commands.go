@@ -10,6 +10,7 @@ import (
 // what COMMAND tells clients about it.
 type commandSpec struct {
 	name    string // lower case, as Redis reports it
+	id      int    // its index in commandsByID (CommandNames)
 	arity   int    // Redis convention: n exact, -n at least n (the name counts)
 	noAuth  bool   // allowed before AUTH
 	flags   []string
@@ -35,16 +36,21 @@ type commandSpec struct {
 	cats acl.Category // its ACL categories, from flags and name (acl.go)
 }
 
-// commandTable maps upper-case command names to their specs.
-var commandTable map[string]*commandSpec
+// commandTable maps upper-case command names to their specs; commandsByID
+// lists their names by id.
+var (
+	commandTable map[string]*commandSpec
+	commandsByID []string
+)
 
 func init() {
 	var (
-		write     = []string{"write"}
-		writeFast = []string{"write", "fast"}
-		writeOOM  = []string{"write", "denyoom"}
-		readFast  = []string{"readonly", "fast"}
-		txControl = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+		write         = []string{"write"}
+		writeFast     = []string{"write", "fast"}
+		writeOOM      = []string{"write", "denyoom"}
+		readFast      = []string{"readonly", "fast"}
+		txControl     = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+		pubsubControl = []string{"pubsub", "noscript", "loading", "stale"}
 	)
 	specs := []*commandSpec{
 		// Locks (locks.go).
@@ -87,6 +93,15 @@ func init() {
 		{name: "watch", arity: -2, flags: txControl, key: 1, lastKey: -1, noScript: true, run: (*Server).cmdWatch},
 		{name: "unwatch", arity: 1, flags: txControl, noScript: true, run: (*Server).cmdUnwatch},
 
+		// Pub/sub (pubsub.go). PUBLISH goes through the log: every node
+		// delivers the message to its own subscribers.
+		{name: "publish", arity: 3, flags: []string{"pubsub", "loading", "stale", "fast"}, build: (*Server).publishArgs},
+		{name: "subscribe", arity: -2, flags: pubsubControl, noScript: true, run: (*Server).cmdSubscribe},
+		{name: "psubscribe", arity: -2, flags: pubsubControl, noScript: true, run: (*Server).cmdSubscribe},
+		{name: "unsubscribe", arity: -1, flags: pubsubControl, noScript: true, run: (*Server).cmdUnsubscribe},
+		{name: "punsubscribe", arity: -1, flags: pubsubControl, noScript: true, run: (*Server).cmdUnsubscribe},
+		{name: "pubsub", arity: -2, flags: []string{"pubsub", "loading", "stale"}, run: (*Server).cmdPubSub},
+
 		{name: "ping", arity: -1, flags: []string{"fast"}, run: (*Server).cmdPing},
 		{name: "echo", arity: 2, flags: []string{"fast"}, run: (*Server).cmdEcho},
 		{name: "quit", arity: -1, noAuth: true, flags: []string{"fast", "no-auth"}, run: (*Server).cmdQuit},
@@ -98,6 +113,8 @@ func init() {
 		{name: "info", arity: -1, flags: []string{"loading"}, run: (*Server).cmdInfo},
 		{name: "role", arity: 1, flags: []string{"fast"}, run: (*Server).cmdRole},
 		{name: "time", arity: 1, flags: []string{"fast"}, run: (*Server).cmdTime},
+		{name: "leader", arity: -2, flags: []string{"admin"}, run: (*Server).cmdLeader},
+		{name: "backup", arity: 2, flags: []string{"admin", "noscript"}, run: (*Server).cmdBackup},
 
 		{name: "eval", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEval, noScript: true},
 		{name: "evalsha", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalSHA, noScript: true},
@@ -107,9 +124,11 @@ func init() {
 		{name: "acl", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, run: (*Server).cmdACL, noScript: true},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
-	for _, sp := range specs {
+	for i, sp := range specs {
 		sp.cats = categoriesOf(sp)
 		commandTable[upper(sp.name)] = sp
+		sp.id = i
+		commandsByID = append(commandsByID, sp.name)
 	}
 }
 

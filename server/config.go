@@ -1,12 +1,14 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"time"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/respguard"
 )
@@ -30,6 +32,10 @@ const (
 	DefaultTLSAuthClients      = TLSAuthClientsYes // Redis's tls-auth-clients default
 	DefaultTLSHandshakeTimeout = 10 * time.Second  // from the TCP accept to the end of the handshake
 	DefaultTLSReloadInterval   = 5 * time.Second   // between looks at the certificate, key and CA files
+
+	// Pub/sub's.
+	DefaultPubSubBufferLimit = 8 << 20 // bytes of messages queued for one subscriber before it is disconnected
+	DefaultMaxChannelLen     = 1024    // bytes of a channel name or a pattern
 )
 
 // TLSConfig.AuthClients values, Redis's tls-auth-clients.
@@ -49,6 +55,10 @@ type Config struct {
 	// TLS configures TLSListener's handshakes. TLS clients have the same
 	// limits, timeouts and AUTH as plaintext ones.
 	TLS TLSConfig
+	// ClusterTLS, when set, runs the cluster port over mutual TLS
+	// (clustertls.go); nil for plain TCP. Its files are polled every
+	// TLS.ReloadInterval.
+	ClusterTLS *ClusterTLSConfig
 	// Node configures replication (id, peers, data directory, cluster
 	// listener, fsync, timeouts). Node.ClientAddr defaults to Listener's
 	// address, or TLSListener's when there is no Listener.
@@ -86,6 +96,22 @@ type Config struct {
 	// WATCH, ...) wait for the local replica to apply what is known to be
 	// committed (default DefaultReadTimeout); past it they answer -TRYAGAIN.
 	ReadTimeout time.Duration
+	// LinearizableReads starts every client connection in linearizable
+	// mode, as CLIENT READS LINEARIZABLE does for one: its reads reflect
+	// every write acknowledged anywhere before they arrived. Default: local
+	// reads (see docs/PROTOCOL.md, "Reads").
+	LinearizableReads bool
+	// PubSubBufferLimit bounds the bytes of messages waiting to be written
+	// to one subscriber (default DefaultPubSubBufferLimit); a subscriber
+	// past it is disconnected, as Redis's client-output-buffer-limit pubsub.
+	PubSubBufferLimit int
+	// MaxChannelLen bounds channel names and patterns of SUBSCRIBE,
+	// PSUBSCRIBE and PUBLISH (default DefaultMaxChannelLen).
+	MaxChannelLen int
+	// NotifyKeyspaceEvents is Redis's notify-keyspace-events: which
+	// keyspace notifications this node delivers to its subscribers (see
+	// pubsub.go). Empty (the default, as Redis's) delivers none.
+	NotifyKeyspaceEvents string
 	// Build is INFO's lockd_version: the release and what the build
 	// recorded of itself (cmd/lockd adds the module version and the VCS
 	// revision). Default: Version.
@@ -95,6 +121,13 @@ type Config struct {
 	// (default DefaultVersion).
 	Version string
 	Logger  *slog.Logger
+
+	// BackupDir is where BACKUP may write (default: the data directory's
+	// parent): a relative path is taken relative to it, and a file outside
+	// it, or inside the data directory, is refused (see backup.go).
+	BackupDir string
+	// Observer, when set, hears of every command a client runs (metrics).
+	Observer CommandObserver
 }
 
 // TLSConfig configures the TLS client port. Its files are read at New and
@@ -159,6 +192,12 @@ func (c Config) WithDefaults() Config {
 	if d.ReadTimeout == 0 {
 		d.ReadTimeout = DefaultReadTimeout
 	}
+	if d.PubSubBufferLimit == 0 {
+		d.PubSubBufferLimit = DefaultPubSubBufferLimit
+	}
+	if d.MaxChannelLen == 0 {
+		d.MaxChannelLen = DefaultMaxChannelLen
+	}
 	if d.TLS.AuthClients == "" {
 		d.TLS.AuthClients = DefaultTLSAuthClients
 	}
@@ -204,11 +243,33 @@ func (c *Config) validate() error {
 		return errors.New("idle timeout must not be negative")
 	case c.MaxNameLen+c.MaxOwnerLen+64 > c.WireLimits.MaxCommand:
 		return errors.New("name and owner limits exceed the command size limit")
+	case c.PubSubBufferLimit < 1 || c.MaxChannelLen < 1:
+		return errors.New("pub/sub limits must be positive")
+	}
+	if _, err := parseKeyspaceEvents(c.NotifyKeyspaceEvents); err != nil {
+		return err
+	}
+	if c.ClusterTLS != nil {
+		if err := c.ClusterTLS.validate(); err != nil {
+			return err
+		}
 	}
 	if c.TLSListener != nil {
 		return c.TLS.validate()
 	}
 	return nil
+}
+
+// files is what tlsfiles loads for the TLS port.
+func (c *TLSConfig) files() tlsfiles.Config {
+	auth := tls.NoClientCert
+	switch c.AuthClients {
+	case TLSAuthClientsYes:
+		auth = tls.RequireAndVerifyClientCert
+	case TLSAuthClientsOptional:
+		auth = tls.VerifyClientCertIfGiven
+	}
+	return tlsfiles.Config{Name: "tls", CertFile: c.CertFile, KeyFile: c.KeyFile, CAFile: c.CAFile, ClientAuth: auth}
 }
 
 func (c *TLSConfig) validate() error {

@@ -212,7 +212,7 @@ func readValue(r *bufio.Reader, b *strings.Builder) (any, error) {
 		}
 		b.Write(buf)
 		return string(buf[:n]), nil
-	case '*', '~', '%':
+	case '*', '~', '%', '>':
 		n, err := strconv.Atoi(rest)
 		if err != nil {
 			return nil, err

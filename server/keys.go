@@ -69,7 +69,7 @@ func (s *Server) cmdMGet(c *client, r reply, args [][]byte) {
 			return
 		}
 	}
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}

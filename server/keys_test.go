@@ -428,7 +428,7 @@ func TestOtherRedisCommandsAreUnknown(t *testing.T) {
 	for _, args := range [][]string{
 		{"INCR", "k"}, {"DECR", "k"}, {"APPEND", "k", "v"}, {"GETSET", "k", "v"}, {"SETEX", "k", "10", "v"},
 		{"LPUSH", "k", "v"}, {"HSET", "k", "f", "v"}, {"SADD", "k", "m"}, {"ZADD", "k", "1", "m"},
-		{"XADD", "k", "*", "f", "v"}, {"PUBLISH", "ch", "m"}, {"FLUSHALL"}, {"RENAME", "a", "b"},
+		{"XADD", "k", "*", "f", "v"}, {"SPUBLISH", "ch", "m"}, {"FLUSHALL"}, {"RENAME", "a", "b"},
 	} {
 		var b strings.Builder
 		fmt.Fprintf(&b, "-ERR unknown command '%s', with args beginning with: ", args[0])

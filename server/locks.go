@@ -23,7 +23,7 @@ func (s *Server) lockWait(c *client, r reply, spec *commandSpec, cmd lock.Comman
 	if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
 		return // no one to answer
 	}
-	answer(r, spec, cmd.Op, lock.Result{Value: v}, err)
+	s.answer(r, spec, &cmd, lock.Result{Value: v}, err)
 }
 
 // lockReply is the reply to a lock command whose result is v: LOCK's
@@ -114,11 +114,22 @@ func renderLockInfo(r reply, v resp.Value) {
 // is refused with -TRYAGAIN rather than answered from a replica that may
 // miss acknowledged writes (a node cut off from the leader, a leader that
 // has not yet committed in its term, a replica still replaying its log).
-func (s *Server) catchUp() error {
+// A client in linearizable mode (CLIENT READS LINEARIZABLE) waits instead
+// until the replica reflects every write committed anywhere before the read
+// (replication.Node.ReadBarrier); one that cannot be confirmed is refused
+// with -TRYAGAIN too.
+func (s *Server) catchUp(c *client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.ReadTimeout)
 	defer cancel()
-	if err := s.node.WaitApplied(ctx); err != nil {
-		if errors.Is(err, replication.ErrStale) {
+	wait := s.node.WaitApplied
+	if c.linearizable {
+		wait = s.node.ReadBarrier
+	}
+	if err := wait(ctx); err != nil {
+		switch {
+		case errors.Is(err, replication.ErrStale) && c.linearizable:
+			return errUnconfirmedRead
+		case errors.Is(err, replication.ErrStale):
 			return errStaleRead
 		}
 		return errCatchingUp
@@ -128,7 +139,7 @@ func (s *Server) catchUp() error {
 
 // cmdDBSize: the number of held locks.
 func (s *Server) cmdDBSize(c *client, r reply, args [][]byte) {
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}

@@ -163,6 +163,7 @@ func (s *Server) cmdExec(c *client, r reply, args [][]byte) {
 		return
 	}
 	r.array(len(tx.queued))
+	r.res = nil // a queued command's error is not EXEC's
 	next := replies.Array
 	for i, q := range tx.queued {
 		switch {
@@ -208,7 +209,7 @@ func (s *Server) cmdWatch(c *client, r reply, args [][]byte) {
 		r.err(errWatchTooMany)
 		return
 	}
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/lockd/lockd/lock"
 	"github.com/tidwall/redcon"
@@ -35,8 +36,13 @@ func (s *Server) pipeline(conn redcon.Conn, c *client, first prepared) {
 		}
 		s.flush(conn, c, &w)
 		s.dispatch(conn, c, p)
+		s.observe(c, p.spec, p.start)
 		if c.quit {
 			return // nothing after QUIT runs, as in Redis
+		}
+		if c.detached.Load() {
+			c.backlog = copyArgs(rest[i+1:]) // the subscriber runs them
+			return
 		}
 	}
 	s.flush(conn, c, &w)
@@ -52,9 +58,10 @@ func (p *prepared) waveable(c *client) bool {
 // name a key in common (a resend after a leader change may reorder them).
 // The pipeline's goroutine owns it.
 type wave struct {
-	cmds  []lock.Command
-	specs []*commandSpec
-	keys  map[string]struct{}
+	cmds   []lock.Command
+	specs  []*commandSpec
+	starts []time.Time // when each was read, for the observer
+	keys   map[string]struct{}
 }
 
 // names reports whether c names a key already in the wave.
@@ -78,6 +85,7 @@ func (w *wave) add(p prepared) {
 	}
 	w.cmds = append(w.cmds, p.cmd)
 	w.specs = append(w.specs, p.spec)
+	w.starts = append(w.starts, p.start)
 	w.keys[p.cmd.Name] = struct{}{}
 	if p.cmd.X != nil {
 		for _, k := range p.cmd.X.Keys {
@@ -92,10 +100,25 @@ func (s *Server) flush(conn redcon.Conn, c *client, w *wave) {
 		return
 	}
 	results, errs := s.node.ExecuteAll(context.Background(), w.cmds)
-	r := reply{c: conn, resp3: c.resp3.Load()}
+	r := reply{c: conn, resp3: c.resp3.Load(), res: &c.result}
 	for i, spec := range w.specs {
-		answer(r, spec, w.cmds[i].Op, results[i], errs[i])
+		c.result = ResultOK
+		s.answer(r, spec, &w.cmds[i], results[i], errs[i])
+		s.observe(c, spec, w.starts[i])
 	}
-	w.cmds, w.specs = w.cmds[:0], w.specs[:0]
+	w.cmds, w.specs, w.starts = w.cmds[:0], w.specs[:0], w.starts[:0]
 	clear(w.keys)
+}
+
+// copyArgs copies the arguments of cmds, which point into the connection's
+// read buffer, for a reader of its own.
+func copyArgs(cmds []redcon.Command) [][][]byte {
+	out := make([][][]byte, len(cmds))
+	for i, cmd := range cmds {
+		out[i] = make([][]byte, len(cmd.Args))
+		for j, a := range cmd.Args {
+			out[i][j] = append([]byte(nil), a...)
+		}
+	}
+	return out
 }

@@ -30,19 +30,41 @@ func respError(err error) string {
 	return "ERR " + s
 }
 
-// reply writes RESP2 or RESP3 replies on one connection.
+// reply writes RESP2 or RESP3 replies on one connection. When res is set,
+// an error written as the whole reply (not inside an array) sets *res to
+// its kind, for the observer.
 type reply struct {
 	c     redcon.Conn
 	resp3 bool
+	res   *Result
 }
 
-func (r reply) err(err error)      { r.c.WriteError(respError(err)) }
+func (r reply) err(err error) { r.errorText(respError(err)) }
+
+// errorText writes the error reply msg (without its '-').
+func (r reply) errorText(msg string) {
+	if r.res != nil {
+		*r.res = resultOf(msg)
+	}
+	r.c.WriteError(msg)
+}
+
 func (r reply) ok()                { r.c.WriteString("OK") }
 func (r reply) status(s string)    { r.c.WriteString(s) }
 func (r reply) int(n int64)        { r.c.WriteInt64(n) }
 func (r reply) bulk(s string)      { r.c.WriteBulkString(s) }
 func (r reply) bulkBytes(b []byte) { r.c.WriteBulk(b) }
 func (r reply) array(n int)        { r.c.WriteArray(n) }
+
+// push starts a pub/sub message or confirmation of n elements: a RESP3
+// push, a RESP2 array.
+func (r reply) push(n int) {
+	if r.resp3 {
+		r.c.WriteRaw([]byte(">" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	r.c.WriteArray(n)
+}
 
 // value writes v in the connection's protocol.
 func (r reply) value(v resp.Value) {
@@ -62,9 +84,10 @@ func (r reply) value(v resp.Value) {
 	case resp.Status:
 		r.status(v.Str)
 	case resp.Error:
-		r.c.WriteError(v.Str)
+		r.errorText(v.Str)
 	case resp.Array:
 		r.array(len(v.Array))
+		r.res = nil // an element's error is not the command's
 		for _, e := range v.Array {
 			r.value(e)
 		}

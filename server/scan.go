@@ -68,7 +68,7 @@ func (s *Server) cmdScan(c *client, r reply, args [][]byte) {
 			return
 		}
 	}
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}
@@ -86,7 +86,7 @@ func (s *Server) cmdScan(c *client, r reply, args [][]byte) {
 
 // cmdKeys: KEYS pattern → every name that matches, from the local replica.
 func (s *Server) cmdKeys(c *client, r reply, args [][]byte) {
-	if err := s.catchUp(); err != nil {
+	if err := s.catchUp(c); err != nil {
 		r.err(err)
 		return
 	}

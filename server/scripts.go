@@ -116,7 +116,7 @@ func (s *Server) eval(c *client, r reply, args [][]byte, bySHA, readOnly bool) {
 	}
 	u, _ := s.user(c.user) // there: permit checked
 	if readOnly {
-		r.value(s.evalReadOnly(body, sha, keys, argv, u))
+		r.value(s.evalReadOnly(c, body, sha, keys, argv, u))
 		return
 	}
 	if cmd, ok := s.fastPath(sha, keys, argv); ok && u.AllCommands && len(u.Rules) == 0 {
@@ -151,15 +151,15 @@ func strs(bs [][]byte) []string {
 // evalReadOnly runs a read-only script against this node's replica, once it
 // has caught up. A script new to the cluster is registered through the log
 // first, so that EVALSHA knows it on every node.
-func (s *Server) evalReadOnly(body, sha string, keys, argv []string, u *acl.User) resp.Value {
-	if err := s.catchUp(); err != nil {
+func (s *Server) evalReadOnly(c *client, body, sha string, keys, argv []string, u *acl.User) resp.Value {
+	if err := s.catchUp(c); err != nil {
 		return resp.ErrorValue(respError(err))
 	}
 	if _, ok := s.node.Table().Script(sha); !ok {
 		s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptLoad, X: &lock.Extra{Script: body}})
 	}
-	c := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds(), user: u}
-	return script.Run(body, keys, argv, c, s.scriptLimits())
+	caller := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds(), user: u}
+	return script.Run(body, keys, argv, caller, s.scriptLimits())
 }
 
 // runScript is replication.Config.RunScript: on the leader, it runs the
@@ -254,6 +254,9 @@ func (c *scriptCaller) Call(args []string) resp.Value {
 		}
 	}
 	for _, name := range commandNames(&cmd) {
+		if cmd.Op == lock.OpPublish {
+			break // a channel, not a key
+		}
 		if !c.loaded[name] {
 			if c.loaded == nil {
 				c.loaded = map[string]bool{}

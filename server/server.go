@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"strings"
@@ -10,7 +11,10 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/acl"
+	"github.com/lockd/lockd/internal/glob"
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/pubsub"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/redcon"
@@ -21,8 +25,9 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	node    *replication.Node
-	lns     []net.Listener // plaintext, TLS or both, each wrapped by listener
-	tls     *tlsFiles      // nil without a TLS port
+	lns     []net.Listener  // plaintext, TLS or both, each wrapped by listener
+	tls     *tlsfiles.Files // nil without a TLS port
+	peerTLS *tlsfiles.Files // the cluster port's; nil without TLS there
 	started time.Time
 
 	mu       sync.Mutex
@@ -35,6 +40,10 @@ type Server struct {
 	once     sync.Once
 
 	commands atomic.Uint64 // commands processed, for INFO
+
+	hub       *pubsub.Hub    // this node's subscriptions (pubsub.go)
+	notify    keyspaceEvents // which keyspace notifications to deliver
+	backingUp atomic.Bool    // a BACKUP is being written (backup.go)
 
 	localDefault *acl.User // the default user until one is replicated (see acl.go)
 }
@@ -53,7 +62,10 @@ type client struct {
 	// user is the ACL user it is authenticated as ("" before AUTH). Its
 	// own goroutine writes it under mu (setUser) and reads it without.
 	user string
-	quit bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
+	// linearizable: its reads wait for a read index (CLIENT READS); its own
+	// goroutine only.
+	linearizable bool
+	quit         bool // QUIT ran or the client hung up: the rest of its pipeline is ignored (own goroutine only)
 
 	// MULTI and WATCH (multi.go), own goroutine only: tx is the transaction
 	// being queued, nil outside MULTI; watched the keys WATCH saw, at the
@@ -64,10 +76,23 @@ type client struct {
 	resp3 atomic.Bool
 	last  atomic.Pointer[commandSpec] // the last command run
 
+	result Result // how the command being answered was answered so far, for the observer (own goroutine only)
+
 	mu      sync.Mutex
 	name    string
 	libName string
 	libVer  string
+
+	// Pub/sub (pubsub.go). sub is made by the client's first (P)SUBSCRIBE
+	// on its own goroutine, which then detaches the connection (dconn,
+	// detached); backlog holds the commands it had pipelined after that
+	// one. From then on the subscriber goroutine owns what the client's
+	// goroutine owned, and wmu orders its writes with pump's.
+	sub      *pubsub.Sub
+	dconn    redcon.DetachedConn
+	detached atomic.Bool
+	backlog  [][][]byte
+	wmu      sync.Mutex
 }
 
 // New starts a node: recovers its data, joins its cluster and serves clients
@@ -88,13 +113,21 @@ func New(c Config) (*Server, error) {
 		localDefault: acl.NewDefault(cfg.Password),
 	}
 	if cfg.TLSListener != nil {
-		files, err := loadTLSFiles(cfg.TLS, s.log)
+		files, err := tlsfiles.Load(cfg.TLS.files(), s.log)
 		if err != nil {
 			return nil, err
 		}
 		s.tls = files
 	}
+	if cfg.ClusterTLS != nil {
+		if err := s.loadClusterTLS(&cfg); err != nil {
+			return nil, err
+		}
+	}
 	cfg.Node.Validate = s.validCommand
+	s.notify, _ = parseKeyspaceEvents(cfg.NotifyKeyspaceEvents) // validated above
+	s.hub = pubsub.NewHub(glob.Match, cfg.PubSubBufferLimit)
+	cfg.Node.Events = s.deliver
 	cfg.Node.RunScript = s.runScript
 	node, err := replication.Start(cfg.Node)
 	if err != nil {
@@ -107,11 +140,18 @@ func New(c Config) (*Server, error) {
 		s.serve(cfg.Listener)
 	}
 	if s.tls != nil {
-		s.serve(newTLSListener(cfg.TLSListener, s.tls.serverConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
+		s.serve(newTLSListener(cfg.TLSListener, s.tls.ServerConfig(), cfg.TLS.HandshakeTimeout, cfg.MaxClients, s.log))
 		s.serving.Add(1)
 		go func() {
 			defer s.serving.Done()
-			s.tls.poll(cfg.TLS.ReloadInterval, s.stopPoll)
+			s.tls.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
+		}()
+	}
+	if s.peerTLS != nil {
+		s.serving.Add(1)
+		go func() {
+			defer s.serving.Done()
+			s.peerTLS.Poll(cfg.TLS.ReloadInterval, s.stopPoll)
 		}()
 	}
 	return s, nil
@@ -147,15 +187,18 @@ func (s *Server) TLSAddr() net.Addr {
 	return s.cfg.TLSListener.Addr()
 }
 
-// ReloadTLS loads the TLS port's certificate, key and CA files now (as on
-// SIGHUP), changed or not; new handshakes use them. On an error they keep
-// what was loaded before. Without a TLS port it does nothing.
+// ReloadTLS loads the TLS port's and the cluster port's certificate, key and
+// CA files now (as on SIGHUP), changed or not; new handshakes use them. On
+// an error they keep what was loaded before. Without TLS it does nothing.
 func (s *Server) ReloadTLS() error {
-	if s.tls == nil {
-		return nil
+	var errs []error
+	for _, f := range []*tlsfiles.Files{s.tls, s.peerTLS} {
+		if f != nil {
+			_, err := f.Reload(true)
+			errs = append(errs, err)
+		}
 	}
-	_, err := s.tls.reload(true)
-	return err
+	return errors.Join(errs...)
 }
 
 // Node returns the node's replication layer.
@@ -178,10 +221,23 @@ func (s *Server) Close() error {
 		}
 		close(s.stopPoll)
 		s.serving.Wait() // redcon closes the remaining connections on its way out
+		s.closeDetached()
 		s.denials.wait()
 		s.conns.Wait()
 	})
 	return nil
+}
+
+// closeDetached closes the connections of subscribers, which redcon no
+// longer knows.
+func (s *Server) closeDetached() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		if c.detached.Load() {
+			c.nc.Close() // not c.conn's Close, which would flush its buffer
+		}
+	}
 }
 
 // allReading reports whether every client connection is waiting for input,
@@ -206,12 +262,14 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		return false
 	}
 	c := &client{
-		id:      s.nextID.Add(1),
-		conn:    conn,
-		nc:      conn.NetConn().(*clientConn), // s.ln accepted it
-		addr:    conn.RemoteAddr(),
-		laddr:   conn.NetConn().LocalAddr().String(),
-		created: time.Now(),
+		id:    s.nextID.Add(1),
+		conn:  conn,
+		nc:    conn.NetConn().(*clientConn), // s.ln accepted it
+		addr:  conn.RemoteAddr(),
+		laddr: conn.NetConn().LocalAddr().String(),
+
+		linearizable: s.cfg.LinearizableReads,
+		created:      time.Now(),
 	}
 	if s.defaultOpen() {
 		c.authed, c.user = true, acl.DefaultName
@@ -225,6 +283,10 @@ func (s *Server) accept(conn redcon.Conn) bool {
 func (s *Server) closed(conn redcon.Conn, err error) {
 	c, ok := conn.Context().(*client)
 	if !ok {
+		return
+	}
+	if c.detached.Load() {
+		go s.subscriber(c) // redcon is done with it: the client lives on
 		return
 	}
 	s.mu.Lock()
@@ -247,6 +309,7 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		return
 	}
 	s.dispatch(conn, c, p)
+	s.observe(c, p.spec, p.start)
 }
 
 // prepared is one command as admitted: its spec, its arguments and, for a
@@ -257,6 +320,8 @@ type prepared struct {
 	args [][]byte
 	cmd  lock.Command
 	err  error
+
+	start time.Time // when it was read, for the observer (zero without one)
 }
 
 // prepare counts a command and checks that it exists, that the client may
@@ -264,7 +329,7 @@ type prepared struct {
 // alone or in a pipeline, is admitted here and run by dispatch.
 func (s *Server) prepare(c *client, args [][]byte) prepared {
 	s.commands.Add(1)
-	p := prepared{args: args}
+	p := prepared{args: args, start: s.now()}
 	if len(args) == 0 {
 		p.err = errEmptyCommand
 		return p
@@ -293,7 +358,8 @@ func (s *Server) prepare(c *client, args [][]byte) prepared {
 // EXEC it is queued instead (see multi.go); a read is answered from the
 // local replica, a write through the cluster.
 func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
-	r := reply{c: conn, resp3: c.resp3.Load()}
+	c.result = ResultOK
+	r := reply{c: conn, resp3: c.resp3.Load(), res: &c.result}
 	switch {
 	case c.tx != nil && (p.err != nil || !runsInMulti(p.spec)):
 		s.queue(c, r, p)
@@ -302,7 +368,7 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 	case p.spec.build == nil:
 		p.spec.run(s, c, r, p.args)
 	case p.spec.read:
-		if err := s.catchUp(); err != nil {
+		if err := s.catchUp(c); err != nil {
 			r.err(err)
 			return
 		}
@@ -311,15 +377,20 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 		s.lockWait(c, r, p.spec, p.cmd)
 	default:
 		res, err := s.node.Do(context.Background(), p.cmd)
-		answer(r, p.spec, p.cmd.Op, res, err)
+		s.answer(r, p.spec, &p.cmd, res, err)
 	}
 }
 
-// answer writes the reply to a write of op whose result is res, or err.
-func answer(r reply, spec *commandSpec, op lock.Op, res lock.Result, err error) {
+// answer writes the reply to the write cmd whose result is res, or err.
+// PUBLISH's is the number of this node's subscriptions that match its
+// channel now.
+func (s *Server) answer(r reply, spec *commandSpec, cmd *lock.Command, res lock.Result, err error) {
+	op := cmd.Op
 	switch {
 	case err != nil:
 		r.err(err)
+	case op == lock.OpPublish:
+		r.int(int64(s.hub.Receivers(cmd.Name)))
 	case res.Reply != nil:
 		render(r, spec, *res.Reply)
 	default:

@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -50,50 +49,6 @@ func TestTLSConfigValidate(t *testing.T) {
 			}
 			t.Log(err)
 		})
-	}
-}
-
-// reload loads files whose contents changed, keeps what it had when they
-// cannot be loaded, and reports a bad content once, not at every look.
-func TestTLSFilesReload(t *testing.T) {
-	cert, key := tlsPair(t, 1)
-	f, err := loadTLSFiles(TLSConfig{CertFile: cert, KeyFile: key, AuthClients: TLSAuthClientsNo}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, nextKey := tlsPair(t, 2)
-	read := func(path string) []byte {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	for _, step := range []struct {
-		name        string
-		cert, key   []byte // written when not nil
-		wantChanged bool
-		wantErr     bool
-		wantSerial  int64
-	}{
-		{"unchanged", nil, nil, false, false, 1},
-		{"certificate-not-PEM", []byte("garbage"), nil, false, true, 1},
-		{"the-same-garbage-again", nil, nil, false, false, 1},
-		{"certificate-of-another-key", read(next), nil, false, true, 1},
-		{"its-key", nil, read(nextKey), true, false, 2},
-		{"unchanged-after", nil, nil, false, false, 2},
-	} {
-		if step.cert != nil {
-			writeFile(t, cert, step.cert)
-		}
-		if step.key != nil {
-			writeFile(t, key, step.key)
-		}
-		changed, err := f.reload(false)
-		if changed != step.wantChanged || (err != nil) != step.wantErr || f.leaf().SerialNumber.Int64() != step.wantSerial {
-			t.Fatalf("%s: reload = %v, %v, serving serial %d; want %v, error %v, serial %d",
-				step.name, changed, err, f.leaf().SerialNumber, step.wantChanged, step.wantErr, step.wantSerial)
-		}
 	}
 }
 

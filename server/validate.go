@@ -50,6 +50,9 @@ var opFlags = map[lock.Op]lock.Flags{
 // validOne checks a command that is not a transaction: a client's, or one
 // of a transaction's.
 func (s *Server) validOne(c *lock.Command) error {
+	if c.Op == lock.OpPublish {
+		return s.validPublish(c)
+	}
 	if err := s.validName(c.Name); err != nil {
 		return err
 	}
@@ -193,4 +196,18 @@ func (s *Server) validOwner(owner string) error {
 // is unless it carries a script's reply.
 func isZero(v resp.Value) bool {
 	return v.Kind == resp.Nil && v.Int == 0 && v.Str == "" && v.Array == nil
+}
+
+// validPublish checks a PUBLISH: a channel (any bytes, empty too) of at
+// most MaxChannelLen bytes and a message no larger than one argument may be.
+func (s *Server) validPublish(c *lock.Command) error {
+	switch {
+	case len(c.Name) > s.cfg.MaxChannelLen:
+		return errChannelLen
+	case len(c.Owner) > s.cfg.WireLimits.MaxBulk:
+		return errMalformed
+	case c.TTL != 0 || c.Wait != 0 || c.Target != 0 || c.Flags != 0 || c.Match != "" || c.At != 0 || c.X != nil:
+		return errMalformed
+	}
+	return nil
 }

@@ -6,12 +6,15 @@
 //	lockd --listen "" --tls-port 127.0.0.1:6380 --tls-cert-file node.crt --tls-key-file node.key \
 //	      --tls-ca-cert-file ca.crt   # TLS only, client certificates required
 //
-// SIGTERM and SIGINT shut the node down cleanly; SIGHUP reloads the TLS
+// SIGTERM and SIGINT shut the node down cleanly (a leader first hands its
+// leadership to the most caught-up voter); SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
 // shutdown, 1 when the node fails, 2 for bad flags.
 //
 //	lockd --version            # the version and the build's module information, on stdout
 //	lockd --log-format json    # one JSON object per log line on stderr
+//	lockd restore --from FILE --data-dir DIR --id N --peers ...   # seed a new node from a BACKUP file
+//	lockd --metrics-listen 127.0.0.1:9121   # Prometheus /metrics, /livez, /readyz
 package main
 
 import (
@@ -63,6 +66,8 @@ type options struct {
 	logFormat      string
 	version        bool
 	debugListen    string
+	backupDir      string
+	metricsListen  string
 
 	tlsPort             string
 	tlsCertFile         string
@@ -71,6 +76,13 @@ type options struct {
 	tlsAuthClients      string
 	tlsHandshakeTimeout time.Duration
 	tlsReloadInterval   time.Duration
+
+	tlsCluster           string // clustertls.go
+	tlsClusterCertFile   string
+	tlsClusterKeyFile    string
+	notifyKeyspaceEvents string
+	pubsubBufferLimit    int
+	reads                string
 }
 
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
@@ -100,7 +112,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
 	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
+	fs.StringVar(&o.backupDir, "backup-dir", "", "where BACKUP may write files; a relative BACKUP path is relative to it (default: the parent of --data-dir)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /livez and /readyz over HTTP on this address (e.g. 127.0.0.1:9121); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
 	fs.StringVar(&o.tlsCertFile, "tls-cert-file", "", "the TLS port's certificate (PEM, chain after it); reloaded when it changes and on SIGHUP")
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
@@ -108,6 +122,10 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", server.DefaultTLSAuthClients, "yes: require a client certificate signed by --tls-ca-cert-file; optional: verify one if given; no: ask for none")
 	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
+	o.clusterTLSFlags(fs)
+	fs.StringVar(&o.notifyKeyspaceEvents, "notify-keyspace-events", "", `keyspace notifications this node delivers, in Redis's letters (e.g. "KEA"); none when empty`)
+	fs.IntVar(&o.pubsubBufferLimit, "pubsub-buffer-limit", server.DefaultPubSubBufferLimit, "bytes of messages waiting for one subscriber before it is disconnected")
+	fs.StringVar(&o.reads, "reads", "local", "local: reads answer from this node's replica; linearizable: every client's reads first confirm the leader's commit index (CLIENT READS sets it per connection)")
 	if err := fs.Parse(args); err != nil {
 		return nil, errPrinted{err} // the flag package printed it, with the usage
 	}
@@ -121,6 +139,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		return nil, fmt.Errorf("--log-format %q: want %s or %s", o.logFormat, LogFormatText, LogFormatJSON)
 	}
 	if err := o.checkTLS(); err != nil {
+		return nil, err
+	}
+	if err := o.checkClusterTLS(); err != nil {
 		return nil, err
 	}
 	if o.clusterListen == "" {
@@ -147,6 +168,12 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	if o.protectedMode != "yes" && o.protectedMode != "no" {
 		return nil, fmt.Errorf("--protected-mode %q: want yes or no", o.protectedMode)
 	}
+	if o.reads != "local" && o.reads != "linearizable" {
+		return nil, fmt.Errorf("--reads %q: want local or linearizable", o.reads)
+	}
+	if o.pubsubBufferLimit < 1 {
+		return nil, fmt.Errorf("--pubsub-buffer-limit %d: must be positive", o.pubsubBufferLimit)
+	}
 	if o.secretFile != "" {
 		if o.clusterSecret != "" {
 			return nil, errors.New("give --cluster-secret or --cluster-secret-file, not both")
@@ -167,8 +194,8 @@ func (o *options) checkTLS() error {
 	switch {
 	case o.listen == "" && o.tlsPort == "":
 		return errors.New(`--listen "" turns the plaintext port off: give --tls-port`)
-	case o.tlsPort == "" && (o.tlsCertFile != "" || o.tlsKeyFile != "" || o.tlsCAFile != ""):
-		return errors.New("--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port")
+	case o.tlsPort == "" && o.tlsCluster != "yes" && (o.tlsCertFile != "" || o.tlsKeyFile != "" || o.tlsCAFile != ""):
+		return errors.New("--tls-cert-file, --tls-key-file and --tls-ca-cert-file serve the TLS port: give --tls-port (or --tls-cluster yes)")
 	case o.tlsPort == "":
 		return nil
 	case o.tlsCertFile == "" || o.tlsKeyFile == "":
@@ -197,6 +224,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 	return server.Config{
 		Listener:    ln,
 		TLSListener: tln,
+		ClusterTLS:  o.clusterTLS(),
 		TLS: server.TLSConfig{
 			CertFile:         o.tlsCertFile,
 			KeyFile:          o.tlsKeyFile,
@@ -224,8 +252,14 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		MaxTTL:      o.maxTTL,
 		MaxClients:  o.maxClients,
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
-		Logger:      log,
-		Build:       versionOf(buildInfo()),
+
+		NotifyKeyspaceEvents: o.notifyKeyspaceEvents,
+		PubSubBufferLimit:    o.pubsubBufferLimit,
+		LinearizableReads:    o.reads == "linearizable",
+
+		Logger:    log,
+		Build:     versionOf(buildInfo()),
+		BackupDir: o.backupDir,
 	}
 }
 
@@ -257,6 +291,9 @@ func parsePeers(s string) (map[uint64]string, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "restore" {
+		return runRestore(args[1:], stdout, stderr) // restore.go
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -319,8 +356,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ln, tln, cln := lns[0], lns[1], lns[2]
 	var srv *server.Server
+	m := o.newMetrics()
 	if err == nil {
-		srv, err = server.New(o.config(ln, tln, cln, peers, log))
+		srv, err = server.New(m.observe(o.config(ln, tln, cln, peers, log)))
 	}
 	if err != nil {
 		for _, l := range lns {
@@ -332,6 +370,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("lockd ready", "node", o.id, "version", versionOf(buildInfo()), "listen", addrOf(ln), "tls", addrOf(tln),
 		"cluster", cln.Addr().String(), "data", o.dataDir, "fsync", o.fsync)
+
+	if o.metricsListen != "" {
+		ms, err := m.serve(o.metricsListen, srv, log)
+		if err != nil {
+			srv.Close()
+			return cannotStart("--metrics-listen", err)
+		}
+		defer ms.Close()
+	}
 
 	if o.debugListen != "" {
 		dln, err := net.Listen("tcp", o.debugListen)
@@ -349,10 +396,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				reloadTLS(srv, tln != nil, log)
+				reloadTLS(srv, tln != nil || o.tlsCluster == "yes", log)
 				continue
 			}
 			log.Info("shutting down", "node", o.id, "signal", s.String())
+			handOff(srv.Node(), log)
 			srv.Close()
 			return 0
 		case <-srv.Node().Failed():
@@ -367,7 +415,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 func reloadTLS(srv *server.Server, on bool, log *slog.Logger) {
 	switch err := srv.ReloadTLS(); {
 	case !on:
-		log.Info("SIGHUP: no TLS port, nothing to reload")
+		log.Info("SIGHUP: no TLS, nothing to reload")
 	case err != nil:
 		log.Error("SIGHUP: TLS files not loaded; new handshakes keep the old certificate", "err", err)
 	default:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -26,6 +27,18 @@ type Options struct {
 	// use it to hold the disk still or to make it fail.
 	BeforeSync func() error
 	Logger     *slog.Logger
+	// Observer, when set, hears of the log's writes and syncs (metrics).
+	Observer LogObserver
+}
+
+// LogObserver hears of the log's writes, for metrics. Its methods run on the
+// goroutine that writes the log and must return at once.
+type LogObserver interface {
+	// Wrote says bytes were written to the log (synced or not yet).
+	Wrote(bytes int)
+	// Synced says a sync of the log took took and made entries new
+	// entries durable (0 when it made only a term or vote durable).
+	Synced(took time.Duration, entries int)
 }
 
 // Recovered is what a node finds in its directory at start-up.
@@ -135,6 +148,11 @@ func (d *Dir) Identity() Identity { return d.id.identity() }
 // ReserveIDs persists the reservation of the next IDBlock request ids and
 // returns the first; see IDBlock.
 func (d *Dir) ReserveIDs() (uint64, error) { return d.id.reserveIDs() }
+
+// SkipIDs persists that request-id sequence numbers up to past are not to
+// be used: the next ReserveIDs returns a block after it. A directory
+// seeded from a backup skips the ids the backup's table remembers.
+func (d *Dir) SkipIDs(past uint64) error { return d.id.skipIDs(past) }
 
 // CheckPeer compares a peer's incarnation with the one recorded when this
 // node first met it, recording it on first contact. The error is a

@@ -72,6 +72,21 @@ func TestReservedIDsNeverRepeatAcrossRestarts(t *testing.T) {
 	}
 }
 
+// SkipIDs moves the next reservation past a sequence number, across a
+// reopen, and never back.
+func TestSkipIDs(t *testing.T) {
+	dir := t.TempDir()
+	d, _ := openTest(t, dir, 1<<20)
+	must(t, d.SkipIDs(3*IDBlock+5))
+	must(t, d.SkipIDs(IDBlock)) // earlier: no effect
+	d.Close()
+	d, _ = openTest(t, dir, 1<<20)
+	defer d.Close()
+	if first, err := d.ReserveIDs(); err != nil || first != 4*IDBlock {
+		t.Fatalf("ReserveIDs after SkipIDs(3*IDBlock+5) = %d, %v; want %d", first, err, 4*IDBlock)
+	}
+}
+
 func TestPeersAreKnownByTheirFirstIncarnation(t *testing.T) {
 	dir := t.TempDir()
 	d, _ := openTest(t, dir, 1<<20)

@@ -45,6 +45,6 @@
 // # Concurrency
 //
 // Write, Flush, Save, ResetLog and Compact belong to one goroutine
-// (replication's appender). SaveSnapshot, Identity, ReserveIDs and
-// CheckPeer may be called from any goroutine. Open and Close bracket everything.
+// (replication's appender). SaveSnapshot, Identity, ReserveIDs, SkipIDs
+// and CheckPeer may be called from any goroutine. Open and Close bracket everything.
 package datadir

@@ -126,6 +126,26 @@ func (id *identity) reserveIDs() (uint64, error) {
 	return first, nil
 }
 
+// skipIDs makes the next reservation start past sequence number past.
+func (id *identity) skipIDs(past uint64) error {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	next := (past/IDBlock + 1) * IDBlock
+	if next <= id.f.IDsReserved {
+		return nil
+	}
+	if next > 1<<48-IDBlock {
+		return errors.New("datadir: request ids exhausted")
+	}
+	old := id.f.IDsReserved
+	id.f.IDsReserved = next
+	if err := id.store(); err != nil {
+		id.f.IDsReserved = old
+		return err
+	}
+	return nil
+}
+
 // checkPeer compares the incarnation a peer presents with the one this node
 // recorded when it first met that peer. A peer not met before is recorded
 // (trust on first use). It returns an error that says what happened when

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -64,6 +65,8 @@ type wal struct {
 	mustSync bool
 	synced   *raftpb.HardState // the last hard state made durable
 	syncs    uint64
+	unsynced int         // entries written since the last sync
+	obs      LogObserver // Options.Observer; may be nil
 }
 
 // segment is one file, named <seq>-<first>.wal in hex: seq orders the
@@ -86,7 +89,7 @@ func openWAL(dir string, o *Options) (*wal, *logState, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	w := &wal{dir: dir, sync: !o.NoSync, segSize: o.SegmentSize, log: o.Logger, before: o.BeforeSync}
+	w := &wal{dir: dir, sync: !o.NoSync, segSize: o.SegmentSize, log: o.Logger, before: o.BeforeSync, obs: o.Observer}
 	names, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, err
@@ -346,6 +349,7 @@ func (w *wal) write(hs *raftpb.HardState, ents []*raftpb.Entry) error {
 	}
 	if len(ents) > 0 {
 		w.mustSync = true
+		w.unsynced += len(ents)
 	}
 	if !emptyHardState(hs) {
 		w.buf = appendMsg(w.buf, recHard, hs)
@@ -378,11 +382,16 @@ func (w *wal) syncNow() error {
 		}
 	}
 	if w.sync {
+		start := time.Now()
 		if err := fdatasync(w.f); err != nil {
 			return err
 		}
 		w.syncs++
+		if w.obs != nil {
+			w.obs.Synced(time.Since(start), w.unsynced)
+		}
 	}
+	w.unsynced = 0
 	w.mustSync, w.synced = false, w.lastHard
 	return nil
 }
@@ -429,6 +438,9 @@ func (w *wal) writeBuf() error {
 		return err
 	}
 	w.off += int64(len(w.buf))
+	if w.obs != nil {
+		w.obs.Wrote(len(w.buf))
+	}
 	w.buf = w.buf[:0]
 	return nil
 }

@@ -40,6 +40,10 @@
 // (Handler.ReportUnreachable), and so is each snapshot sent or failed
 // (Handler.ReportSnapshot).
 //
-// Frames after the handshake are not authenticated one by one: that is for
-// TLS.
+// With Config.TLS the cluster port is mutual TLS 1.3 (tls.go) and all of
+// the above runs inside it: each side verifies the other's certificate
+// against the CA and for the host of that member's cluster address, and the
+// secret handshake still runs, so a member needs both. TLS then also
+// authenticates and encrypts the frames; without it they are not
+// authenticated one by one.
 package peering

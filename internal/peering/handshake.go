@@ -36,8 +36,10 @@ import (
 // (Handler.CheckPeer, which datadir.Dir.CheckPeer answers): a node whose
 // data directory was wiped or replaced comes back with another incarnation
 // and is refused with a verdict it can trust, which stops it (it lost the
-// votes and entries it had promised). Frames after the handshake are not
-// authenticated one by one: that is for TLS.
+// votes and entries it had promised). With TLS (tls.go) the listener also
+// checks, once D is authenticated, that D's certificate is valid for D's
+// address; frames after the handshake are authenticated by TLS, and not at
+// all without it.
 const (
 	handshakeVersion = "2"
 	nonceSize        = 32
@@ -225,6 +227,9 @@ func (t *Transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 		return refuse(fmt.Errorf("not a member: node id %s", clipString(string(a[2]))))
 	case !validHostPort(string(addr)):
 		return refuse(fmt.Errorf("bad client address %s", clipString(string(addr))))
+	}
+	if err := checkIdentity(conn, c.Peers[did]); err != nil {
+		return refuse(fmt.Errorf("node %d: %w", did, err))
 	}
 	verdict := "OK"
 	var lost *datadir.LostStateError

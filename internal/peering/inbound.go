@@ -150,7 +150,12 @@ func (in *inbound) serve(conn net.Conn) {
 		conn.Close()
 	}()
 	t := in.t
-	claims, err := t.listenerHandshake(conn)
+	pc, err := t.acceptTLS(conn) // conn itself without TLS
+	if err != nil {
+		t.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", err)
+		return
+	}
+	claims, err := t.listenerHandshake(pc)
 	if err != nil {
 		t.log.Warn("refused peer", "remote", conn.RemoteAddr().String(), "why", err)
 		return
@@ -169,7 +174,7 @@ func (in *inbound) serve(conn net.Conn) {
 	if claims.clientAddr != "" {
 		t.h.PeerClientAddr(from, claims.clientAddr)
 	}
-	r := &frameReader{t: t, from: from, rd: redcon.NewReader(respguard.Wrap(conn, wireLimits))}
+	r := &frameReader{t: t, from: from, rd: redcon.NewReader(respguard.Wrap(pc, wireLimits))}
 	if err := r.run(); !errors.Is(err, ErrStopped) {
 		t.log.Warn("dropped peer connection", "peer", from, "err", err)
 	}

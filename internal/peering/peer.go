@@ -48,7 +48,8 @@ type peer struct {
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
-	queued    atomic.Int64 // bytes of the frames in q
+	sent      atomic.Uint64 // frames written to the connection
+	queued    atomic.Int64  // bytes of the frames in q
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
@@ -149,6 +150,9 @@ func (p *peer) connect() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if conn, err = p.t.dialTLS(conn, p.addr); err != nil {
+		return nil, err
+	}
 	if _, err := p.t.dialerHandshake(conn, p.id); err != nil {
 		conn.Close()
 		return nil, err
@@ -170,12 +174,14 @@ func (p *peer) pump(conn net.Conn) error {
 	buf := make([]byte, 0, 64<<10)
 	for {
 		var snap *raftpb.Message
+		frames := uint64(0) // in buf
 		select {
 		case f := <-p.q:
 			if f = p.take(f); isSnap(f) {
 				snap = f.msg
 			} else {
 				buf = appendFrame(buf[:0], f)
+				frames++
 			}
 		case <-p.t.stopc:
 			return errStop
@@ -189,6 +195,7 @@ func (p *peer) pump(conn net.Conn) error {
 					break drain
 				}
 				buf = appendFrame(buf, f)
+				frames++
 			default:
 				break drain
 			}
@@ -201,6 +208,7 @@ func (p *peer) pump(conn net.Conn) error {
 				}
 				return err
 			}
+			p.sent.Add(frames)
 			buf = buf[:0]
 		}
 		if snap != nil {
@@ -208,6 +216,8 @@ func (p *peer) pump(conn net.Conn) error {
 			status := raft.SnapshotFinish
 			if err != nil {
 				status = raft.SnapshotFailure
+			} else {
+				p.sent.Add(1)
 			}
 			p.t.h.ReportSnapshot(p.id, status)
 			if err != nil {
@@ -273,8 +283,12 @@ func (p *peer) sendSnapshot(conn net.Conn, m *raftpb.Message) error {
 }
 
 // isNetErr reports whether err is an ordinary network failure, not worth a
-// warning each time a down peer is retried.
+// warning each time a down peer is retried. A TLS alert from the peer (it
+// refused this node's certificate) is not one.
 func isNetErr(err error) bool {
+	if isAlert(err) {
+		return false
+	}
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }

@@ -2,11 +2,13 @@ package peering
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
 	"sync"
 
+	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -33,6 +35,10 @@ type Config struct {
 	Listener net.Listener
 	// Dial opens a connection to a peer's cluster address.
 	Dial func(ctx context.Context, addr string) (net.Conn, error)
+	// TLS, when set, wraps every connection, accepted and dialed, in
+	// mutual TLS made of its files (tls.go; load them with ClusterTLS);
+	// nil for plain TCP.
+	TLS *tlsfiles.Files
 	// QueueLen is the number of frames queued per peer before Send and
 	// Forward drop them.
 	QueueLen int
@@ -95,6 +101,8 @@ type Transport struct {
 	peers map[uint64]*peer
 	in    *inbound // nil without a Listener
 
+	serverTLS *tls.Config // the accepting side's, nil without Config.TLS
+
 	stopc     chan struct{}
 	ctx       context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -113,6 +121,9 @@ func New(cfg Config, h Handler) *Transport {
 	}
 	if cfg.Listener != nil {
 		t.in = newInbound(t, cfg.Listener)
+	}
+	if cfg.TLS != nil {
+		t.serverTLS = cfg.TLS.ServerConfig()
 	}
 	return t
 }
@@ -169,13 +180,14 @@ type PeerStatus struct {
 	Addr      string
 	Connected bool
 	Dropped   uint64 // frames dropped because the queue was full
+	Sent      uint64 // frames written to the peer's connection
 }
 
 // Peers returns the state of every peer link.
 func (t *Transport) Peers() []PeerStatus {
 	s := make([]PeerStatus, 0, len(t.peers))
 	for id, p := range t.peers {
-		s = append(s, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load()})
+		s = append(s, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load(), Sent: p.sent.Load()})
 	}
 	return s
 }

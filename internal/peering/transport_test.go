@@ -138,15 +138,26 @@ func listen(t testing.TB) net.Listener {
 func startMember(t testing.TB, id uint64, peers map[uint64]string, ln net.Listener,
 	dial func(context.Context, string) (net.Conn, error), tune func(id uint64, h *recorder)) *member {
 	t.Helper()
+	return startMemberWith(t, id, peers, ln, dial, tune, nil)
+}
+
+// startMemberWith is startMember with a last say on the Transport's Config.
+func startMemberWith(t testing.TB, id uint64, peers map[uint64]string, ln net.Listener,
+	dial func(context.Context, string) (net.Conn, error), tune func(id uint64, h *recorder), cfgTune func(*Config)) *member {
+	t.Helper()
 	h := newRecorder()
 	if tune != nil {
 		tune(id, h)
 	}
-	tr := New(Config{
+	cfg := Config{
 		ID: id, Peers: peers, ClusterID: "test", Secret: testSecret, ClientAddr: fmt.Sprintf("127.0.0.1:%d", 6378+id),
 		Incarnation: incarnation(id), Listener: ln, Dial: dial, QueueLen: 4, MaxSnapshotBytes: 1 << 30,
 		Logger: slog.New(slog.DiscardHandler),
-	}, h)
+	}
+	if cfgTune != nil {
+		cfgTune(&cfg)
+	}
+	tr := New(cfg, h)
 	tr.Start()
 	t.Cleanup(tr.Close)
 	return &member{id: id, addr: ln.Addr().String(), tr: tr, h: h}
@@ -180,6 +191,11 @@ func dialRaw(t testing.TB, to *member) *rawPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
+	return rawOn(t, conn)
+}
+
+// rawOn is a rawPeer speaking on conn, which must answer within 5 s.
+func rawOn(t testing.TB, conn net.Conn) *rawPeer {
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	return &rawPeer{t: t, conn: conn, rd: bufio.NewReader(conn)}
 }
@@ -410,6 +426,13 @@ func TestFramesReachThePeer(t *testing.T) {
 	}
 	if st := receive(t, "snapshot report", a.h.snapshots); st != raft.SnapshotFinish {
 		t.Fatalf("snapshot reported %v", st)
+	}
+	// Three frames were written: the heartbeat, the forward, the snapshot
+	// (counted once it is written whole, before it is reported).
+	for _, p := range a.tr.Peers() {
+		if p.ID == to && p.Sent != 3 {
+			t.Fatalf("peer %d: %d frames sent; want 3", p.ID, p.Sent)
+		}
 	}
 }
 

@@ -1,0 +1,89 @@
+package replication
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+// A follower whose link from the leader is slow has not applied a write
+// the leader acknowledged; after ReadBarrier it has.
+func TestReadBarrierOnALaggingFollowerSeesAcknowledgedWrites(t *testing.T) {
+	c := startMemCluster(t, 3, 11, nil)
+	lead := waitLeader(t, c.nodes)
+	c.connected(t)
+	f := c.others(lead)[0]
+	c.net.delay(memAddrOf(lead), memAddrOf(f), 40*time.Millisecond)
+	for i := range 5 {
+		acked := lockFresh(t, c.nodes[lead], "w"+string(rune('a'+i)), 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.nodes[f].ReadBarrier(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("ReadBarrier on follower %d: %v", f, err)
+		}
+		holdsAll(t, f, c.nodes[f], acked)
+	}
+}
+
+// A leader cut off from its followers cannot confirm it still leads: its
+// linearizable reads fail instead of answering from a replica the new
+// leader's writes are overtaking.
+func TestReadBarrierOnAnIsolatedLeaderFails(t *testing.T) {
+	c := startMemCluster(t, 3, 12, nil)
+	old := waitLeader(t, c.nodes)
+	c.connected(t)
+	lockFresh(t, c.nodes[old], "before", 1)
+	c.net.isolate(memAddrOf(old))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.nodes[old].ReadBarrier(ctx); !errors.Is(err, ErrStale) {
+		t.Fatalf("ReadBarrier on an isolated leader = %v, want ErrStale", err)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("ReadBarrier waited for its context: a round raft never answers must be given up after two election timeouts")
+	}
+	lead := waitLeader(t, c.subset(c.others(old)...))
+	acked := lockFresh(t, c.nodes[lead], "after", 1)
+	if err := c.nodes[lead].ReadBarrier(context.Background()); err != nil {
+		t.Fatalf("ReadBarrier on the new leader: %v", err)
+	}
+	holdsAll(t, lead, c.nodes[lead], acked)
+}
+
+// Concurrent barriers share rounds and all succeed; on a single node too.
+func TestReadBarrierConcurrentAndAlone(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		c := startMemCluster(t, n, 13, nil)
+		lead := waitLeader(t, c.nodes)
+		if n > 1 {
+			c.connected(t)
+		}
+		acked := lockFresh(t, c.nodes[lead], "x", 3)
+		var wg sync.WaitGroup
+		errs := make(chan error, 50)
+		for i := range 50 {
+			id := uint64(1 + i%n)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := c.nodes[id].ReadBarrier(ctx); err != nil {
+					errs <- err
+					return
+				}
+				if info, ok := c.nodes[id].Table().Get(acked[2].name); !ok || int64(info.Token) != acked[2].token {
+					errs <- errors.New("a barrier returned before the write was applied")
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("%d nodes: %v", n, err)
+		}
+	}
+}
