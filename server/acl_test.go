@@ -157,6 +157,11 @@ func TestACLInTransactions(t *testing.T) {
 	admin.expect("$-1\r\n", "GET", "orders:1")
 	admin.expect("$2\r\nme\r\n", "GET", "orders:2")
 
+	// PUBLISH names a channel, not a key: no key pattern applies to it.
+	c.expect("+OK\r\n", "MULTI")
+	c.expect("+QUEUED\r\n", "PUBLISH", "news", "hi")
+	c.expect("*1\r\n:0\r\n", "EXEC")
+
 	c.expect("+OK\r\n", "MULTI")
 	c.expect("+QUEUED\r\n", "DEL", "orders:2")
 	admin.expect("+OK\r\n", "ACL", "SETUSER", "scripter", "resetkeys", "~x:*")
