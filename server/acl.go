@@ -90,7 +90,7 @@ func subcommandCategories(sp *commandSpec, sub string) acl.Category {
 
 // hasSubcommands lists the commands whose first argument names a
 // subcommand: a denial names the command as name|subcommand.
-var hasSubcommands = map[string]bool{"acl": true, "client": true, "script": true}
+var hasSubcommands = map[string]bool{"acl": true, "client": true, "script": true, "leader": true}
 
 // knownCommand reports whether lockd has the command cmd (lower case), for
 // ACL SETUSER's +command and -command.

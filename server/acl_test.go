@@ -111,6 +111,12 @@ func TestACLPermissionMatrix(t *testing.T) {
 		{"scripter", []string{"EVAL", "return 1", "1", "users:1"}, noPermKey},
 		{"scripter", []string{"EVAL", "return 1", "1", "orders:1"}, ":1\r\n"},
 		{"monitor", []string{"EVAL_RO", "return 1", "1", "users:1"}, noPermCmd("monitor", "eval_ro")},
+		// Pub/sub is @pubsub; cluster administration @admin.
+		{"locker", []string{"SUBSCRIBE", "news"}, noPermCmd("locker", "subscribe")},
+		{"monitor", []string{"PUBLISH", "news", "x"}, noPermCmd("monitor", "publish")},
+		{"writer", []string{"PUBLISH", "news", "x"}, ":0\r\n"},
+		{"writer", []string{"LEADER", "TRANSFER"}, noPermCmd("writer", "leader|transfer")},
+		{"writer", []string{"BACKUP", "x"}, noPermCmd("writer", "backup")},
 		// An admin may do anything.
 		{"admin", []string{"ACL", "LIST"}, ok},
 		{"admin", []string{"LOCK", "admin:1", "a"}, ok},
