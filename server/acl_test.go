@@ -424,3 +424,29 @@ func TestValidACLForwarded(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkPermit is the check prepare makes of one LOCK, for the default
+// user (nothing to check) and for the service of the recipes.
+func BenchmarkPermit(b *testing.B) {
+	spec := commandTable["LOCK"]
+	args := [][]byte{[]byte("LOCK"), []byte("orders:123456"), []byte("worker-7"), []byte("PX"), []byte("30000")}
+	for _, tc := range []struct{ name, rules string }{
+		{"default", "on nopass ~* +@all"},
+		{"service", "on nopass ~orders:* -@all +@lock +ping"},
+	} {
+		u, err := acl.Apply(&acl.User{Name: "u"}, strings.Fields(tc.rules), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !u.Unrestricted() {
+					if err := permitted(u, spec, args); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
