@@ -64,7 +64,14 @@ const (
 	// Target (0: the most caught-up one). It travels from node to node
 	// only; the table never applies one.
 	OpLeaderTransfer Op = 23
-	maxOp               = OpLeaderTransfer
+	// ACL users (see users.go). OpACLSetUser applies ACL SETUSER Name with
+	// the rules X.Args (password hashes only, never a clear password); for
+	// the default user, while none is set, Owner lists (space-separated)
+	// the rules of the proposing node's default user to start from.
+	// OpACLDelUser deletes the users Name and X.Args. Both reply as Redis.
+	OpACLSetUser Op = 24
+	OpACLDelUser Op = 25
+	maxOp           = OpACLDelUser
 )
 
 // Flags are the options of key-space commands.
@@ -166,6 +173,10 @@ func (o Op) String() string {
 		return "PUBLISH"
 	case OpLeaderTransfer:
 		return "LEADERTRANSFER"
+	case OpACLSetUser:
+		return "ACL SETUSER"
+	case OpACLDelUser:
+		return "ACL DELUSER"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -199,9 +210,12 @@ type Command struct {
 	X      *Extra
 }
 
-// keySpace reports whether op is one of the key-space operations, whose
-// results are replies.
-func (o Op) keySpace() bool { return o >= OpSet && o <= OpPublish }
+// keySpace reports whether op is one of the key-space operations or the
+// ACL ones, whose results are replies (and whose encoding carries Flags,
+// Match, At and X).
+func (o Op) keySpace() bool {
+	return (o >= OpSet && o <= OpPublish) || o == OpACLSetUser || o == OpACLDelUser
+}
 
 // Batch is the payload of one raft entry: the commands the leader proposed
 // together, stamped with the leader's term and its clock in milliseconds

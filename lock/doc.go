@@ -10,7 +10,8 @@
 // Concurrency: Apply, Restore and View take the table's write lock (View for
 // a moment whatever the number of locks: it shares the lock tree, which is
 // copied on write); the read methods (Get, Len, Waiting, Clock, NextDeadline,
-// Stats) take its read lock. Any goroutine may call them; lockd calls Apply only
+// Stats, UsersChanged) take its read lock, and Users none (the ACL users are a
+// set replaced whole, never changed). Any goroutine may call them; lockd calls Apply only
 // from the goroutine that owns the raft node. A SnapshotView's Encode reads
 // nothing the table still writes, so it may run while the table applies.
 package lock

@@ -79,6 +79,10 @@ func (t *Table) execKey(c *Command) (v resp.Value, retry bool) {
 			t.events = append(t.events, Event{Kind: EventPublish, Name: c.Name, Payload: c.Owner})
 		}
 		return resp.IntValue(0), false
+	case OpACLSetUser:
+		return t.setUser(c), false
+	case OpACLDelUser:
+		return t.delUsers(c), false
 	}
 	return t.read(c), false
 }
@@ -97,7 +101,7 @@ func (t *Table) do(c *Command) resp.Value {
 		return resp.NilValue()
 	case c.Op == OpUnlock || c.Op == OpRenew:
 		return resp.IntValue(t.exec(c))
-	case c.Op.keySpace() && c.Op != OpTx && c.Op != OpEffects && c.Op != OpScript:
+	case c.Op.keySpace() && c.Op != OpTx && c.Op != OpEffects && c.Op != OpScript && c.Op != OpACLSetUser && c.Op != OpACLDelUser:
 		v, _ := t.execKey(c)
 		return v
 	}

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/btree"
 )
@@ -14,8 +16,15 @@ import (
 // snapshotVersion is the first byte of every snapshot. Version 2 added the
 // fingerprints of remembered request IDs; version 3 the key space (key
 // versions, replies of remembered key-space commands, the script registry)
-// and the order of locks by treeKey. Restore refuses any other.
-const snapshotVersion = 3
+// and the order of locks by treeKey; version 4 the ACL users, after the
+// scripts. A table without users writes version 3, which a node that
+// predates users reads too (so a cluster can be upgraded node by node
+// until the first ACL SETUSER). Restore reads versions 3 and 4 and refuses
+// any other, and a version 4 without users (never written).
+const (
+	snapshotVersion        = 4
+	snapshotVersionNoUsers = 3
+)
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
 // in treeKey order, remembered request IDs in the order they were applied,
@@ -43,6 +52,7 @@ type SnapshotView struct {
 	seen     []seenRec                 // live remembered IDs; their array is not written again
 	answered map[uint64]int64          // later results of some of them
 	scripts  []string                  // bodies, in registration order
+	users    *acl.Users                // never changed once made
 }
 
 // View captures the table's state for Encode. It takes the write lock:
@@ -63,6 +73,7 @@ func (t *Table) View() *SnapshotView {
 		seen:     t.order[t.head:len(t.order):len(t.order)],
 		answered: maps.Clone(t.answered),
 		scripts:  t.scripts.bodies(),
+		users:    t.users.Load(),
 	}
 }
 
@@ -78,7 +89,11 @@ func (r *scriptRegistry) bodies() []string {
 // Encode returns the snapshot of the state View captured.
 func (v *SnapshotView) Encode() []byte {
 	b := make([]byte, 0, 64+v.locks.Len()*48+len(v.seen)*24)
-	b = append(b, snapshotVersion)
+	version := byte(snapshotVersion)
+	if v.users.Len() == 0 {
+		version = snapshotVersionNoUsers
+	}
+	b = append(b, version)
 	b = binary.AppendUvarint(b, v.term)
 	b = binary.AppendVarint(b, v.stamp)
 	b = binary.AppendVarint(b, v.now)
@@ -119,15 +134,66 @@ func (v *SnapshotView) Encode() []byte {
 			b = resp.Append(append(b, 1), *r.reply)
 		}
 	}
-	return appendStrings(b, v.scripts)
+	b = appendStrings(b, v.scripts)
+	if version == snapshotVersionNoUsers {
+		return b
+	}
+	return appendUsers(b, v.users)
+}
+
+// appendUsers appends the users section: their number, then each one's
+// name and rules (acl.RuleStrings, which make it from a new user), in name
+// order.
+func appendUsers(b []byte, users *acl.Users) []byte {
+	b = binary.AppendUvarint(b, uint64(users.Len()))
+	for _, name := range users.Names() {
+		u, _ := users.Get(name)
+		b = appendString(b, name)
+		b = appendStrings(b, acl.RuleStrings(u))
+	}
+	return b
+}
+
+// users reads the users section: at most acl.MaxUsers users of valid names
+// in ascending order, each of rules that make a user.
+func (d *decoder) users() *acl.Users {
+	n := d.count(2)
+	if n > acl.MaxUsers {
+		d.err = ErrCorrupt
+	}
+	var users *acl.Users
+	prev := ""
+	for i := 0; i < n && d.err == nil; i++ {
+		name, rules := d.string(), d.strings()
+		if d.err != nil {
+			break
+		}
+		if acl.ValidName(name) != nil || name <= prev {
+			d.err = ErrCorrupt
+			break
+		}
+		prev = name
+		if slices.ContainsFunc(rules, acl.ClearPassword) {
+			d.err = ErrCorrupt
+			break
+		}
+		u, err := acl.Apply(&acl.User{Name: name}, rules, nil)
+		if err != nil {
+			d.err = fmt.Errorf("%w: user %s: %v", ErrCorrupt, name, err)
+			break
+		}
+		users = users.With(u)
+	}
+	return users
 }
 
 // Restore replaces the table's state with a snapshot made by Snapshot.
 // On error the table is unchanged.
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("%w: snapshot version %d (this build reads version %d)", ErrCorrupt, v, snapshotVersion)
+	version := d.byte()
+	if d.err == nil && version != snapshotVersion && version != snapshotVersionNoUsers {
+		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d and %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersion)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -214,6 +280,12 @@ func (t *Table) Restore(data []byte) error {
 	for _, body := range d.strings() {
 		n.scripts.add(body)
 	}
+	var users *acl.Users
+	if version == snapshotVersion {
+		if users = d.users(); d.err == nil && users.Len() == 0 {
+			return ErrCorrupt
+		}
+	}
 	if d.err != nil {
 		return d.err
 	}
@@ -232,5 +304,6 @@ func (t *Table) Restore(data []byte) error {
 	t.shared = false // a view of the old order keeps the old array
 	t.waiting = n.waiting
 	t.events = t.events[:0] // they were of the table replaced
+	t.putUsers(users)
 	return nil
 }

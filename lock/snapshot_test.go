@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/lockd/lockd/acl"
 )
 
 // applyAll applies the log to tab and returns every result, in order.
@@ -196,7 +198,7 @@ func snapshotBytes(term uint64, stamp, now int64, fence uint64, locks [][4]any, 
 
 // snapshotBytesInOrder is snapshotBytes with the locks in the order given.
 func snapshotBytesInOrder(term uint64, stamp, now int64, fence uint64, locks [][4]any, seen [][4]any) []byte {
-	b := cat([]byte{snapshotVersion}, uv(term), sv(stamp), sv(now), uv(fence), uv(uint64(len(locks))), uv(uint64(len(locks))))
+	b := cat([]byte{snapshotVersionNoUsers}, uv(term), sv(stamp), sv(now), uv(fence), uv(uint64(len(locks))), uv(uint64(len(locks))))
 	for i, l := range locks {
 		name, owner := l[0].(string), l[1].(string)
 		b = cat(b, uv(uint64(len(name))), []byte(name), uv(uint64(len(owner))), []byte(owner), uv(l[2].(uint64)), sv(l[3].(int64)), uv(uint64(i+1)), uv(0))
@@ -242,7 +244,7 @@ func outOfOrder(a, b [4]any) []byte {
 // versioned is a snapshot of one lock of version v, the table's last
 // version being 2.
 func versioned(v uint64) []byte {
-	return cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(v), uv(0), uv(0), uv(0))
+	return cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(2), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(v), uv(0), uv(0), uv(0))
 }
 
 func TestRestoreCorrupt(t *testing.T) {
@@ -253,7 +255,7 @@ func TestRestoreCorrupt(t *testing.T) {
 	// waiters encodes a lock "a" held by x with token 5 and the waiters
 	// {id, owner, ttl, deadline}.
 	waiters := func(ws ...[4]any) []byte {
-		b := cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(uint64(len(ws))))
+		b := cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(uint64(len(ws))))
 		for _, w := range ws {
 			owner := w[1].(string)
 			b = cat(b, uv(w[0].(uint64)), uv(uint64(len(owner))), []byte(owner), sv(w[2].(int64)), sv(w[3].(int64)))
@@ -263,6 +265,11 @@ func TestRestoreCorrupt(t *testing.T) {
 	if err := NewTable().Restore(waiters([4]any{uint64(2), "y", int64(0), int64(10)}, [4]any{uint64(3), "y", int64(0), int64(10)})); err != nil {
 		t.Fatalf("the waiters' snapshot that the corrupt cases derive from does not restore: %v", err)
 	}
+	// withUsers is ok as version 4, with a users section of the parts.
+	withUsers := func(parts ...[]byte) []byte { return cat(append([][]byte{{snapshotVersion}, ok[1:]}, parts...)...) }
+	if err := NewTable().Restore(withUsers(uv(1), uv(1), []byte("a"), uv(1), uv(2), []byte("on"))); err != nil {
+		t.Fatalf("the users' snapshot that the corrupt cases derive from does not restore: %v", err)
+	}
 	tests := []struct {
 		name string
 		data []byte
@@ -271,8 +278,10 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"version 0", append([]byte{0}, ok[1:]...)},
 		{"version 1, before fingerprints", append([]byte{1}, ok[1:len(ok)-4]...)},
 		{"version 2, before the key space", append([]byte{2}, ok[1:]...)},
-		{"version 4", append([]byte{4}, ok[1:]...)},
-		{"version only", []byte{snapshotVersion}},
+		{"version 5", append([]byte{5}, ok[1:]...)},
+		{"version 4 without users (never written)", withUsers(uv(0))},
+		{"version only", []byte{snapshotVersionNoUsers}},
+		{"version 4 only", []byte{snapshotVersion}},
 		{"trailing byte", append(slices.Clone(ok), 0)},
 		{"empty name", snapshotBytes(1, 0, 0, 5, [][4]any{lk("", "x", 5, 0)}, nil)},
 		{"empty owner", snapshotBytes(1, 0, 0, 5, [][4]any{lk("a", "", 5, 0)}, nil)},
@@ -287,15 +296,23 @@ func TestRestoreCorrupt(t *testing.T) {
 		{"a waiter without owner", waiters([4]any{uint64(2), "", int64(0), int64(10)})},
 		{"a waiter with a negative TTL", waiters([4]any{uint64(2), "y", int64(-1), int64(10)})},
 		{"a fingerprint cut short", ok[:len(ok)-1]},
-		{"huge lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
-		{"largest lock count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(math.MaxUint64))},
-		{"huge ID count", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
-		{"more locks than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(2), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(0))},
-		{"more IDs than encoded", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(2), uv(1), sv(0), sv(0), uv(0))},
-		{"huge name length", cat([]byte{snapshotVersion}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(math.MaxUint64), bytes.Repeat([]byte{1}, 10))},
+		{"huge lock count", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
+		{"largest lock count", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(math.MaxUint64))},
+		{"huge ID count", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(1<<62), bytes.Repeat([]byte{1}, 40))},
+		{"more locks than encoded", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(2), uv(1), []byte("a"), uv(1), []byte("x"), uv(5), sv(0), uv(1), uv(0))},
+		{"more IDs than encoded", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(0), uv(2), uv(1), sv(0), sv(0), uv(0))},
+		{"huge name length", cat([]byte{snapshotVersionNoUsers}, uv(1), sv(0), sv(0), uv(5), uv(1), uv(1), uv(math.MaxUint64), bytes.Repeat([]byte{1}, 10))},
 		{"a lock of version 0", versioned(0)},
 		{"a lock of a version never given", versioned(9)},
 		{"a huge count of scripts", append(ok[:len(ok)-1:len(ok)-1], uv(1<<40)...)},
+		{"version 4 cut before its users", withUsers()},
+		{"a huge count of users", withUsers(uv(1 << 40))},
+		{"more users than allowed", withUsers(uv(acl.MaxUsers+1), bytes.Repeat(cat(uv(1), []byte("u"), uv(0)), acl.MaxUsers+1))},
+		{"a user of an invalid name", withUsers(uv(1), uv(3), []byte("a b"), uv(0))},
+		{"users out of order", withUsers(uv(2), uv(1), []byte("b"), uv(0), uv(1), []byte("a"), uv(0))},
+		{"the same user twice", withUsers(uv(2), uv(1), []byte("a"), uv(0), uv(1), []byte("a"), uv(0))},
+		{"a user of a bad rule", withUsers(uv(1), uv(1), []byte("a"), uv(1), uv(3), []byte("bad"))},
+		{"a user with a clear password", withUsers(uv(1), uv(1), []byte("a"), uv(1), uv(3), []byte(">pw"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,7 +5,9 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/resp"
 	"github.com/tidwall/btree"
 )
@@ -14,7 +16,8 @@ import (
 //
 // Concurrency: every method may be called from any goroutine. Apply, Restore
 // and View (so Snapshot, for the moment of its View) take the table's write
-// lock; Get, Len, Waiting, Clock, NextDeadline and Stats its read lock.
+// lock; Get, Len, Waiting, Clock, NextDeadline, Stats and UsersChanged its
+// read lock; Users none.
 //
 // Clock: the table keeps a logical time Now in milliseconds. Within one term,
 // Now advances by the difference between successive leader stamps. The first
@@ -65,6 +68,11 @@ type Table struct {
 	notify bool    // record events (see events.go)
 	events []Event // recorded since the last TakeEvents
 	stats  Stats   // what Apply decided, for metrics (stats.go)
+
+	// users is the ACL users (see users.go), read without the lock;
+	// usersChanged is closed and replaced when they change.
+	users        atomic.Pointer[acl.Users]
+	usersChanged chan struct{}
 }
 
 // held is a held lock, in Table.locks and Table.byName under its name.
@@ -119,7 +127,8 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry()}
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
+		usersChanged: make(chan struct{})}
 }
 
 // Apply applies one batch taken from a raft entry of term entryTerm and

@@ -106,7 +106,7 @@ type Config struct {
 	// table (this node's, when it leads) and returns its effects: an
 	// lock.OpEffects command (its ID is set by the caller). It is called
 	// on one goroutine, one request at a time. Without it, scripts answer
-	// an error.
+	// an error. req.Owner names the ACL user the script runs as.
 	RunScript func(table *lock.Table, req lock.Command) lock.Command
 	// Events, when set, receives what each applied entry did (lock.Event:
 	// PUBLISH's messages, and keys set, deleted, expired, granted), in log

@@ -84,6 +84,7 @@ var forwardable = map[lock.Op]bool{
 	lock.OpLock: true, lock.OpLockWait: true, lock.OpUnlock: true, lock.OpRenew: true, lock.OpCancel: true,
 	lock.OpSet: true, lock.OpDel: true, lock.OpExpire: true, lock.OpPersist: true, lock.OpTx: true,
 	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true, lock.OpPublish: true,
+	lock.OpACLSetUser: true, lock.OpACLDelUser: true,
 }
 
 // checkForwarded checks a command a peer forwards: one of the client

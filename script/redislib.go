@@ -11,7 +11,8 @@ const (
 )
 
 // redisFuncs is the redis table, with Redis 7.2's wording for every misuse.
-// Not here: acl_check_cmd (lockd has no ACLs).
+// Not here: acl_check_cmd (the caller checks each redis.call against its
+// ACL user; a script cannot ask beforehand).
 func redisFuncs() map[string]lua.LGFunction {
 	return map[string]lua.LGFunction{
 		"call":               func(L *lua.LState) int { return runOf(L).command(L, true) },

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lockd/lockd/acl"
 )
 
 // cmdClient: CLIENT ID|SETNAME|GETNAME|SETINFO|INFO|LIST|KILL|HELP
@@ -103,14 +105,17 @@ func (s *Server) cmdClient(c *client, r reply, args [][]byte) {
 // clientLine formats one CLIENT LIST line.
 func (s *Server) clientLine(c *client) string {
 	c.mu.Lock()
-	name, lib, ver := c.name, c.libName, c.libVer
+	name, lib, ver, user := c.name, c.libName, c.libVer, c.user
 	c.mu.Unlock()
+	if user == "" {
+		user = acl.DefaultName // as Redis, before AUTH
+	}
 	cmd := "NULL"
 	if sp := c.last.Load(); sp != nil {
 		cmd = sp.name
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 cmd=%s user=default lib-name=%s lib-ver=%s resp=%d",
-		c.id, c.addr, c.laddr, name, int(time.Since(c.created).Seconds()), cmd, lib, ver, respVersion(c.resp3.Load()))
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=%d idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 cmd=%s user=%s lib-name=%s lib-ver=%s resp=%d",
+		c.id, c.addr, c.laddr, name, int(time.Since(c.created).Seconds()), cmd, user, lib, ver, respVersion(c.resp3.Load()))
 }
 
 func respVersion(resp3 bool) int {
@@ -120,7 +125,7 @@ func respVersion(resp3 bool) int {
 	return 2
 }
 
-// clientKill: CLIENT KILL ip:port | CLIENT KILL ID id | ADDR ip:port [...].
+// clientKill: CLIENT KILL ip:port | CLIENT KILL ID id | ADDR ip:port | USER name [...].
 // With filters, the caller itself is spared unless SKIPME no.
 func (s *Server) clientKill(self *client, r reply, args [][]byte) {
 	var match func(*client) bool
@@ -159,7 +164,13 @@ func (s *Server) clientKill(self *client, r reply, args [][]byte) {
 					r.err(errSyntax)
 					return
 				}
-			case "USER", "TYPE", "MAXAGE":
+			case "USER":
+				filters = append(filters, func(c *client) bool {
+					c.mu.Lock()
+					defer c.mu.Unlock()
+					return c.user == val
+				})
+			case "TYPE", "MAXAGE":
 				// accepted, not used as filters
 			default:
 				r.err(errSyntax)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/resp"
 )
@@ -31,6 +32,8 @@ type commandSpec struct {
 	// render, when set, writes the command's reply instead of reply.value
 	// (LOCKINFO is a map under RESP3).
 	render func(r reply, v resp.Value)
+
+	cats acl.Category // its ACL categories, from flags and name (acl.go)
 }
 
 // commandTable maps upper-case command names to their specs; commandsByID
@@ -118,9 +121,11 @@ func init() {
 		{name: "eval_ro", arity: -3, flags: []string{"readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalRO, noScript: true},
 		{name: "evalsha_ro", arity: -3, flags: []string{"readonly", "noscript", "stale", "skip_monitor", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEvalSHARO, noScript: true},
 		{name: "script", arity: -2, flags: []string{"noscript"}, run: (*Server).cmdScript, noScript: true},
+		{name: "acl", arity: -2, flags: []string{"admin", "noscript", "loading", "stale"}, run: (*Server).cmdACL, noScript: true},
 	}
 	commandTable = make(map[string]*commandSpec, len(specs))
 	for i, sp := range specs {
+		sp.cats = categoriesOf(sp)
 		commandTable[upper(sp.name)] = sp
 		sp.id = i
 		commandsByID = append(commandsByID, sp.name)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/subtle"
 	"fmt"
 	"strings"
 )
@@ -37,7 +36,7 @@ func (s *Server) cmdSelect(c *client, r reply, args [][]byte) {
 	}
 }
 
-// cmdAuth: AUTH [user] password. The only user is "default".
+// cmdAuth: AUTH [user] password (see acl.go for the users).
 func (s *Server) cmdAuth(c *client, r reply, args [][]byte) {
 	if len(args) > 3 {
 		r.err(errSyntax)
@@ -47,17 +46,10 @@ func (s *Server) cmdAuth(c *client, r reply, args [][]byte) {
 	if len(args) == 3 {
 		user = string(args[1])
 	}
-	if s.cfg.Password == "" {
-		// As Redis with a password-less default user: AUTH default <any>
-		// succeeds, AUTH <password> alone is a configuration mistake.
-		switch {
-		case len(args) == 2:
-			r.err(errNoPassword)
-		case user != "default":
-			r.err(errWrongPass)
-		default:
-			r.ok()
-		}
+	if d, _ := s.user(user); len(args) == 2 && d.NoPass {
+		// As Redis with a password-less default user: AUTH <password>
+		// alone is a configuration mistake.
+		r.err(errNoPassword)
 		return
 	}
 	if err := s.checkAuth(c, user, pass); err != nil {
@@ -67,11 +59,14 @@ func (s *Server) cmdAuth(c *client, r reply, args [][]byte) {
 	r.ok()
 }
 
+// checkAuth makes user the user of c if it is on and pass opens it (any
+// pass does a nopass user).
 func (s *Server) checkAuth(c *client, user string, pass []byte) error {
-	if user != "default" || subtle.ConstantTimeCompare(pass, []byte(s.cfg.Password)) != 1 {
+	u, ok := s.user(user)
+	if !ok || !u.On || !u.CheckPassword(pass) {
 		return errWrongPass
 	}
-	c.authed = true
+	c.setUser(user)
 	return nil
 }
 
@@ -95,13 +90,7 @@ func (s *Server) cmdHello(c *client, r reply, args [][]byte) {
 	for i := 2; i < len(args); i++ {
 		switch opt := strings.ToUpper(string(args[i])); {
 		case opt == "AUTH" && i+2 < len(args):
-			if s.cfg.Password == "" {
-				// Redis accepts AUTH default <anything> when no password is set.
-				if string(args[i+1]) != "default" {
-					r.err(errWrongPass)
-					return
-				}
-			} else if err := s.checkAuth(c, string(args[i+1]), args[i+2]); err != nil {
+			if err := s.checkAuth(c, string(args[i+1]), args[i+2]); err != nil {
 				r.err(err)
 				return
 			}

@@ -30,8 +30,8 @@ func TestConnectionCommands(t *testing.T) {
 		{"COMMAND DOCS lock", []string{"COMMAND", "DOCS", "lock"}, "*0\r\n"},
 		{"COMMAND INFO of an unknown command", []string{"COMMAND", "INFO", "nosuch"}, "*1\r\n$-1\r\n"},
 		{"COMMAND COUNT", []string{"COMMAND", "COUNT"}, integer(int64(len(commandTable)))},
-		{"COMMAND INFO lock", []string{"command", "info", "lock"}, "*1\r\n*10\r\n" + bulk("lock") + ":-3\r\n*1\r\n+write\r\n:1\r\n:1\r\n:1\r\n*0\r\n*0\r\n*0\r\n*0\r\n"},
-		{"COMMAND INFO ping", []string{"COMMAND", "INFO", "PING"}, "*1\r\n*10\r\n" + bulk("ping") + ":-1\r\n*1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n*0\r\n*0\r\n*0\r\n*0\r\n"},
+		{"COMMAND INFO lock", []string{"command", "info", "lock"}, "*1\r\n*10\r\n" + bulk("lock") + ":-3\r\n*1\r\n+write\r\n:1\r\n:1\r\n:1\r\n*3\r\n+@write\r\n+@slow\r\n+@lock\r\n*0\r\n*0\r\n*0\r\n"},
+		{"COMMAND INFO ping", []string{"COMMAND", "INFO", "PING"}, "*1\r\n*10\r\n" + bulk("ping") + ":-1\r\n*1\r\n+fast\r\n:0\r\n:0\r\n:0\r\n*2\r\n+@fast\r\n+@connection\r\n*0\r\n*0\r\n*0\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

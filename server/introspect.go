@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"math/bits"
 	"net"
 	"os"
 	"runtime"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/replication"
 )
 
@@ -76,7 +78,12 @@ func (s *Server) commandInfo(r reply, sp *commandSpec) {
 	r.int(int64(sp.key))
 	r.int(int64(last))
 	r.int(int64(min(sp.key, 1)))
-	r.array(0) // ACL categories
+	r.array(bits.OnesCount16(uint16(sp.cats)))
+	for _, cat := range acl.CategoryNames() {
+		if sp.cats&acl.CategoryByName(cat) != 0 {
+			r.status("@" + cat)
+		}
+	}
 	r.array(0) // tips
 	r.array(0) // key specs
 	r.array(0) // subcommands

@@ -519,32 +519,42 @@ func TestBuiltCommandsAreValid(t *testing.T) {
 func TestCommandInfoOfTheKeySpace(t *testing.T) {
 	srv := startServer(t)
 	c := dial(t, srv)
-	info := func(name string, arity int, flags []string, first, last, step int) string {
+	info := func(name string, arity int, flags []string, first, last, step int, cats string) string {
 		var b strings.Builder
 		fmt.Fprintf(&b, "*1\r\n*10\r\n%s:%d\r\n*%d\r\n", bulk(name), arity, len(flags))
 		for _, f := range flags {
 			b.WriteString("+" + f + "\r\n")
 		}
-		fmt.Fprintf(&b, ":%d\r\n:%d\r\n:%d\r\n*0\r\n*0\r\n*0\r\n*0\r\n", first, last, step)
+		fmt.Fprintf(&b, ":%d\r\n:%d\r\n:%d\r\n*%d\r\n", first, last, step, len(strings.Fields(cats)))
+		for _, c := range strings.Fields(cats) {
+			b.WriteString("+" + c + "\r\n")
+		}
+		b.WriteString("*0\r\n*0\r\n*0\r\n")
 		return b.String()
 	}
 	w, wf, rf := []string{"write"}, []string{"write", "fast"}, []string{"readonly", "fast"}
 	tx := []string{"noscript", "loading", "stale", "fast", "allow_busy"}
+	// The ACL categories are Redis's, without @string (lockd has one type).
 	for _, want := range []struct {
 		name        string
 		arity       int
 		flags       []string
 		first, last int
+		cats        string
 	}{
-		{"set", -3, []string{"write", "denyoom"}, 1, 1}, {"setnx", 3, []string{"write", "denyoom", "fast"}, 1, 1},
-		{"get", 2, rf, 1, 1}, {"mget", -2, rf, 1, -1}, {"del", -2, w, 1, -1}, {"unlink", -2, wf, 1, -1},
-		{"exists", -2, rf, 1, -1}, {"expire", -3, wf, 1, 1}, {"pexpire", -3, wf, 1, 1}, {"expireat", -3, wf, 1, 1},
-		{"pexpireat", -3, wf, 1, 1}, {"ttl", 2, rf, 1, 1}, {"pttl", 2, rf, 1, 1}, {"expiretime", 2, rf, 1, 1},
-		{"pexpiretime", 2, rf, 1, 1}, {"persist", 2, wf, 1, 1}, {"type", 2, rf, 1, 1}, {"delex", -2, wf, 1, 1},
-		{"delifeq", 3, wf, 1, 1}, {"scan", -2, []string{"readonly"}, 0, 0}, {"keys", 2, []string{"readonly"}, 0, 0},
-		{"multi", 1, tx, 0, 0}, {"exec", 1, []string{"noscript", "loading", "stale", "skip_slowlog"}, 0, 0},
-		{"discard", 1, tx, 0, 0}, {"watch", -2, tx, 1, -1}, {"unwatch", 1, tx, 0, 0},
+		{"set", -3, []string{"write", "denyoom"}, 1, 1, "@write @slow"}, {"setnx", 3, []string{"write", "denyoom", "fast"}, 1, 1, "@write @fast"},
+		{"get", 2, rf, 1, 1, "@read @fast"}, {"mget", -2, rf, 1, -1, "@read @fast"}, {"del", -2, w, 1, -1, "@keyspace @write @slow"},
+		{"unlink", -2, wf, 1, -1, "@keyspace @write @fast"}, {"exists", -2, rf, 1, -1, "@keyspace @read @fast"},
+		{"expire", -3, wf, 1, 1, "@keyspace @write @fast"}, {"pexpire", -3, wf, 1, 1, "@keyspace @write @fast"},
+		{"expireat", -3, wf, 1, 1, "@keyspace @write @fast"}, {"pexpireat", -3, wf, 1, 1, "@keyspace @write @fast"},
+		{"ttl", 2, rf, 1, 1, "@keyspace @read @fast"}, {"pttl", 2, rf, 1, 1, "@keyspace @read @fast"},
+		{"expiretime", 2, rf, 1, 1, "@keyspace @read @fast"}, {"pexpiretime", 2, rf, 1, 1, "@keyspace @read @fast"},
+		{"persist", 2, wf, 1, 1, "@keyspace @write @fast"}, {"type", 2, rf, 1, 1, "@keyspace @read @fast"},
+		{"delex", -2, wf, 1, 1, "@keyspace @write @fast"}, {"delifeq", 3, wf, 1, 1, "@keyspace @write @fast"},
+		{"scan", -2, []string{"readonly"}, 0, 0, "@keyspace @read @slow"}, {"keys", 2, []string{"readonly"}, 0, 0, "@keyspace @read @slow @dangerous"},
+		{"multi", 1, tx, 0, 0, "@fast @transaction"}, {"exec", 1, []string{"noscript", "loading", "stale", "skip_slowlog"}, 0, 0, "@slow @transaction"},
+		{"discard", 1, tx, 0, 0, "@fast @transaction"}, {"watch", -2, tx, 1, -1, "@fast @transaction"}, {"unwatch", 1, tx, 0, 0, "@fast @transaction"},
 	} {
-		c.expect(info(want.name, want.arity, want.flags, want.first, want.last, min(want.first, 1)), "COMMAND", "INFO", want.name)
+		c.expect(info(want.name, want.arity, want.flags, want.first, want.last, min(want.first, 1), want.cats), "COMMAND", "INFO", want.name)
 	}
 }

@@ -106,7 +106,9 @@ func (s *Server) cmdDiscard(c *client, r reply, args [][]byte) {
 
 // cmdExec: EXEC runs the transaction and answers the array of its
 // commands' replies; a null array when a watched key changed (nothing ran);
-// -EXECABORT when a command was refused while queueing. Either way the
+// -EXECABORT when a command was refused while queueing. A command the
+// user's ACL rules no longer allow (they changed since it was queued) is
+// not sent and answers -NOPERM in its place, as in Redis. Either way the
 // transaction and the watches are over.
 func (s *Server) cmdExec(c *client, r reply, args [][]byte) {
 	tx, watched := c.tx, c.watched
@@ -119,9 +121,23 @@ func (s *Server) cmdExec(c *client, r reply, args [][]byte) {
 		r.err(errExecAbort)
 		return
 	}
+	u, ok := s.user(c.user)
+	if !ok {
+		c.quit = true
+		c.conn.Close()
+		r.err(errUserGone)
+		return
+	}
+	denied := make([]error, len(tx.queued))
 	sub := make([]lock.Command, 0, len(tx.queued))
-	for _, q := range tx.queued {
-		if !q.unwatch {
+	for i, q := range tx.queued {
+		if q.unwatch {
+			continue
+		}
+		if !u.Unrestricted() {
+			denied[i] = permitQueued(u, q.spec, &q.cmd)
+		}
+		if denied[i] == nil {
 			sub = append(sub, q.cmd)
 		}
 	}
@@ -149,9 +165,13 @@ func (s *Server) cmdExec(c *client, r reply, args [][]byte) {
 	r.array(len(tx.queued))
 	r.res = nil // a queued command's error is not EXEC's
 	next := replies.Array
-	for _, q := range tx.queued {
-		if q.unwatch {
+	for i, q := range tx.queued {
+		switch {
+		case q.unwatch:
 			r.ok()
+			continue
+		case denied[i] != nil:
+			r.err(denied[i])
 			continue
 		}
 		render(r, q.spec, next[0])

@@ -17,12 +17,13 @@ var errProtectedMode = errors.New("DENIED lockd is running in protected mode bec
 	"'--protected-mode no' option, and MAKE SURE it is not publicly accessible from the internet if you do so.")
 
 // protectedRefuses reports whether protected mode refuses a client that
-// connects from addr: it does when protected mode is on, no password is set,
+// connects from addr: it does when protected mode is on, the default user
+// is on and takes no password (no --requirepass, no ACL SETUSER default >...),
 // and addr is neither 127.0.0.1 nor ::1. As in Redis 7, other addresses of
 // the loopback network (127.0.0.2, ...) do not count as local, and the
 // address the node listens on does not matter.
 func (s *Server) protectedRefuses(addr net.Addr) bool {
-	if s.cfg.Unprotected || s.cfg.Password != "" {
+	if s.cfg.Unprotected || !s.defaultOpen() {
 		return false
 	}
 	tcp, ok := addr.(*net.TCPAddr)

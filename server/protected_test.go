@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockd/lockd/acl"
 )
 
 func TestProtectedModeRefuses(t *testing.T) {
@@ -28,7 +30,7 @@ func TestProtectedModeRefuses(t *testing.T) {
 		{"a peer that is not on the network is let in", Config{}, &net.UnixAddr{Name: "@", Net: "unix"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s := &Server{cfg: tc.cfg}
+			s := &Server{cfg: tc.cfg, localDefault: acl.NewDefault(tc.cfg.Password)}
 			if got := s.protectedRefuses(tc.from); got != tc.refuse {
 				t.Fatalf("protectedRefuses(%v) = %v, want %v", tc.from, got, tc.refuse)
 			}

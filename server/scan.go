@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/lockd/lockd/internal/glob"
 )
 
 // SCAN's bounds: COUNT defaults to 10 (as Redis) and is capped at
@@ -101,5 +103,5 @@ func matcher(pattern string) func(string) bool {
 	if pattern == "*" {
 		return nil
 	}
-	return func(name string) bool { return globMatch(pattern, name) }
+	return func(name string) bool { return glob.Match(pattern, name) }
 }

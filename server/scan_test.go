@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/lockd/lockd/internal/glob"
 )
 
 // setKeys sets the names in one pipeline and reads the replies.
@@ -95,7 +97,7 @@ func TestScan(t *testing.T) {
 			t.Fatalf("SCAN MATCH key:1??: %d keys, want 100", len(seen))
 		}
 		for n := range seen {
-			if !globMatch("key:1??", n) {
+			if !glob.Match("key:1??", n) {
 				t.Fatalf("SCAN MATCH key:1?? returned %s", n)
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/resp"
 	"github.com/lockd/lockd/script"
@@ -78,7 +79,11 @@ func (s *Server) cmdEvalRO(c *client, r reply, args [][]byte)    { s.eval(c, r, 
 func (s *Server) cmdEvalSHARO(c *client, r reply, args [][]byte) { s.eval(c, r, args, true, true) }
 
 // eval is EVAL script|sha numkeys key... arg..., by body or by SHA, read-only
-// or not.
+// or not. The script runs as c's user: each command it calls is checked
+// against the user's ACL rules (on the leader, which finds the user by the
+// name the request carries in Owner). A fast-path script runs as its table
+// command only for a user who may run every command (its keys were checked
+// as EVAL's).
 func (s *Server) eval(c *client, r reply, args [][]byte, bySHA, readOnly bool) {
 	n, err := parseInt(args[2])
 	switch {
@@ -109,16 +114,17 @@ func (s *Server) eval(c *client, r reply, args [][]byte, bySHA, readOnly bool) {
 			return
 		}
 	}
+	u, _ := s.user(c.user) // there: permit checked
 	if readOnly {
-		r.value(s.evalReadOnly(c, body, sha, keys, argv))
+		r.value(s.evalReadOnly(c, body, sha, keys, argv, u))
 		return
 	}
-	if cmd, ok := s.fastPath(sha, keys, argv); ok {
+	if cmd, ok := s.fastPath(sha, keys, argv); ok && u.AllCommands && len(u.Rules) == 0 {
 		res, err := s.node.Do(context.Background(), cmd)
 		s.answerReply(r, res, err)
 		return
 	}
-	res, err := s.node.Do(context.Background(), lock.Command{Op: lock.OpScript, X: &lock.Extra{Script: body, SHA: sha, Keys: keys, Args: argv}})
+	res, err := s.node.Do(context.Background(), lock.Command{Op: lock.OpScript, Owner: c.user, X: &lock.Extra{Script: body, SHA: sha, Keys: keys, Args: argv}})
 	s.answerReply(r, res, err)
 }
 
@@ -145,24 +151,32 @@ func strs(bs [][]byte) []string {
 // evalReadOnly runs a read-only script against this node's replica, once it
 // has caught up. A script new to the cluster is registered through the log
 // first, so that EVALSHA knows it on every node.
-func (s *Server) evalReadOnly(c *client, body, sha string, keys, argv []string) resp.Value {
+func (s *Server) evalReadOnly(c *client, body, sha string, keys, argv []string, u *acl.User) resp.Value {
 	if err := s.catchUp(c); err != nil {
 		return resp.ErrorValue(respError(err))
 	}
 	if _, ok := s.node.Table().Script(sha); !ok {
 		s.node.Do(context.Background(), lock.Command{Op: lock.OpScriptLoad, X: &lock.Extra{Script: body}})
 	}
-	caller := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds()}
+	caller := &scriptCaller{s: s, table: s.node.Table(), readOnly: true, elapsed: s.node.SinceApply().Milliseconds(), user: u}
 	return script.Run(body, keys, argv, caller, s.scriptLimits())
 }
 
 // runScript is replication.Config.RunScript: on the leader, it runs the
 // script of req against a scratch copy of the keys it touches and returns
-// the effects to propose.
+// the effects to propose. The script runs as the user req.Owner names.
 func (s *Server) runScript(table *lock.Table, req lock.Command) lock.Command {
 	x := req.X
 	if x == nil {
 		return lock.Command{X: &lock.Extra{Reply: resp.ErrorValue("ERR empty script request")}}
+	}
+	u, ok := table.Users().Get(req.Owner)
+	switch {
+	case ok:
+	case req.Owner == acl.DefaultName || req.Owner == "": // a node's own default user may run anything
+		u = acl.NewDefault("")
+	default:
+		return lock.Command{X: &lock.Extra{Reply: resp.ErrorValue(errUserGone.Error())}}
 	}
 	body := x.Script
 	if body == "" {
@@ -175,7 +189,7 @@ func (s *Server) runScript(table *lock.Table, req lock.Command) lock.Command {
 	if _, known := table.Script(script.SHA1Hex(body)); !known {
 		e.Script = body // EVAL registers it, as Redis caches it
 	}
-	c := &scriptCaller{s: s, table: table, scratch: table.Scratch()}
+	c := &scriptCaller{s: s, table: table, scratch: table.Scratch(), user: u}
 	e.Reply = script.Run(body, x.Keys, x.Args, c, s.scriptLimits())
 	switch {
 	case c.tooMany:
@@ -194,7 +208,8 @@ type scriptCaller struct {
 	table    *lock.Table
 	scratch  *lock.Table // nil when read-only
 	readOnly bool
-	elapsed  int64 // ms since the replica's last apply, for read-only reads
+	elapsed  int64     // ms since the replica's last apply, for read-only reads
+	user     *acl.User // whom the script runs as
 
 	loaded  map[string]bool
 	checks  []lock.Check
@@ -218,6 +233,11 @@ func (c *scriptCaller) Call(args []string) resp.Value {
 	bargs := make([][]byte, len(args))
 	for i, a := range args {
 		bargs[i] = []byte(a)
+	}
+	if !c.user.Unrestricted() {
+		if err := permitted(c.user, spec, bargs); err != nil {
+			return resp.ErrorValue("ERR ACL failure in script: " + strings.TrimPrefix(err.Error(), "NOPERM "))
+		}
 	}
 	cmd, err := spec.build(c.s, bargs)
 	if err != nil {

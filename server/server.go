@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockd/lockd/acl"
+	"github.com/lockd/lockd/internal/glob"
 	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/pubsub"
@@ -33,7 +35,7 @@ type Server struct {
 	nextID   atomic.Uint64
 	serving  sync.WaitGroup // redcon's accept loops, and the TLS files' poller
 	denials  denials        // connections protected mode refuses
-	stopPoll chan struct{}  // closed by Close: the poller stops
+	stopPoll chan struct{}  // closed by Close: the TLS files' poller and watchUsers stop
 	conns    sync.WaitGroup
 	once     sync.Once
 
@@ -42,6 +44,8 @@ type Server struct {
 	hub       *pubsub.Hub    // this node's subscriptions (pubsub.go)
 	notify    keyspaceEvents // which keyspace notifications to deliver
 	backingUp atomic.Bool    // a BACKUP is being written (backup.go)
+
+	localDefault *acl.User // the default user until one is replicated (see acl.go)
 }
 
 // client is the state of one client connection. Its connection's goroutine
@@ -55,6 +59,9 @@ type client struct {
 	laddr   string
 	created time.Time
 	authed  bool // its own goroutine only
+	// user is the ACL user it is authenticated as ("" before AUTH). Its
+	// own goroutine writes it under mu (setUser) and reads it without.
+	user string
 	// linearizable: its reads wait for a read index (CLIENT READS); its own
 	// goroutine only.
 	linearizable bool
@@ -97,12 +104,13 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.Node.ID),
-		started:  time.Now(),
-		clients:  make(map[uint64]*client),
-		stopPoll: make(chan struct{}),
-		denials:  denials{sem: make(chan struct{}, maxDenials)},
+		cfg:          cfg,
+		log:          cfg.Logger.With("node", cfg.Node.ID),
+		started:      time.Now(),
+		clients:      make(map[uint64]*client),
+		stopPoll:     make(chan struct{}),
+		denials:      denials{sem: make(chan struct{}, maxDenials)},
+		localDefault: acl.NewDefault(cfg.Password),
 	}
 	if cfg.TLSListener != nil {
 		files, err := tlsfiles.Load(cfg.TLS.files(), s.log)
@@ -118,7 +126,7 @@ func New(c Config) (*Server, error) {
 	}
 	cfg.Node.Validate = s.validCommand
 	s.notify, _ = parseKeyspaceEvents(cfg.NotifyKeyspaceEvents) // validated above
-	s.hub = pubsub.NewHub(globMatch, cfg.PubSubBufferLimit)
+	s.hub = pubsub.NewHub(glob.Match, cfg.PubSubBufferLimit)
 	cfg.Node.Events = s.deliver
 	cfg.Node.EventsLost = s.dropSubscribers
 	cfg.Node.RunScript = s.runScript
@@ -127,6 +135,8 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
+	s.serving.Add(1)
+	go s.watchUsers()
 	if cfg.Listener != nil {
 		s.serve(cfg.Listener)
 	}
@@ -258,15 +268,17 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		return false
 	}
 	c := &client{
-		id:     s.nextID.Add(1),
-		conn:   conn,
-		nc:     conn.NetConn().(*clientConn), // s.ln accepted it
-		addr:   conn.RemoteAddr(),
-		laddr:  conn.NetConn().LocalAddr().String(),
-		authed: s.cfg.Password == "",
+		id:    s.nextID.Add(1),
+		conn:  conn,
+		nc:    conn.NetConn().(*clientConn), // s.ln accepted it
+		addr:  conn.RemoteAddr(),
+		laddr: conn.NetConn().LocalAddr().String(),
 
 		linearizable: s.cfg.LinearizableReads,
 		created:      time.Now(),
+	}
+	if s.defaultOpen() {
+		c.authed, c.user = true, acl.DefaultName
 	}
 	s.clients[c.id] = c
 	conn.SetContext(c)
@@ -340,8 +352,10 @@ func (s *Server) prepare(c *client, args [][]byte) prepared {
 		p.err = errNoAuth
 	case (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity):
 		p.err = arityError{cmd: spec.name}
-	case spec.build != nil:
-		p.cmd, p.err = spec.build(s, args)
+	default:
+		if p.err = s.permit(c, spec, args); p.err == nil && spec.build != nil {
+			p.cmd, p.err = spec.build(s, args)
+		}
 	}
 	return p
 }

@@ -31,6 +31,8 @@ func (s *Server) validCommand(c *lock.Command) error {
 		return s.validScript(c)
 	case lock.OpTx:
 		return s.validTx(c)
+	case lock.OpACLSetUser, lock.OpACLDelUser:
+		return s.validACL(c)
 	}
 	return s.validOne(c)
 }

@@ -1,35 +1,34 @@
-package server
-
-// Redis's glob-style patterns (KEYS, SCAN MATCH), with the semantics of its
-// stringmatchlen (src/util.c), byte for byte:
+// Package glob is Redis's glob-style patterns (KEYS, SCAN MATCH, ACL key
+// patterns), with the semantics of its stringmatchlen (src/util.c), byte for byte:
 //
-//	*       any run of bytes, also none
-//	?       any one byte
-//	[abc]   one of the bytes listed; [^abc] one byte not listed ('!' is
-//	        an ordinary byte); [a-z] a range, either way round ([z-a] too;
-//	        bytes compared as signed, as Redis on x86-64); \x inside
-//	        brackets is x; an unclosed bracket ends the pattern
-//	\x      x itself
+//   - any run of bytes, also none
+//     ?       any one byte
+//     [abc]   one of the bytes listed; [^abc] one byte not listed ('!' is
+//     an ordinary byte); [a-z] a range, either way round ([z-a] too;
+//     bytes compared as signed, as Redis on x86-64); \x inside
+//     brackets is x; an unclosed bracket ends the pattern
+//     \x      x itself
 //
 // Its guards against abusive patterns are kept too: a run of '*' counts as
 // one; once the rest of a pattern after a '*' matches nowhere in the rest
 // of the name, no earlier '*' tries a longer run; more than 1000 nested
 // '*' match nothing. A match so takes O(len(pattern) × len(name)) steps.
+package glob
 
-// globMatch reports whether name matches pattern.
-func globMatch(pattern, name string) bool {
-	ok, _ := globMatchSteps(pattern, name)
+// Match reports whether name matches pattern.
+func Match(pattern, name string) bool {
+	ok, _ := MatchSteps(pattern, name)
 	return ok
 }
 
-// globMatchSteps is globMatch that also returns the number of steps taken:
+// MatchSteps is Match that also returns the number of steps taken:
 // the bytes of the pattern and the name looked at, in all.
-func globMatchSteps(pattern, name string) (bool, int) {
+func MatchSteps(pattern, name string) (bool, int) {
 	g := glob{pattern: pattern, name: name}
 	return g.match(0, 0, 0), g.steps
 }
 
-// glob is one match in progress, on the goroutine that called globMatch.
+// glob is one match in progress, on the goroutine that called Match.
 type glob struct {
 	pattern, name string
 	skipLonger    bool // no '*' needs to try a longer run (see match)

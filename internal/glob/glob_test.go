@@ -1,4 +1,4 @@
-package server
+package glob
 
 import (
 	"strings"
@@ -40,7 +40,7 @@ func TestGlobMatchesAsRedis(t *testing.T) {
 		{strings.Repeat("*?", 50000), strings.Repeat("a", 50000), false}, // more than 1000 nested '*'
 		{strings.Repeat("*?", 500), strings.Repeat("a", 1000), true},
 	} {
-		got, steps := globMatchSteps(tc.pattern, tc.name)
+		got, steps := MatchSteps(tc.pattern, tc.name)
 		if got != tc.want {
 			t.Errorf("%.40q matching %.40q: %v, want %v", tc.pattern, tc.name, got, tc.want)
 		}
@@ -66,7 +66,7 @@ func FuzzGlob(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, pattern, name string) {
-		got, steps := globMatchSteps(pattern, name)
+		got, steps := MatchSteps(pattern, name)
 		if bound := stepBound(pattern, name); steps > bound {
 			t.Fatalf("%q matching %q: %d steps, more than %d", pattern, name, steps, bound)
 		}
