@@ -12,18 +12,21 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// The notification check of the Jepsen suite: one subscriber per node
-// listens to every keyspace event (__keyevent@0__:*) from a start marker,
-// published through the log once all are subscribed, to an end marker
-// published after the run, before the final restart. A subscriber's record
-// stops at the first disconnection (a killed node, a snapshot installed).
-// Then:
-//   - order: of any two records, one is a prefix of the other (every node
-//     delivers the same events in the same, the log's, order);
-//   - completeness: a record that reached the end marker unbroken holds,
-//     for every lock name, a grant event for every token LOCK acknowledged,
-//     a set event for every SET NX acknowledged and a del event for every
-//     release acknowledged (at least: an indeterminate op may have acted).
+// The notification check of the Jepsen suite. One subscriber per node
+// listens to every keyspace event (__keyevent@0__:*) and to a marker
+// channel on which the test publishes, through the log, a numbered marker
+// every half second during the run (recording when each PUBLISH was sent
+// and acknowledged). A subscriber's record is its events and markers in the
+// order received, with a break wherever its connection was lost (a killed
+// node, a snapshot installed) and it subscribed again. Then:
+//   - order: until their first breaks, of any two records one is a prefix
+//     of the other (every node delivers the same events in the log's order);
+//   - completeness: between two markers a record received with no break
+//     between them, it holds, for every lock name, a grant event for every
+//     new token LOCK acknowledged, a set event for every SET NX acknowledged
+//     and a del event for every release acknowledged, among the ops sent
+//     after the first marker was acknowledged and acknowledged before the
+//     second was sent (those are in the log between the two markers).
 
 const notifyMarker = "jepsen-marker"
 
@@ -33,18 +36,34 @@ type notifyWatcher struct {
 	rdb  *redis.Client
 	ps   *redis.PubSub
 
-	mu      sync.Mutex
-	started bool // the start marker arrived
-	ended   bool // the end marker arrived, the record unbroken
-	broken  bool // disconnected after the start: the record stops there
-	events  []string
+	mu     sync.Mutex
+	record []string // "grant name", "del name", ..., "marker N", "break"
 }
 
-// startNotifyWatchers subscribes one watcher per node and publishes the
-// start marker once all are subscribed. Each watcher's goroutine runs until
-// ctx ends.
-func startNotifyWatchers(ctx context.Context, c *cluster, wg *sync.WaitGroup) ([]*notifyWatcher, error) {
-	var ws []*notifyWatcher
+// marker is one marker PUBLISH: sent at Call, acknowledged at Return
+// (History.Now), or not acknowledged (Return 0).
+type marker struct{ Call, Return int64 }
+
+// notifier is the subscribers and the markers of a run.
+type notifier struct {
+	c        *cluster
+	hist     *check.History
+	watchers []*notifyWatcher
+	wg       sync.WaitGroup
+	cancel   context.CancelFunc // ends the watchers
+	noMarks  context.CancelFunc // ends the markers
+	marking  sync.WaitGroup
+
+	mu      sync.Mutex
+	markers []marker
+}
+
+// startNotifier subscribes one watcher per node, then publishes markers
+// until the context of stop ends.
+func startNotifier(c *cluster, hist *check.History) (*notifier, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	mctx, noMarks := context.WithCancel(ctx)
+	n := &notifier{c: c, hist: hist, cancel: cancel, noMarks: noMarks}
 	for i := 1; i <= len(c.nodes); i++ {
 		rdb := jepsenClient(c.nodes[i].client, c.clientTLS())
 		ps := rdb.Subscribe(ctx, notifyMarker)
@@ -63,88 +82,69 @@ func startNotifyWatchers(ctx context.Context, c *cluster, wg *sync.WaitGroup) ([
 		if err != nil {
 			ps.Close()
 			rdb.Close()
-			return nil, err // the watchers started stop with ctx
+			n.stop()
+			return nil, err
 		}
 		w := &notifyWatcher{node: i, rdb: rdb, ps: ps}
-		ws = append(ws, w)
-		wg.Go(func() { w.run(ctx) })
+		n.watchers = append(n.watchers, w)
+		n.wg.Go(func() { w.run(ctx) })
 	}
-	return ws, publishMarker(c, "start")
+	n.marking.Go(func() {
+		for mctx.Err() == nil {
+			n.mark()
+			wait(mctx, 500*time.Millisecond)
+		}
+	})
+	return n, nil
 }
 
-// publishMarker publishes a marker through whichever node takes it.
-func publishMarker(c *cluster, what string) error {
-	var err error
-	for range 20 {
-		for i := 1; i <= len(c.nodes); i++ {
-			rdb := jepsenClient(c.nodes[i].client, c.clientTLS())
-			pctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
-			err = rdb.Publish(pctx, notifyMarker, what).Err()
-			cancel()
-			rdb.Close()
-			if err == nil {
-				return nil
-			}
-		}
-		time.Sleep(100 * time.Millisecond) // between rounds of retries, not ordering
-	}
-	return fmt.Errorf("PUBLISH %s marker: %w", what, err)
-}
-
-// run records until ctx ends and the watcher is closed (stopWatchers):
-// go-redis's Receive does not watch ctx while it waits.
-func (w *notifyWatcher) run(ctx context.Context) {
-	for ctx.Err() == nil {
-		msg, err := w.ps.Receive(ctx)
-		w.mu.Lock()
-		switch m := msg.(type) {
-		case nil:
-			if err != nil && w.started && !w.ended {
-				w.broken = true
-			}
-		case *redis.Subscription:
-			if w.started {
-				w.broken = true // a resubscription after a disconnection
-			}
-		case *redis.Message:
-			switch {
-			case m.Channel == notifyMarker && m.Payload == "start":
-				w.started = true
-			case m.Channel == notifyMarker && m.Payload == "end":
-				w.ended = w.started && !w.broken
-			case w.started && !w.broken && !w.ended:
-				w.events = append(w.events, strings.TrimPrefix(m.Channel, "__keyevent@0__:")+" "+m.Payload)
-			}
-		}
-		w.mu.Unlock()
-		if err != nil {
-			wait(ctx, 50*time.Millisecond) // go-redis redials on the next Receive
-		}
+// mark publishes the next marker through a node picked in turn.
+func (n *notifier) mark() {
+	n.mu.Lock()
+	k := len(n.markers)
+	n.markers = append(n.markers, marker{Call: n.hist.Now()})
+	n.mu.Unlock()
+	rdb := jepsenClient(n.c.nodes[1+k%len(n.c.nodes)].client, n.c.clientTLS())
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	if rdb.Publish(ctx, notifyMarker, fmt.Sprint(k)).Err() == nil {
+		n.mu.Lock()
+		n.markers[k].Return = n.hist.Now()
+		n.mu.Unlock()
 	}
 }
 
-// stopWatchers ends the watchers' goroutines and closes their connections.
-// It may be called more than once.
-func stopWatchers(cancel context.CancelFunc, ws []*notifyWatcher, wg *sync.WaitGroup) {
-	cancel()
-	for _, w := range ws {
-		w.ps.Close() // ends a Receive that waits
+// stop ends the markers and the watchers and closes their connections. It
+// may be called more than once.
+func (n *notifier) stop() {
+	n.noMarks()
+	n.marking.Wait()
+	n.cancel()
+	for _, w := range n.watchers {
+		w.ps.Close() // go-redis's Receive does not watch its context while it waits
 	}
-	wg.Wait()
-	for _, w := range ws {
+	n.wg.Wait()
+	for _, w := range n.watchers {
 		w.rdb.Close()
 	}
 }
 
-// waitEnded waits, up to timeout, until every watcher still unbroken has the
-// end marker.
-func waitEnded(ws []*notifyWatcher, timeout time.Duration) {
+// settle waits, up to timeout, until every watcher's record ends with the
+// last marker acknowledged, so that the records hold the whole run.
+func (n *notifier) settle(timeout time.Duration) {
+	n.noMarks()
+	n.marking.Wait()
 	deadline := time.Now().Add(timeout)
+	n.mark()
+	n.mu.Lock()
+	last := fmt.Sprintf("marker %d", len(n.markers)-1)
+	n.mu.Unlock()
 	for time.Now().Before(deadline) {
 		done := true
-		for _, w := range ws {
+		for _, w := range n.watchers {
 			w.mu.Lock()
-			if !w.ended && !w.broken {
+			if !slices.Contains(w.record, last) {
 				done = false
 			}
 			w.mu.Unlock()
@@ -156,78 +156,181 @@ func waitEnded(ws []*notifyWatcher, timeout time.Duration) {
 	}
 }
 
-// checkNotifications checks the watchers' records against ops, and returns
-// a summary for the report.
-func checkNotifications(ws []*notifyWatcher, ops []check.Op) (string, error) {
-	records := make([][]string, len(ws))
-	var complete []int
-	for i, w := range ws {
+func (w *notifyWatcher) run(ctx context.Context) {
+	subscribed := true
+	for ctx.Err() == nil {
+		msg, err := w.ps.Receive(ctx)
 		w.mu.Lock()
-		records[i] = slices.Clone(w.events)
-		if w.ended {
-			complete = append(complete, i)
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			if !subscribed {
+				subscribed = true
+				w.record = append(w.record, "break")
+			}
+		case *redis.Message:
+			if m.Channel == notifyMarker {
+				w.record = append(w.record, "marker "+m.Payload)
+			} else {
+				w.record = append(w.record, strings.TrimPrefix(m.Channel, "__keyevent@0__:")+" "+m.Payload)
+			}
+		}
+		if err != nil {
+			subscribed = false // go-redis subscribes again on the next Receive
 		}
 		w.mu.Unlock()
+		if err != nil {
+			wait(ctx, 50*time.Millisecond)
+		}
 	}
-	for i := range records {
-		for j := i + 1; j < len(records); j++ {
-			n := min(len(records[i]), len(records[j]))
-			for k := range n {
-				if records[i][k] != records[j][k] {
-					return "", fmt.Errorf("nodes %d and %d delivered different events at position %d: %q and %q",
-						ws[i].node, ws[j].node, k, records[i][k], records[j][k])
+}
+
+// check checks the records against ops and returns a summary.
+func (n *notifier) check(ops []check.Op) (string, error) {
+	records := make([][]string, len(n.watchers))
+	for i, w := range n.watchers {
+		w.mu.Lock()
+		records[i] = slices.Clone(w.record)
+		w.mu.Unlock()
+	}
+	// Order, up to each record's first break. Records start at different
+	// points of the log (each subscribed when it did): compare from the
+	// first marker all have.
+	first := -1
+	for k := 0; first < 0 && k < 1000; k++ {
+		all := true
+		for _, r := range records {
+			if !slices.Contains(r, fmt.Sprintf("marker %d", k)) {
+				all = false
+			}
+		}
+		if all {
+			first = k
+		}
+	}
+	if first < 0 {
+		return "", fmt.Errorf("no marker reached every subscriber")
+	}
+	var tails [][]string
+	for _, r := range records {
+		r = r[slices.Index(r, fmt.Sprintf("marker %d", first)):]
+		if b := slices.Index(r, "break"); b >= 0 {
+			r = r[:b]
+		}
+		tails = append(tails, r)
+	}
+	for i := range tails {
+		for j := i + 1; j < len(tails); j++ {
+			for k := range min(len(tails[i]), len(tails[j])) {
+				if tails[i][k] != tails[j][k] {
+					return "", fmt.Errorf("nodes %d and %d delivered different events at position %d after marker %d: %q and %q",
+						n.watchers[i].node, n.watchers[j].node, k, first, tails[i][k], tails[j][k])
 				}
 			}
 		}
 	}
-	want := map[string]int{} // "kind name" -> acknowledged at least
-	tokens := map[string]map[int64]bool{}
+	// Completeness, segment by segment.
+	n.mu.Lock()
+	markers := slices.Clone(n.markers)
+	n.mu.Unlock()
+	segments, checked := 0, 0
+	for i, r := range records {
+		start := -1 // the marker that opened the segment being read
+		got := map[string]int{}
+		for _, e := range r {
+			switch {
+			case e == "break":
+				start = -1
+			case strings.HasPrefix(e, "marker "):
+				var k int
+				fmt.Sscan(strings.TrimPrefix(e, "marker "), &k)
+				if start >= 0 && markers[start].Return > 0 {
+					want := acknowledgedBetween(ops, markers[start].Return, markers[k].Call)
+					for key, w := range want {
+						if got[key] < w {
+							return "", fmt.Errorf("node %d's subscriber received %d %q events between markers %d and %d; the history acknowledged %d in that span",
+								n.watchers[i].node, got[key], key, start, k, w)
+						}
+						checked += w
+					}
+					segments++
+				}
+				start = k
+				clear(got)
+			default:
+				got[e]++
+			}
+		}
+	}
+	var lens []string
+	for i, r := range records {
+		lens = append(lens, fmt.Sprintf("node %d: %d entries, %d breaks", n.watchers[i].node, len(r), count(r, "break")))
+	}
+	return fmt.Sprintf("%s; order checked from marker %d of %d; %d unbroken segments between markers checked complete against %d acknowledged grants and releases",
+		strings.Join(lens, ", "), first, len(markers), segments, checked), nil
+}
+
+// acknowledgedBetween counts, by "event name", the grants (new tokens),
+// SET NX grants and releases acknowledged in ops sent after from and
+// acknowledged before to.
+//
+// A LOCK acknowledged with a token may be a re-grant to its holder: the
+// token was made by an earlier LOCK of the same owner, maybe one whose
+// outcome the client never learned. Its grant counts only when every LOCK
+// of that owner on that name that may have made the token (indeterminate,
+// or acknowledged with it) was sent after from.
+func acknowledgedBetween(ops []check.Op, from, to int64) map[string]int {
+	earliest := map[string]int64{} // "name owner token" and "name owner ?" -> earliest call
+	note := func(k string, call int64) {
+		if e, ok := earliest[k]; !ok || call < e {
+			earliest[k] = call
+		}
+	}
 	for _, op := range ops {
-		if op.Status != check.StatusOK || op.Final {
+		if op.Kind != check.KindLock || op.Final {
+			continue
+		}
+		switch {
+		case op.Status == check.StatusUnknown:
+			note(fmt.Sprint(op.Name, " ", op.Owner, " ?"), op.Call)
+		case op.Status == check.StatusOK && op.Token > 0:
+			note(fmt.Sprint(op.Name, " ", op.Owner, " ", op.Token), op.Call)
+		}
+	}
+	madeAfter := func(op check.Op) bool {
+		for _, k := range []string{fmt.Sprint(op.Name, " ", op.Owner, " ", op.Token), fmt.Sprint(op.Name, " ", op.Owner, " ?")} {
+			if e, ok := earliest[k]; ok && e < from {
+				return false
+			}
+		}
+		return true
+	}
+	want := map[string]int{}
+	seen := map[string]bool{} // "name token": counted once
+	for _, op := range ops {
+		if op.Status != check.StatusOK || op.Final || op.Call < from || op.Return > to {
 			continue
 		}
 		switch {
 		case op.Kind == check.KindLock && op.Token > 0:
-			if tokens[op.Name] == nil {
-				tokens[op.Name] = map[int64]bool{}
+			if k := fmt.Sprint(op.Name, " ", op.Token); !seen[k] && madeAfter(op) {
+				seen[k] = true
+				want["grant "+op.Name]++
 			}
-			tokens[op.Name][op.Token] = true
 		case op.Kind == check.KindSetNX && op.Granted:
 			want["set "+op.Name]++
 		case op.Kind == check.KindUnlock && op.Released:
 			want["del "+op.Name]++
 		}
 	}
-	for name, ts := range tokens {
-		want["grant "+name] += len(ts)
-	}
-	for _, i := range complete {
-		got := map[string]int{}
-		for _, e := range records[i] {
-			got[e]++
-		}
-		for k, n := range want {
-			if got[k] < n {
-				return "", fmt.Errorf("node %d's subscriber, connected throughout, received %d %q events; the history acknowledged %d", ws[i].node, got[k], k, n)
-			}
-		}
-	}
-	var lens []string
-	for i, r := range records {
-		state := "broken"
-		if slices.Contains(complete, i) {
-			state = "complete"
-		}
-		lens = append(lens, fmt.Sprintf("node %d: %d events (%s)", ws[i].node, len(r), state))
-	}
-	return fmt.Sprintf("%s; %d of %d complete records checked against %d acknowledged grants and releases",
-		strings.Join(lens, ", "), len(complete), len(ws), sum(want)), nil
+	return want
 }
 
-func sum(m map[string]int) int {
+func count(ss []string, s string) int {
 	n := 0
-	for _, v := range m {
-		n += v
+	for _, x := range ss {
+		if x == s {
+			n++
+		}
 	}
 	return n
 }

@@ -155,13 +155,11 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	})
 
 	// One subscriber per node records the keyspace events (jepsen_notify_test.go).
-	var notifyWG sync.WaitGroup
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	watchers, err := startNotifyWatchers(notifyCtx, c, &notifyWG)
-	t.Cleanup(func() { stopWatchers(stopNotify, watchers, &notifyWG) })
+	notes, err := startNotifier(c, hist)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(notes.stop)
 
 	lt := &leaderTracker{c: c}
 	lt.lead.Store(int64(lt.poll()))
@@ -190,11 +188,8 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	// restarted on its data, so the final reads prove durability.
 	nem.heal()
 	c.waitLeader(20*time.Second, nil)
-	if err := publishMarker(c, "end"); err != nil {
-		t.Error(err)
-	}
-	waitEnded(watchers, 20*time.Second)
-	stopWatchers(stopNotify, watchers, &notifyWG)
+	notes.settle(20 * time.Second)
+	notes.stop()
 	t.Logf("recovery: kill -9 all nodes, restart them all")
 	for i := 1; i <= 3; i++ {
 		c.kill(i)
@@ -262,7 +257,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	incErr := store.CheckIncrements()
 
 	report(t, cfg, w, lw, nem, ops, leaseOps, names, checkTook)
-	if summary, err := checkNotifications(watchers, ops); err != nil {
+	if summary, err := notes.check(ops); err != nil {
 		t.Errorf("notifications: %v", err)
 	} else {
 		t.Logf("REPORT seed %d: notifications: %s", cfg.seed, summary)
