@@ -29,22 +29,26 @@ const (
 	flushBytes       = 256 << 10
 )
 
-// frame is one message for a peer: a raft message, or a forwarded command.
+// frame is one message for a peer: a raft message, a forwarded command,
+// or an ADMIN frame's payload.
 type frame struct {
-	msg *raftpb.Message
-	cmd lock.Command
-	fwd bool
+	msg   *raftpb.Message
+	cmd   lock.Command
+	fwd   bool
+	admin []byte
 }
 
 // peer is this node's outbound link to one other member. Its goroutine dials
-// (with backoff), says HELLO, then writes queued frames in batches. Enqueue
-// never blocks; a full queue drops the frame.
+// (with backoff), says HELLO, then writes queued frames in batches, until
+// the Transport closes or SetPeers removes the member (stop). Enqueue never
+// blocks; a full queue drops the frame.
 type peer struct {
-	t    *Transport
-	id   uint64
-	addr string
-	q    chan frame
-	done chan struct{}
+	t      *Transport
+	id     uint64
+	addr   string
+	q      chan frame
+	ctx    context.Context // cancelled by stop and by the Transport's Close
+	cancel context.CancelFunc
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
@@ -52,11 +56,18 @@ type peer struct {
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
-	return &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), done: make(chan struct{})}
+	p := &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen)}
+	p.ctx, p.cancel = context.WithCancel(t.ctx)
+	return p
 }
 
-func (p *peer) start() { go p.run() }
-func (p *peer) wait()  { <-p.done }
+func (p *peer) start() {
+	p.t.links.Add(1)
+	go p.run()
+}
+
+// stop ends the link: its goroutine returns without reporting anything.
+func (p *peer) stop() { p.cancel() }
 
 // peerQueueBytes bounds the bytes of the frames queued for one peer, beside
 // the queue's count (Config.QueueLen): over a slow link raft re-sends a
@@ -66,6 +77,9 @@ const peerQueueBytes = 16 << 20
 
 // size is about how many bytes f takes on the wire.
 func (f *frame) size() int64 {
+	if f.admin != nil {
+		return int64(len(f.admin) + 16)
+	}
 	if f.msg == nil {
 		return int64(len(f.cmd.Name) + len(f.cmd.Owner) + 40) // as in an entry
 	}
@@ -101,7 +115,7 @@ func (p *peer) take(f frame) frame {
 }
 
 func (p *peer) run() {
-	defer close(p.done)
+	defer p.t.links.Done()
 	log := p.t.log.With("peer", p.id)
 	backoff := backoffMin
 	for {
@@ -122,19 +136,17 @@ func (p *peer) run() {
 			err = p.pump(conn)
 			p.connected.Store(false)
 			conn.Close()
-			p.t.h.ReportUnreachable(p.id)
-			select {
-			case <-p.t.stopc:
-				return
-			default:
+			if p.ctx.Err() != nil {
+				return // closed or removed: nothing to report
 			}
+			p.t.h.ReportUnreachable(p.id)
 			log.Info("lost peer", "err", err)
 		} else {
 			log.Debug("cannot reach peer", "addr", p.addr, "err", err)
 		}
 		select {
 		case <-time.After(backoff):
-		case <-p.t.stopc:
+		case <-p.ctx.Done():
 			return
 		}
 		backoff = min(2*backoff, backoffMax)
@@ -143,7 +155,7 @@ func (p *peer) run() {
 
 // connect dials the peer and completes the handshake.
 func (p *peer) connect() (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(p.t.ctx, dialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, dialTimeout)
 	defer cancel()
 	conn, err := p.t.cfg.Dial(ctx, p.addr)
 	if err != nil {
@@ -167,6 +179,10 @@ func (p *peer) pump(conn net.Conn) error {
 		io.Copy(io.Discard, conn)
 		conn.Close()
 	}()
+	// A removed link closes its connection at once (the peer then sees
+	// this node go, and its pump ends at its next write).
+	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
+	defer stop()
 	buf := make([]byte, 0, 64<<10)
 	for {
 		var snap *raftpb.Message
@@ -177,7 +193,7 @@ func (p *peer) pump(conn net.Conn) error {
 			} else {
 				buf = appendFrame(buf[:0], f)
 			}
-		case <-p.t.stopc:
+		case <-p.ctx.Done():
 			return errStop
 		}
 	drain:
@@ -279,9 +295,14 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// appendFrame appends f as a RESP array: RAFT <message> or FORWARD <command>.
+// appendFrame appends f as a RESP array: RAFT <message>, FORWARD <command>
+// or ADMIN <payload>.
 func appendFrame(b []byte, f frame) []byte {
 	b = redcon.AppendArray(b, 2)
+	if f.admin != nil {
+		b = redcon.AppendBulkString(b, "ADMIN")
+		return redcon.AppendBulk(b, f.admin)
+	}
 	if f.fwd {
 		b = redcon.AppendBulkString(b, "FORWARD")
 		return redcon.AppendBulk(b, lock.AppendCommand(nil, &f.cmd))
