@@ -33,8 +33,23 @@ type Config struct {
 	// ID is this node's id, 1..65535, unique in the cluster.
 	ID uint64
 	// Peers maps every member's id, this node's included, to its cluster
-	// address. Membership is fixed at first start.
+	// address. It makes the members of a new cluster, at the node's first
+	// start; from then on the members are read from the log and snapshots
+	// (membership.go), and Peers only says how to reach nodes until they
+	// do (and the addresses of members that a snapshot of an older lockd
+	// lacks).
 	Peers map[uint64]string
+	// Join starts a node with an empty data directory without making a
+	// cluster: it waits for a leader, to which it was added with
+	// AddMember, to send it a snapshot and the log. Peers must name the
+	// members it can reach. Ignored once the data directory holds state.
+	Join bool
+	// PromoteLag is how close to the leader's last index a learner's
+	// Match must be for the leader to promote it to voter (default
+	// DefaultPromoteLag entries). ManualPromote turns automatic promotion
+	// off: PromoteMember does it.
+	PromoteLag    uint64
+	ManualPromote bool
 	// ClientAddr is this node's client address, told to peers so that
 	// INFO can name the leader's.
 	ClientAddr string
@@ -137,6 +152,9 @@ func (c Config) WithDefaults() Config {
 		if len(d.Peers) <= 1 {
 			d.MaxInflight = maxHeld
 		}
+	}
+	if d.PromoteLag == 0 {
+		d.PromoteLag = DefaultPromoteLag
 	}
 	if d.PeerQueue == 0 {
 		d.PeerQueue = DefaultPeerQueue

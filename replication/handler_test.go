@@ -34,6 +34,7 @@ type silent struct{}
 
 func (silent) Step(*raftpb.Message) error                 { return nil }
 func (silent) Forward(uint64, lock.Command)               {}
+func (silent) Admin(uint64, []byte)                       {}
 func (silent) Heard(uint64)                               {}
 func (silent) PeerClientAddr(uint64, string)              {}
 func (silent) CheckPeer(uint64, string) error             { return nil }
