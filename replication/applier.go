@@ -28,16 +28,16 @@ type applier struct {
 	every uint64 // SnapshotEntries
 	q     *mailbox[applyWork]
 
-	applied   uint64 // what the table reflects
-	snapIndex uint64 // the last snapshot's index
-	snapping  bool   // a snapshot goroutine is running; set and cleared here
+	applied   uint64      // what the table reflects
+	snapIndex uint64      // the last snapshot's index
+	snapping  bool        // a snapshot goroutine is running; set and cleared here
 	members   *membership // as of applied, for snapshots
 	// joined is set when a member was added since the last snapshot: the
 	// next snapshot is taken at once, so that the one the new member
 	// receives lists it (raft's follower ignores a snapshot that does not).
-	joined bool
-	snapDone  chan struct{}
-	results   []lock.Result
+	joined   bool
+	snapDone chan struct{}
+	results  []lock.Result
 }
 
 // applyWork is one item of the applier's queue: committed entries (a

@@ -37,9 +37,9 @@ type loop struct {
 	appliedc chan struct{}             // the applier applied entries
 	confc    chan confRequest          // membership change requests, for the leader
 
-	prop      proposer
-	lastIndex uint64            // index of the last entry handed to the appender
-	outbox    []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
+	prop         proposer
+	lastIndex    uint64            // index of the last entry handed to the appender
+	outbox       []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
 	confIndex    uint64            // index of the last conf change entry handed out
 	confProposed uint64            // index of the last conf change this node proposed
 }
