@@ -42,6 +42,7 @@ type loop struct {
 	outbox       []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
 	confIndex    uint64            // index of the last conf change entry handed out
 	confProposed uint64            // index of the last conf change this node proposed
+	membersMoved bool              // the members changed: followMembers has the transport follow
 }
 
 func (l *loop) run() {
@@ -101,6 +102,7 @@ func (l *loop) run() {
 		l.drainReady()
 		l.proposeHeld()
 		l.flushOutbox()
+		l.followMembers()
 	}
 }
 

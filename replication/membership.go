@@ -245,6 +245,9 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 	if err := n.members.Load().checkChange(c, true); err != nil {
 		return err
 	}
+	if n.confInLog() {
+		return refuse(ErrChangePending, "another membership change is pending in this node's log; retry when it is applied")
+	}
 	req, err := n.newID()
 	if err != nil {
 		return err
@@ -291,6 +294,30 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 		return ErrClosedUnknown
 	}
 }
+
+// confInLog reports whether this node's log holds a membership change it
+// has not applied yet (looking at most maxPendingScan bytes of entries
+// past the applied index): the leader would refuse another change.
+func (n *Node) confInLog() bool {
+	last, err := n.mem.LastIndex()
+	applied := n.pub.applied.Load()
+	if err != nil || last <= applied {
+		return false
+	}
+	ents, err := n.mem.Entries(applied+1, last+1, maxPendingScan)
+	if err != nil {
+		return false // compacted meanwhile: the leader decides
+	}
+	for _, e := range ents {
+		if t := e.GetType(); t == raftpb.EntryConfChange || t == raftpb.EntryConfChangeV2 {
+			return true
+		}
+	}
+	return false
+}
+
+// maxPendingScan bounds the entries confInLog reads.
+const maxPendingScan = 4 << 20
 
 // confRequest is a membership change request for the leader's loop.
 type confRequest struct {
@@ -529,9 +556,20 @@ func (l *loop) applyConfChanges(ents []*raftpb.Entry) *membership {
 		}
 	}
 	if changed != nil {
-		l.setMembers(changed)
+		l.membersMoved = true
 	}
 	return changed
+}
+
+// followMembers, called by the loop after it sent a round's messages, has
+// the transport follow the members when they changed: a removed member's
+// link is dropped only after the messages that tell it the commit of its
+// removal were queued (the link writes what is queued before it ends).
+func (l *loop) followMembers() {
+	if l.membersMoved {
+		l.membersMoved = false
+		l.setMembers(l.n.members.Load())
+	}
 }
 
 // installMembers takes the members from a snapshot the leader sent, as
@@ -542,7 +580,8 @@ func (l *loop) installMembers(s *raftpb.Snapshot) {
 		return // the applier's restore fails on it and stops the node
 	}
 	cs := proto.Clone(s.GetMetadata().GetConfState()).(*raftpb.ConfState)
-	l.setMembers(&membership{index: s.GetMetadata().GetIndex(), cs: cs, addrs: l.n.knownAddrs(cs, addrs)})
+	l.n.members.Store(&membership{index: s.GetMetadata().GetIndex(), cs: cs, addrs: l.n.knownAddrs(cs, addrs)})
+	l.membersMoved = true
 }
 
 // setMembers publishes m and has the transport and the freshness record

@@ -47,8 +47,9 @@ type peer struct {
 	id     uint64
 	addr   string
 	q      chan frame
-	ctx    context.Context // cancelled by stop and by the Transport's Close
+	ctx    context.Context // cancelled by the Transport's Close, and when run ends
 	cancel context.CancelFunc
+	drain  chan struct{} // closed by stop
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
@@ -56,7 +57,7 @@ type peer struct {
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
-	p := &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen)}
+	p := &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), drain: make(chan struct{})}
 	p.ctx, p.cancel = context.WithCancel(t.ctx)
 	return p
 }
@@ -66,8 +67,10 @@ func (p *peer) start() {
 	go p.run()
 }
 
-// stop ends the link: its goroutine returns without reporting anything.
-func (p *peer) stop() { p.cancel() }
+// stop ends the link once it has written what is queued (a removed member
+// then hears the commit of its own removal), without waiting to connect.
+// Its goroutine returns without reporting anything.
+func (p *peer) stop() { close(p.drain) }
 
 // peerQueueBytes bounds the bytes of the frames queued for one peer, beside
 // the queue's count (Config.QueueLen): over a slow link raft re-sends a
@@ -116,9 +119,15 @@ func (p *peer) take(f frame) frame {
 
 func (p *peer) run() {
 	defer p.t.links.Done()
+	defer p.cancel()
 	log := p.t.log.With("peer", p.id)
 	backoff := backoffMin
 	for {
+		select {
+		case <-p.drain:
+			return
+		default:
+		}
 		conn, err := p.connect()
 		var lost *lostStateVerdict
 		switch {
@@ -136,7 +145,7 @@ func (p *peer) run() {
 			err = p.pump(conn)
 			p.connected.Store(false)
 			conn.Close()
-			if p.ctx.Err() != nil {
+			if errors.Is(err, errStop) {
 				return // closed or removed: nothing to report
 			}
 			p.t.h.ReportUnreachable(p.id)
@@ -147,6 +156,8 @@ func (p *peer) run() {
 		select {
 		case <-time.After(backoff):
 		case <-p.ctx.Done():
+			return
+		case <-p.drain:
 			return
 		}
 		backoff = min(2*backoff, backoffMax)
@@ -179,10 +190,6 @@ func (p *peer) pump(conn net.Conn) error {
 		io.Copy(io.Discard, conn)
 		conn.Close()
 	}()
-	// A removed link closes its connection at once (the peer then sees
-	// this node go, and its pump ends at its next write).
-	stop := context.AfterFunc(p.ctx, func() { conn.Close() })
-	defer stop()
 	buf := make([]byte, 0, 64<<10)
 	for {
 		var snap *raftpb.Message
@@ -195,6 +202,8 @@ func (p *peer) pump(conn net.Conn) error {
 			}
 		case <-p.ctx.Done():
 			return errStop
+		case <-p.drain:
+			return p.flushQueued(conn, buf[:0])
 		}
 	drain:
 		for snap == nil && len(buf) < flushBytes {
@@ -231,6 +240,24 @@ func (p *peer) pump(conn net.Conn) error {
 			}
 		}
 	}
+}
+
+// flushQueued writes the frames queued for a removed member, but
+// snapshots, in one write, and returns errStop.
+func (p *peer) flushQueued(conn net.Conn, buf []byte) error {
+	for queued := true; queued; {
+		select {
+		case f := <-p.q:
+			if f = p.take(f); !isSnap(f) {
+				buf = appendFrame(buf, f)
+			}
+		default:
+			queued = false
+		}
+	}
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	conn.Write(buf)
+	return errStop
 }
 
 func isSnap(f frame) bool {
