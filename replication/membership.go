@@ -50,11 +50,12 @@ var (
 	ErrLastVoter     = errors.New("cannot remove the last voter")
 	ErrChangePending = errors.New("another membership change is pending")
 	ErrNoQuorum      = errors.New("the leader is not in contact with a quorum of voters")
+	ErrNoClusterPort = errors.New("this node has no cluster port or secret")
 )
 
 // refusals numbers the refusals a leader sends back in an ADMIN answer.
 var refusals = []error{ErrBadMember, ErrMemberExists, ErrNoSuchMember, ErrAlreadyVoter,
-	ErrLastVoter, ErrChangePending, ErrNoQuorum, ErrNoLeader}
+	ErrLastVoter, ErrChangePending, ErrNoQuorum, ErrNoLeader, ErrNoClusterPort}
 
 // refusal is a refused change: its text and the sentinel it wraps.
 type refusal struct {
@@ -212,7 +213,8 @@ func (n *Node) Members() []Member {
 // AddMember adds node id, whose cluster address is addr, as a learner; the
 // leader promotes it to voter once it is caught up (Config.PromoteLag). It
 // returns once this node has applied the change, or with a refusal
-// (ErrBadMember, ErrMemberExists, ErrChangePending, ErrNoQuorum), or with
+// (ErrBadMember, ErrMemberExists, ErrChangePending, ErrNoQuorum,
+// ErrNoClusterPort on a node without a cluster listener or secret), or with
 // ErrNoLeader or ErrTimeout when the request timeout passes first.
 func (n *Node) AddMember(ctx context.Context, id uint64, addr string) error {
 	if err := checkMember(id, addr); err != nil {
@@ -244,6 +246,9 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 	}
 	if err := n.members.Load().checkChange(c, true); err != nil {
 		return err
+	}
+	if c.op == raftpb.ConfChangeAddLearnerNode && (n.cfg.Listener == nil || len(n.cfg.Secret) < MinSecretLen) {
+		return refuse(ErrNoClusterPort, "this node has no cluster listener or no cluster secret: restart it with them (--cluster-listen, --cluster-secret-file) to grow the cluster")
 	}
 	if n.confInLog() {
 		return refuse(ErrChangePending, "another membership change is pending in this node's log; retry when it is applied")

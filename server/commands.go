@@ -94,6 +94,7 @@ func init() {
 		{name: "command", arity: -1, flags: []string{"loading"}, run: (*Server).cmdCommand},
 		{name: "info", arity: -1, flags: []string{"loading"}, run: (*Server).cmdInfo},
 		{name: "role", arity: 1, flags: []string{"fast"}, run: (*Server).cmdRole},
+		{name: "member", arity: -2, flags: []string{"admin"}, run: (*Server).cmdMember},
 		{name: "time", arity: 1, flags: []string{"fast"}, run: (*Server).cmdTime},
 
 		{name: "eval", arity: -3, flags: []string{"noscript", "stale", "skip_monitor", "may_replicate", "no_mandatory_keys", "movablekeys"}, run: (*Server).cmdEval, noScript: true},

@@ -33,6 +33,7 @@ var (
 	errStaleRead     = errors.New("TRYAGAIN no recent contact with a leader; this replica may be stale, retry later or on another node")
 	errEmptyCommand  = errors.New("ERR empty command")
 	errInvalidExpire = errors.New("invalid expire time") // wrapped by expireError
+	errMemberID      = errors.New("ERR invalid member id: want an integer 1..65535")
 
 	// The key space (keys.go, scan.go).
 	errDigest          = errors.New("ERR IFDEQ and IFDNE (digest conditions) are not supported by lockd; use IFEQ or IFNE")
