@@ -250,7 +250,7 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 	if c.op == raftpb.ConfChangeAddLearnerNode && (n.cfg.Listener == nil || len(n.cfg.Secret) < MinSecretLen) {
 		return refuse(ErrNoClusterPort, "this node has no cluster listener or no cluster secret: restart it with them (--cluster-listen, --cluster-secret-file) to grow the cluster")
 	}
-	if n.confInLog() {
+	if !n.pub.leading() && n.confInLog() { // the leader's loop checks for itself (checkProposal)
 		return refuse(ErrChangePending, "another membership change is pending in this node's log; retry when it is applied")
 	}
 	req, err := n.newID()
@@ -456,20 +456,21 @@ func (l *loop) handleConfRequest(r confRequest) {
 }
 
 // checkProposal is what the leader checks before it proposes a change: it
-// leads; no change is pending, by raft's own rule (a change is pending
+// leads; a quorum of voters was heard from within an election timeout (see
+// fresh); no change is pending, by raft's own rule (a change is pending
 // until applied; a new leader's log tail may hold one until it applied an
-// entry of its own term), so raft never drops a change the leader proposes;
-// a quorum of voters was heard from recently; and the change fits.
+// entry of its own term), so raft never drops a change the leader
+// proposes; and the change fits.
 func (l *loop) checkProposal(c memberChange) error {
 	if !l.pub.leading() {
 		return refuse(ErrNoLeader, "this node stopped leading; retry")
 	}
+	if !l.n.fresh() {
+		return refuse(ErrNoQuorum, "the leader has not heard from a quorum of voters within an election timeout; membership unchanged")
+	}
 	st := l.rn.BasicStatus()
 	if t, err := l.n.mem.Term(st.Applied); err != nil || t != st.HardState.GetTerm() || st.Applied < l.confProposed {
 		return refuse(ErrChangePending, "another membership change is pending (applied %d); retry when it is applied", st.Applied)
-	}
-	if !l.n.fresh() {
-		return refuse(ErrNoQuorum, "the leader has not heard from a quorum of voters within an election timeout; membership unchanged")
 	}
 	return l.n.members.Load().checkChange(c, true)
 }
