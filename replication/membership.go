@@ -250,9 +250,6 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 	if c.op == raftpb.ConfChangeAddLearnerNode && (n.cfg.Listener == nil || len(n.cfg.Secret) < MinSecretLen) {
 		return refuse(ErrNoClusterPort, "this node has no cluster listener or no cluster secret: restart it with them (--cluster-listen, --cluster-secret-file) to grow the cluster")
 	}
-	if !n.pub.leading() && n.confInLog() { // the leader's loop checks for itself (checkProposal)
-		return refuse(ErrChangePending, "another membership change is pending in this node's log; retry when it is applied")
-	}
 	req, err := n.newID()
 	if err != nil {
 		return err
@@ -274,6 +271,9 @@ func (n *Node) changeMembers(ctx context.Context, c memberChange) error {
 				return refuse(ErrChangePending, "too many membership changes queued on the leader")
 			}
 		case lead != 0:
+			if n.confInLog() { // the leader would refuse it; its loop checks for itself (checkProposal)
+				return refuse(ErrChangePending, "another membership change is pending in this node's log; retry when it is applied")
+			}
 			n.tr.Admin(lead, appendConfRequest(nil, req, c))
 			sent = true
 		default:
