@@ -43,6 +43,7 @@ type loop struct {
 	confIndex    uint64            // index of the last conf change entry handed out
 	confProposed uint64            // index of the last conf change this node proposed
 	membersMoved bool              // the members changed: followMembers has the transport follow
+	wasMember    bool              // this node was among the members (setMembers)
 }
 
 func (l *loop) run() {

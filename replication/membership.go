@@ -591,20 +591,25 @@ func (l *loop) installMembers(s *raftpb.Snapshot) {
 }
 
 // setMembers publishes m and has the transport and the freshness record
-// follow it.
+// follow it. A node that was a member and is no longer one (removed) keeps
+// no peer; one that never was (a joining node replaying the log up to the
+// change that adds it) keeps m's.
 func (l *loop) setMembers(m *membership) {
 	l.n.members.Store(m)
-	l.n.followMembers(m)
-	if m.role(l.n.cfg.ID) == "" && len(m.cs.GetVoters()) > 0 {
+	member := m.role(l.n.cfg.ID) != ""
+	removed := l.wasMember && !member
+	l.wasMember = l.wasMember || member
+	l.n.followMembers(m, removed)
+	if removed {
 		l.n.log.Warn("this node is no longer a member of the cluster; it can be stopped")
 	}
 }
 
 // followMembers makes the transport's peers and the freshness record (heard)
-// those of m. A node that is not among m's members keeps no peer.
-func (n *Node) followMembers(m *membership) {
+// those of m, or none for a removed node.
+func (n *Node) followMembers(m *membership, removed bool) {
 	peers := map[uint64]string{}
-	if m.role(n.cfg.ID) != "" {
+	if !removed {
 		peers = maps.Clone(m.addrs)
 	}
 	heard := make(map[uint64]*atomic.Int64, len(peers))

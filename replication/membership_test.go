@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -303,4 +304,35 @@ func TestMemberLeaderRefusalTravelsBack(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no answer from the leader")
 	}
+}
+
+// A joining node that catches up from the log rather than a snapshot, a
+// log longer than one message, replays the members without itself first:
+// it keeps its links meanwhile (it used to drop them, as a removed node
+// does, and never caught up).
+func TestMemberJoinReplaysALongLog(t *testing.T) {
+	c := startMemCluster(t, 3, 10, nil)
+	lead := waitLeader(t, c.nodes)
+	long := strings.Repeat("x", 200)
+	for i := 0; i < 8000; i += 1000 {
+		cmds := make([]lock.Command, 1000)
+		for j := range cmds {
+			cmds[j] = lock.Command{Op: lock.OpLock, Name: fmt.Sprintf("%s-%d", long, i+j), Owner: "o"}
+		}
+		_, errs := c.nodes[lead].ExecuteAll(context.Background(), cmds)
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if first, _ := c.nodes[lead].mem.FirstIndex(); first != 1 {
+		t.Fatalf("the leader's log starts at %d; this test needs it whole", first)
+	}
+	if err := c.nodes[lead].AddMember(context.Background(), 4, memAddrOf(4)); err != nil {
+		t.Fatal(err)
+	}
+	c.join(t, 4, nil)
+	hasRoles(t, c.nodes, map[uint64]string{1: "voter", 2: "voter", 3: "voter", 4: "voter"})
+	c.converged(t)
 }

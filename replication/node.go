@@ -155,6 +155,9 @@ func Start(c Config) (*Node, error) {
 	peers := cfg.Peers
 	if m := n.members.Load(); m.index > 0 {
 		peers = m.addrs
+		if n.loop.wasMember = m.role(cfg.ID) != ""; !n.loop.wasMember {
+			peers = nil // removed before this start: it talks to nobody
+		}
 	}
 	heard := make(map[uint64]*atomic.Int64)
 	for id := range peers {
