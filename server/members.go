@@ -9,14 +9,14 @@ import (
 	"github.com/lockd/lockd/replication"
 )
 
-// cmdMember: MEMBER LIST | ADD id peer-addr | PROMOTE id | REMOVE id. The
+// cmdMember: MEMBER LIST | ADD id peer-addr | PROMOTE id | REMOVE id | HELP. The
 // changes go to the leader from any node and return once this node has
 // applied them (replication.Node.AddMember and the others); each refusal
 // is an ERR reply and changes nothing.
 func (s *Server) cmdMember(c *client, r reply, args [][]byte) {
 	sub, n := strings.ToUpper(string(args[1])), len(args)
 	var id uint64
-	if n >= 3 && sub != "LIST" {
+	if n >= 3 && sub != "LIST" && sub != "HELP" {
 		var err error
 		if id, err = strconv.ParseUint(string(args[2]), 10, 64); err != nil || id == 0 || id > 0xffff {
 			r.err(errMemberID)
@@ -35,6 +35,16 @@ func (s *Server) cmdMember(c *client, r reply, args [][]byte) {
 		err = s.node.PromoteMember(ctx, id)
 	case sub == "REMOVE" && n == 3:
 		err = s.node.RemoveMember(ctx, id)
+	case sub == "HELP" && n == 2:
+		lines := []string{
+			"MEMBER <subcommand> [<arg> ...]. Subcommands are:",
+			"LIST", "ADD <id> <host:port>", "PROMOTE <id>", "REMOVE <id>",
+		}
+		r.array(len(lines))
+		for _, l := range lines {
+			r.status(l)
+		}
+		return
 	case sub == "LIST" || sub == "ADD" || sub == "PROMOTE" || sub == "REMOVE":
 		r.err(arityError{cmd: "member|" + strings.ToLower(sub)})
 		return

@@ -37,6 +37,7 @@ func TestMember(t *testing.T) {
 	}{
 		{[]string{"MEMBER"}, "-ERR wrong number of arguments for 'member' command\r\n"},
 		{[]string{"MEMBER", "FROB"}, "-ERR unknown subcommand 'FROB'. Try MEMBER HELP.\r\n"},
+		{[]string{"MEMBER", "HELP"}, "*5\r\n+MEMBER <subcommand> [<arg> ...]. Subcommands are:\r\n+LIST\r\n+ADD <id> <host:port>\r\n+PROMOTE <id>\r\n+REMOVE <id>\r\n"},
 		{[]string{"MEMBER", "ADD", "2"}, "-ERR wrong number of arguments for 'member|add' command\r\n"},
 		{[]string{"MEMBER", "LIST", "x"}, "-ERR wrong number of arguments for 'member|list' command\r\n"},
 		{[]string{"MEMBER", "ADD", "two", "127.0.0.1:7002"}, "-ERR invalid member id: want an integer 1..65535\r\n"},
