@@ -44,6 +44,13 @@ type Config struct {
 	// AddMember, to send it a snapshot and the log. Peers must name the
 	// members it can reach. Ignored once the data directory holds state.
 	Join bool
+	// ForceNewCluster restarts a node as the only member of its cluster,
+	// with its state (etcd's --force-new-cluster): for when a majority is
+	// gone for good. Every other member is removed through conf change
+	// entries written at start (forcenew.go), and entries past the
+	// commit index are dropped. Grow it again with AddMember. The old
+	// members must not come back under their ids.
+	ForceNewCluster bool
 	// PromoteLag is how close to the leader's last index a learner's
 	// Match must be for the leader to promote it to voter (default
 	// DefaultPromoteLag entries). ManualPromote turns automatic promotion

@@ -336,3 +336,46 @@ func TestMemberJoinReplaysALongLog(t *testing.T) {
 	hasRoles(t, c.nodes, map[uint64]string{1: "voter", 2: "voter", 3: "voter", 4: "voter"})
 	c.converged(t)
 }
+
+// A node restarted with ForceNewCluster after the others are gone for good
+// leads alone with every acknowledged lock, and grows again with
+// AddMember; ForceNewCluster on an empty directory is refused.
+func TestMemberForceNewCluster(t *testing.T) {
+	c := startMemCluster(t, 3, 11, func(c *Config) { c.SnapshotEntries = 20 })
+	lead := waitLeader(t, c.nodes)
+	acked := lockFresh(t, c.nodes[lead], "kept", 50)
+	survivor := c.others(lead)[0]
+	poll(t, "the survivor to apply every lock", func() bool { return c.nodes[survivor].Table().Len() == len(acked) })
+	for _, n := range c.nodes {
+		n.Close()
+	}
+	cfg := c.nodes[survivor].cfg
+	cfg.ForceNewCluster = true
+	cfg.Listener = c.net.listen(memAddrOf(survivor))
+	alone, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alone.Close() })
+	c.nodes = map[uint64]*Node{survivor: alone}
+	waitLeader(t, c.nodes)
+	hasRoles(t, c.nodes, map[uint64]string{survivor: "voter"})
+	holdsAll(t, survivor, alone, acked)
+	lockFresh(t, alone, "alone", 5)
+
+	if err := alone.AddMember(context.Background(), 7, memAddrOf(7)); err != nil {
+		t.Fatal(err)
+	}
+	c.join(t, 7, nil)
+	hasRoles(t, c.nodes, map[uint64]string{survivor: "voter", 7: "voter"})
+	c.converged(t)
+
+	empty := cfg
+	empty.DataDir, empty.Listener = t.TempDir(), c.net.listen(memAddrOf(9))
+	if n, err := Start(empty); err == nil || !strings.Contains(err.Error(), "empty") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("ForceNewCluster on an empty directory: %v; want refused", err)
+	}
+}

@@ -130,6 +130,16 @@ func Start(c Config) (*Node, error) {
 		}
 		rc.Applied = n.applier.snapIndex
 	}
+	if cfg.ForceNewCluster {
+		err := checkForceNew(rec)
+		if err == nil {
+			err = n.forceNewCluster()
+		}
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	if n.loop.rn, err = raft.NewRawNode(rc); err != nil {
 		d.Close()
 		return nil, err

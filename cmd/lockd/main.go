@@ -48,6 +48,7 @@ type options struct {
 	clusterListen  string
 	peers          string
 	join           bool
+	forceNew       bool
 	dataDir        string
 	clusterID      string
 	clusterSecret  string
@@ -86,6 +87,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clusterListen, "cluster-listen", "", "cluster address for peers (default: client port + 1000; the TLS port's without --listen)")
 	fs.StringVar(&o.peers, "peers", "", "a new cluster's members as id=host:port of their cluster addresses, comma separated (default: this node alone); once the data directory holds state the members come from it (MEMBER ADD/REMOVE change them)")
 	fs.BoolVar(&o.join, "join", false, "join a running cluster (after MEMBER ADD on it): with an empty --data-dir, make no cluster and wait for the leader's snapshot; --peers names this node and members to reach")
+	fs.BoolVar(&o.forceNew, "force-new-cluster", false, "disaster recovery: restart this node as the only member of its cluster, with its state (the other members are removed; grow it again with MEMBER ADD)")
 	fs.StringVar(&o.dataDir, "data-dir", "./lockd-data", "directory for the raft log and snapshots")
 	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret of the cluster's members, at least 16 characters (prefer --cluster-secret-file: arguments are visible to every local user)")
@@ -214,6 +216,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 			ID:              o.id,
 			Peers:           peers,
 			Join:            o.join,
+			ForceNewCluster: o.forceNew,
 			DataDir:         o.dataDir,
 			ClusterID:       o.clusterID,
 			Secret:          o.clusterSecret,

@@ -1,0 +1,115 @@
+package replication
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/lockd/lockd/internal/datadir"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// forceNewCluster makes a node restarted with Config.ForceNewCluster the
+// only member of its cluster, keeping its state (etcd's
+// --force-new-cluster), for when a majority is gone for good. Start calls
+// it after recover, before raft starts. The members at the node's commit
+// index are read from its snapshot and the conf changes of its log; the
+// log past the commit index (entries never known to be committed) is
+// replaced by one conf change entry per other member that removes it, in
+// the node's current term, and the commit index moves past them. Raft then
+// replays them like any change: the node is the sole voter and elects
+// itself. The entries are written and synced before raft starts, so a
+// crash meanwhile leaves either the old state or the new.
+func (n *Node) forceNewCluster() error {
+	hs, _, err := n.mem.InitialState()
+	if err != nil {
+		return err
+	}
+	commit := hs.GetCommit()
+	first, _ := n.mem.FirstIndex()
+	ents, err := n.mem.Entries(first, commit+1, 1<<62)
+	if err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	roles := map[uint64]string{}
+	m := n.members.Load()
+	for _, id := range m.cs.GetVoters() {
+		roles[id] = "voter"
+	}
+	for _, id := range m.cs.GetLearners() {
+		roles[id] = "learner"
+	}
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		cc := &raftpb.ConfChange{}
+		if proto.Unmarshal(e.GetData(), cc) != nil || cc.GetNodeId() == raft.None {
+			continue
+		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode:
+			roles[cc.GetNodeId()] = "voter"
+		case raftpb.ConfChangeAddLearnerNode:
+			if roles[cc.GetNodeId()] == "" {
+				roles[cc.GetNodeId()] = "learner"
+			}
+		case raftpb.ConfChangeRemoveNode:
+			delete(roles, cc.GetNodeId())
+		}
+	}
+	self := n.cfg.ID
+	if roles[self] == "" {
+		return fmt.Errorf("--force-new-cluster: node %d is not a member in its own data directory (removed?)", self)
+	}
+	var changes []*raftpb.ConfChange
+	if roles[self] == "learner" {
+		changes = append(changes, &raftpb.ConfChange{Type: raftpb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(self)})
+	}
+	for _, id := range slices.Sorted(maps.Keys(roles)) {
+		if id != self {
+			changes = append(changes, &raftpb.ConfChange{Type: raftpb.ConfChangeRemoveNode.Enum(), NodeId: proto.Uint64(id)})
+		}
+	}
+	if len(changes) == 0 {
+		return nil // alone already
+	}
+	term := hs.GetTerm()
+	out := make([]*raftpb.Entry, len(changes))
+	for i, cc := range changes {
+		data, err := proto.Marshal(cc)
+		if err != nil {
+			return err
+		}
+		out[i] = &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(term),
+			Index: proto.Uint64(commit + 1 + uint64(i)), Data: data}
+	}
+	last := commit + uint64(len(out))
+	nhs := &raftpb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(hs.GetVote()), Commit: proto.Uint64(last)}
+	if err := n.disk.Write(nhs, out); err != nil {
+		return err
+	}
+	if err := n.disk.Flush(); err != nil {
+		return err
+	}
+	if err := n.mem.Append(out); err != nil {
+		return err
+	}
+	if err := n.mem.SetHardState(nhs); err != nil {
+		return err
+	}
+	n.pub.commit.Store(last)
+	n.log.Warn("forced a new cluster of this node alone", "removed", len(roles)-1, "commit", commit, "last", last)
+	return nil
+}
+
+// checkForceNew refuses ForceNewCluster on an empty data directory.
+func checkForceNew(rec *datadir.Recovered) error {
+	if rec.Empty() {
+		return errors.New("--force-new-cluster: the data directory is empty; nothing to keep")
+	}
+	return nil
+}
