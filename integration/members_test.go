@@ -323,3 +323,28 @@ func TestMembersAddToALoadedCluster(t *testing.T) {
 		t.Fatal("node 4 caught up without a snapshot; this test measures the snapshot path")
 	}
 }
+
+// Disaster recovery: with two of three nodes gone for good, the survivor
+// restarted with --force-new-cluster leads alone with every acknowledged
+// lock, and grows again with MEMBER ADD.
+func TestMembersForceNewCluster(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader(10*time.Second, nil)
+	acked := startLoad(c, []int{lead}, 2, 300).finish()
+	survivor := 1 + lead%3
+	c.holds(survivor, acked)
+	for i := 1; i <= 3; i++ {
+		c.kill(i)
+	}
+	c.nodes[survivor].args = append(c.nodes[survivor].args, "--force-new-cluster")
+	c.start(survivor)
+	c.waitLeader(10*time.Second, []int{survivor})
+	c.waitRoles(survivor, 10*time.Second, map[int]string{survivor: "voter"})
+	c.holds(survivor, acked)
+	if !strings.Contains(c.logOf(survivor), "forced a new cluster") {
+		t.Fatal("the survivor's log does not say it forced a new cluster")
+	}
+	c.addNode(survivor, 4, []int{survivor})
+	c.waitRoles(4, 10*time.Second, map[int]string{survivor: "voter", 4: "voter"})
+	c.holds(4, acked)
+}

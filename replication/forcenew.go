@@ -35,7 +35,10 @@ func (n *Node) forceNewCluster() error {
 		return err
 	}
 	roles := map[uint64]string{}
-	m := n.members.Load()
+	m := n.members.Load() // the snapshot's; nil without one
+	if m == nil {
+		m = &membership{cs: &raftpb.ConfState{}}
+	}
 	for _, id := range m.cs.GetVoters() {
 		roles[id] = "voter"
 	}
