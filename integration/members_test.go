@@ -12,7 +12,8 @@ import (
 )
 
 // prepareJoin makes node id of c, not yet started: fresh ports and data
-// directory, node 1's flags (the cluster's secret among them), and --join
+// directory, node 1's flags (the cluster's secret among them; not
+// --force-new-cluster), and --join
 // with --peers naming itself and the members given, at their own cluster
 // addresses (not through the test's proxies: the address MEMBER ADD
 // replicates is the same for every member). Start it with c.start(id)
@@ -36,7 +37,9 @@ func (c *cluster) prepareJoin(id int, members []int) *proc {
 			i++
 			continue
 		}
-		p.args = append(p.args, a)
+		if a != "--force-new-cluster" { // node 1's own restart's, not the cluster's
+			p.args = append(p.args, a)
+		}
 	}
 	p.args = append(p.args, "--join")
 	p.logPath = filepath.Join(c.t.TempDir(), fmt.Sprintf("lockd-%d.log", id))

@@ -47,9 +47,10 @@ type Config struct {
 	// ForceNewCluster restarts a node as the only member of its cluster,
 	// with its state (etcd's --force-new-cluster): for when a majority is
 	// gone for good. Every other member is removed through conf change
-	// entries written at start (forcenew.go), and entries past the
-	// commit index are dropped. Grow it again with AddMember. The old
-	// members must not come back under their ids.
+	// entries written at start (forcenew.go), and its whole log is
+	// committed. Grow it again with AddMember. The old members must not
+	// come back under their ids; leave it off the next restarts (it would
+	// remove members added since).
 	ForceNewCluster bool
 	// PromoteLag is how close to the leader's last index a learner's
 	// Match must be for the leader to promote it to voter (default

@@ -15,22 +15,25 @@ import (
 // forceNewCluster makes a node restarted with Config.ForceNewCluster the
 // only member of its cluster, keeping its state (etcd's
 // --force-new-cluster), for when a majority is gone for good. Start calls
-// it after recover, before raft starts. The members at the node's commit
-// index are read from its snapshot and the conf changes of its log; the
-// log past the commit index (entries never known to be committed) is
-// replaced by one conf change entry per other member that removes it, in
-// the node's current term, and the commit index moves past them. Raft then
-// replays them like any change: the node is the sole voter and elects
-// itself. The entries are written and synced before raft starts, so a
-// crash meanwhile leaves either the old state or the new.
+// it after recover, before raft starts. The members at the end of the log
+// are read from its snapshot and the conf changes of its log; one conf
+// change entry per other member that removes it is appended, in the node's
+// current term, and the commit index moves past them. The whole log is
+// kept and committed: the commit index on disk may lag what was committed
+// (it is written without a sync of its own), so cutting the log there
+// could drop acknowledged writes, while committing entries whose outcome
+// was never known is what their clients were told may happen. Raft then
+// replays the entries like any change: the node is the sole voter and
+// elects itself. The entries are written and synced before raft starts,
+// so a crash meanwhile leaves either the old state or the new.
 func (n *Node) forceNewCluster() error {
 	hs, _, err := n.mem.InitialState()
 	if err != nil {
 		return err
 	}
-	commit := hs.GetCommit()
 	first, _ := n.mem.FirstIndex()
-	ents, err := n.mem.Entries(first, commit+1, 1<<62)
+	end, _ := n.mem.LastIndex()
+	ents, err := n.mem.Entries(first, end+1, 1<<62)
 	if err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
 	}
@@ -80,7 +83,7 @@ func (n *Node) forceNewCluster() error {
 	if len(changes) == 0 {
 		return nil // alone already
 	}
-	term := hs.GetTerm()
+	term := max(hs.GetTerm(), 1)
 	out := make([]*raftpb.Entry, len(changes))
 	for i, cc := range changes {
 		data, err := proto.Marshal(cc)
@@ -88,9 +91,9 @@ func (n *Node) forceNewCluster() error {
 			return err
 		}
 		out[i] = &raftpb.Entry{Type: raftpb.EntryConfChange.Enum(), Term: proto.Uint64(term),
-			Index: proto.Uint64(commit + 1 + uint64(i)), Data: data}
+			Index: proto.Uint64(end + 1 + uint64(i)), Data: data}
 	}
-	last := commit + uint64(len(out))
+	last := end + uint64(len(out))
 	nhs := &raftpb.HardState{Term: proto.Uint64(term), Vote: proto.Uint64(hs.GetVote()), Commit: proto.Uint64(last)}
 	if err := n.disk.Write(nhs, out); err != nil {
 		return err
@@ -105,7 +108,7 @@ func (n *Node) forceNewCluster() error {
 		return err
 	}
 	n.pub.commit.Store(last)
-	n.log.Warn("forced a new cluster of this node alone", "removed", len(roles)-1, "commit", commit, "last", last)
+	n.log.Warn("forced a new cluster of this node alone", "removed", len(roles)-1, "commit_was", hs.GetCommit(), "log_end", end, "commit", last)
 	return nil
 }
 
