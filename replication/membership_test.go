@@ -242,7 +242,7 @@ func TestMemberLastVoterStays(t *testing.T) {
 // applied) is refused with ErrChangePending, on the leader and through a
 // follower whose log holds the pending change.
 func TestMemberSecondChangeIsRefused(t *testing.T) {
-	c := startMemCluster(t, 3, 7, func(c *Config) { c.ElectionTicks = 100 }) // 1 s of freshness after the cut
+	c := startMemCluster(t, 3, 7, func(c *Config) { c.ElectionTicks = 300 }) // 3 s of leadership and freshness after the cut
 	lead := waitLeader(t, c.nodes)
 	follower := c.others(lead)[0]
 	c.connected(t)
