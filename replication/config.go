@@ -196,8 +196,6 @@ func (c *Config) validate() error {
 		return fmt.Errorf("tick interval %v: too small", c.TickInterval)
 	case c.HeartbeatTicks >= c.ElectionTicks:
 		return errors.New("heartbeat ticks must be fewer than election ticks")
-	case c.Join && len(c.Peers) < 2:
-		return errors.New("a joining node needs the cluster addresses of members it can reach besides its own (--peers)")
 	case len(c.Peers) > 1 && c.Listener == nil:
 		return errors.New("a cluster of several nodes needs a cluster listener")
 	case len(c.Peers) > 1 && len(c.Secret) < MinSecretLen:

@@ -31,41 +31,10 @@ func (n *Node) forceNewCluster() error {
 	if err != nil {
 		return err
 	}
-	first, _ := n.mem.FirstIndex()
 	end, _ := n.mem.LastIndex()
-	ents, err := n.mem.Entries(first, end+1, 1<<62)
-	if err != nil && !errors.Is(err, raft.ErrCompacted) {
+	roles, err := n.recoveredRoles()
+	if err != nil {
 		return err
-	}
-	roles := map[uint64]string{}
-	m := n.members.Load() // the snapshot's; nil without one
-	if m == nil {
-		m = &membership{cs: &raftpb.ConfState{}}
-	}
-	for _, id := range m.cs.GetVoters() {
-		roles[id] = "voter"
-	}
-	for _, id := range m.cs.GetLearners() {
-		roles[id] = "learner"
-	}
-	for _, e := range ents {
-		if e.GetType() != raftpb.EntryConfChange {
-			continue
-		}
-		cc := &raftpb.ConfChange{}
-		if proto.Unmarshal(e.GetData(), cc) != nil || cc.GetNodeId() == raft.None {
-			continue
-		}
-		switch cc.GetType() {
-		case raftpb.ConfChangeAddNode:
-			roles[cc.GetNodeId()] = "voter"
-		case raftpb.ConfChangeAddLearnerNode:
-			if roles[cc.GetNodeId()] == "" {
-				roles[cc.GetNodeId()] = "learner"
-			}
-		case raftpb.ConfChangeRemoveNode:
-			delete(roles, cc.GetNodeId())
-		}
 	}
 	self := n.cfg.ID
 	if roles[self] == "" {
@@ -110,6 +79,47 @@ func (n *Node) forceNewCluster() error {
 	n.pub.commit.Store(last)
 	n.log.Warn("forced a new cluster of this node alone", "removed", len(roles)-1, "commit_was", hs.GetCommit(), "log_end", end, "commit", last)
 	return nil
+}
+
+// recoveredRoles returns the members at the end of the recovered log, id
+// to "voter" or "learner": the snapshot's, changed by the conf change
+// entries after it.
+func (n *Node) recoveredRoles() (map[uint64]string, error) {
+	first, _ := n.mem.FirstIndex()
+	end, _ := n.mem.LastIndex()
+	ents, err := n.mem.Entries(first, end+1, 1<<62)
+	if err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return nil, err
+	}
+	roles := map[uint64]string{}
+	if m := n.members.Load(); m != nil { // the snapshot's; nil without one
+		for _, id := range m.cs.GetVoters() {
+			roles[id] = "voter"
+		}
+		for _, id := range m.cs.GetLearners() {
+			roles[id] = "learner"
+		}
+	}
+	for _, e := range ents {
+		if e.GetType() != raftpb.EntryConfChange {
+			continue
+		}
+		cc := &raftpb.ConfChange{}
+		if proto.Unmarshal(e.GetData(), cc) != nil || cc.GetNodeId() == raft.None {
+			continue
+		}
+		switch cc.GetType() {
+		case raftpb.ConfChangeAddNode:
+			roles[cc.GetNodeId()] = "voter"
+		case raftpb.ConfChangeAddLearnerNode:
+			if roles[cc.GetNodeId()] == "" {
+				roles[cc.GetNodeId()] = "learner"
+			}
+		case raftpb.ConfChangeRemoveNode:
+			delete(roles, cc.GetNodeId())
+		}
+	}
+	return roles, nil
 }
 
 // checkForceNew refuses ForceNewCluster on an empty data directory.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/lockd/lockd/internal/datadir"
 	"go.etcd.io/raft/v3/raftpb"
 )
 
@@ -319,6 +320,25 @@ func (n *Node) confInLog() bool {
 
 // maxPendingScan bounds the entries confInLog reads.
 const maxPendingScan = 4 << 20
+
+// checkRecoveredCluster refuses to start a joining node with an empty data
+// directory and no member to reach, and a node whose data directory says
+// its cluster has several members without a cluster listener and secret,
+// whatever Config.Peers says (it may name this node alone).
+func (n *Node) checkRecoveredCluster(rec *datadir.Recovered) error {
+	if rec.Empty() && n.cfg.Join && len(n.cfg.Peers) < 2 {
+		return errors.New("a joining node needs the cluster addresses of members it can reach besides its own (--peers)")
+	}
+	if rec.Empty() || n.cfg.ForceNewCluster || (n.cfg.Listener != nil && len(n.cfg.Secret) >= MinSecretLen) {
+		return nil
+	}
+	roles, err := n.recoveredRoles()
+	if err != nil || len(roles) <= 1 {
+		return err
+	}
+	return fmt.Errorf("this node's cluster has %d members (read from its data directory): it needs a cluster listener "+
+		"and a cluster secret of at least %d characters, whatever --peers says", len(roles), MinSecretLen)
+}
 
 // confRequest is a membership change request for the leader's loop.
 type confRequest struct {

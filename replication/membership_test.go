@@ -183,7 +183,8 @@ func TestMemberRemovedNodeCannotDisturb(t *testing.T) {
 func TestMemberRemoveTheLeader(t *testing.T) {
 	c := startMemCluster(t, 3, 4, nil)
 	lead := waitLeader(t, c.nodes)
-	if err := c.nodes[c.others(lead)[0]].RemoveMember(context.Background(), lead); err != nil {
+	rest := c.others(lead)
+	if err := c.nodes[rest[0]].RemoveMember(context.Background(), lead); err != nil {
 		t.Fatalf("MEMBER REMOVE the leader: %v", err)
 	}
 	old := c.nodes[lead]
@@ -194,7 +195,7 @@ func TestMemberRemoveTheLeader(t *testing.T) {
 	}
 	poll(t, "the removed leader to step down", func() bool { return old.Status().Role != "leader" })
 	lockFresh(t, c.nodes[next], "after", 5)
-	hasRoles(t, c.nodes, map[uint64]string{c.others(lead)[0]: "voter", c.others(lead)[1]: "voter"})
+	hasRoles(t, c.nodes, map[uint64]string{rest[0]: "voter", rest[1]: "voter"})
 }
 
 // Each bad change gets its error and changes nothing.
@@ -377,5 +378,22 @@ func TestMemberForceNewCluster(t *testing.T) {
 			n.Close()
 		}
 		t.Fatalf("ForceNewCluster on an empty directory: %v; want refused", err)
+	}
+}
+
+// A member restarted with Peers naming only itself and no cluster secret
+// is refused at start: its members, read from its data directory, are
+// several.
+func TestMemberRestartWithoutSecretIsRefused(t *testing.T) {
+	c := startMemCluster(t, 3, 12, nil)
+	waitLeader(t, c.nodes)
+	cfg := c.nodes[2].cfg
+	c.nodes[2].Close()
+	cfg.Peers, cfg.Secret, cfg.Listener = map[uint64]string{2: memAddrOf(2)}, "", nil
+	if n, err := Start(cfg); err == nil || !strings.Contains(err.Error(), "cluster secret") {
+		if n != nil {
+			n.Close()
+		}
+		t.Fatalf("restart without a secret: %v; want refused", err)
 	}
 }

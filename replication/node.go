@@ -130,6 +130,10 @@ func Start(c Config) (*Node, error) {
 		}
 		rc.Applied = n.applier.snapIndex
 	}
+	if err := n.checkRecoveredCluster(rec); err != nil {
+		d.Close()
+		return nil, err
+	}
 	if cfg.ForceNewCluster {
 		err := checkForceNew(rec)
 		if err == nil {

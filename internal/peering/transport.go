@@ -104,7 +104,8 @@ type Transport struct {
 	// its writers (SetPeers, Start).
 	peers   atomic.Pointer[map[uint64]*peer]
 	mu      sync.Mutex
-	started bool
+	started bool           // under mu: links start as they are added
+	closed  bool           // under mu: no link starts any more
 	links   sync.WaitGroup // the peer links' goroutines
 
 	stopc     chan struct{}
@@ -150,6 +151,9 @@ func (t *Transport) Start() {
 // in its node must return for it to finish.
 func (t *Transport) Close() {
 	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true // SetPeers starts no link that Wait would miss
+		t.mu.Unlock()
 		close(t.stopc)
 		t.cancel()
 		if t.in != nil {
@@ -230,7 +234,7 @@ func (t *Transport) SetPeers(addrs map[uint64]string) {
 	}
 	for _, p := range added {
 		t.log.Info("peer added", "peer", p.id, "addr", p.addr)
-		if t.started {
+		if t.started && !t.closed {
 			p.start()
 		}
 	}
