@@ -44,3 +44,21 @@ func TestSetPeersRemovesAndAddsMembers(t *testing.T) {
 		t.Fatalf("Peers() = %v, want 3 and 4", ids)
 	}
 }
+
+// SetPeers may run while the Transport closes (a node's loop follows the
+// members while the node closes): no link starts that Close would not wait
+// for. Run with -race.
+func TestSetPeersDuringClose(t *testing.T) {
+	for i := range 20 {
+		m := lone(t)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for j := range 20 {
+				m.tr.SetPeers(map[uint64]string{1: m.addr, uint64(10 + i*20 + j): "node-x:1"})
+			}
+		}()
+		m.tr.Close()
+		<-done
+	}
+}
