@@ -44,6 +44,11 @@ func (c *cluster) prepareJoin(id int, members []int) *proc {
 	p.args = append(p.args, "--join")
 	p.logPath = filepath.Join(c.t.TempDir(), fmt.Sprintf("lockd-%d.log", id))
 	c.nodes[id] = p
+	c.t.Cleanup(func() {
+		if c.t.Failed() {
+			c.dumpLog(id)
+		}
+	})
 	return p
 }
 
