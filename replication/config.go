@@ -108,7 +108,9 @@ type Config struct {
 	// against 10.3k with 2 and 9.4k unbounded, as every entry costs raft
 	// messages and work on every node); unbounded for a node alone, whose
 	// disk writes group Readys by themselves (8 clients: 99-112 µs per
-	// LOCK+UNLOCK unbounded, 120-131 µs with 1).
+	// LOCK+UNLOCK unbounded, 120-131 µs with 1). The default follows the
+	// members: it changes when a node alone gains a voter, or loses its
+	// last other one.
 	MaxInflight int
 	// PeerQueue is the number of frames queued per peer before sending
 	// drops them (default DefaultPeerQueue).

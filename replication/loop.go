@@ -44,6 +44,8 @@ type loop struct {
 	confProposed uint64            // index of the last conf change this node proposed
 	membersMoved bool              // the members changed: followMembers has the transport follow
 	wasMember    bool              // this node was among the members (setMembers)
+	maxInflight  int               // Config.MaxInflight, or its default for the members (setMembers)
+	autoInflight bool              // Config.MaxInflight was left to its default
 }
 
 func (l *loop) run() {

@@ -165,8 +165,8 @@ func (l *loop) installMembers(s *raftpb.Snapshot) {
 	l.membersMoved = true
 }
 
-// setMembers publishes m and has the transport and the freshness record
-// follow it. A node that was a member and is no longer one (removed) keeps
+// setMembers publishes m and has the transport, the freshness record and
+// the default MaxInflight follow it. A node that was a member and is no longer one (removed) keeps
 // no peer; one that never was (a joining node replaying the log up to the
 // change that adds it) keeps m's.
 func (l *loop) setMembers(m *membership) {
@@ -175,6 +175,12 @@ func (l *loop) setMembers(m *membership) {
 	removed := l.wasMember && !member
 	l.wasMember = l.wasMember || member
 	l.n.followMembers(m, removed)
+	if l.autoInflight {
+		l.maxInflight = 1
+		if m.soleVoter(l.n.cfg.ID) {
+			l.maxInflight = maxHeld
+		}
+	}
 	if removed {
 		l.n.log.Warn("this node is no longer a member of the cluster; it can be stopped")
 	}

@@ -397,3 +397,21 @@ func TestMemberRestartWithoutSecretIsRefused(t *testing.T) {
 		t.Fatalf("restart without a secret: %v; want refused", err)
 	}
 }
+
+// A node alone grown to two voters proposes as a cluster's leader does:
+// MaxInflight left to its default follows the members (unbounded alone, 1
+// with peers).
+func TestMemberGrownNodeBoundsItsInflightEntries(t *testing.T) {
+	c := startMemCluster(t, 1, 13, nil)
+	waitLeader(t, c.nodes)
+	if err := c.nodes[1].AddMember(context.Background(), 2, memAddrOf(2)); err != nil {
+		t.Fatal(err)
+	}
+	c.join(t, 2, nil)
+	hasRoles(t, c.nodes, map[uint64]string{1: "voter", 2: "voter"})
+	lockFresh(t, c.nodes[1], "grown", 5)
+	c.nodes[1].Close() // the loop has ended: its fields may be read
+	if got := c.nodes[1].loop.maxInflight; got != 1 {
+		t.Fatalf("MaxInflight of the grown node = %d; want 1", got)
+	}
+}

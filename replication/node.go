@@ -67,6 +67,7 @@ type Node struct {
 // starts it. The node runs until Close.
 func Start(c Config) (*Node, error) {
 	cfg := c.WithDefaults()
+	autoInflight := c.MaxInflight == 0
 	if len(cfg.Peers) == 0 {
 		cfg.Peers = map[uint64]string{cfg.ID: ""}
 	}
@@ -103,6 +104,7 @@ func Start(c Config) (*Node, error) {
 		confc:    make(chan confRequest, 16),
 	}
 	n.loop.prop.init()
+	n.loop.maxInflight, n.loop.autoInflight = cfg.MaxInflight, autoInflight
 	n.appender = &appender{n: n, disk: d, mem: n.mem, keep: cfg.SnapshotEntries / 2, q: newMailbox[appendWork](0)}
 	n.applier = &applier{n: n, table: n.table, disk: d, mem: n.mem, every: cfg.SnapshotEntries,
 		q: newMailbox[applyWork](0), snapDone: make(chan struct{}, 1)}
