@@ -29,19 +29,26 @@ type applier struct {
 	every uint64 // SnapshotEntries
 	q     *mailbox[applyWork]
 
-	applied   uint64 // what the table reflects
-	snapIndex uint64 // the last snapshot's index
-	snapping  bool   // a snapshot goroutine is running; set and cleared here
-	snapDone  chan struct{}
-	results   []lock.Result
-	events    []lock.Event
+	applied   uint64      // what the table reflects
+	snapIndex uint64      // the last snapshot's index
+	snapping  bool        // a snapshot goroutine is running; set and cleared here
+	members   *membership // as of applied, for snapshots
+	// joined is set when a member was added since the last snapshot: the
+	// next snapshot is taken at once, so that the one the new member
+	// receives lists it (raft's follower ignores a snapshot that does not).
+	joined   bool
+	snapDone chan struct{}
+	results  []lock.Result
+	events   []lock.Event
 }
 
 // applyWork is one item of the applier's queue: committed entries (a
-// MsgStorageApply), a snapshot from the leader to restore the table from,
-// or a backup's request for the table as applied so far (backup.go).
+// MsgStorageApply) with the members after them when they changed them, a
+// snapshot from the leader to restore the table from, or a backup's request
+// for the table as applied so far (backup.go).
 type applyWork struct {
 	msg     *raftpb.Message
+	members *membership
 	restore *raftpb.Snapshot
 	backup  chan<- backupPoint // buffered
 }
@@ -73,6 +80,10 @@ func (a *applier) run() {
 				continue
 			}
 			a.apply(it.msg.GetEntries())
+			if m := it.members; m != nil {
+				a.joined = a.joined || len(a.members.cs.GetVoters()) > 0 && len(m.addrs) > len(a.members.addrs)
+				a.members = m
+			}
 			for _, r := range it.msg.GetResponses() {
 				a.n.deliver(r)
 			}
@@ -87,9 +98,15 @@ func (a *applier) restore(s *raftpb.Snapshot) error {
 	if index <= a.applied {
 		return nil
 	}
-	if err := a.table.Restore(s.GetData()); err != nil {
+	addrs, table, err := splitSnapshotData(s.GetData())
+	if err == nil {
+		err = a.table.Restore(table)
+	}
+	if err != nil {
 		return fmt.Errorf("snapshot from leader at %d: %w", index, err)
 	}
+	cs := s.GetMetadata().GetConfState()
+	a.members = &membership{index: index, cs: cs, addrs: a.n.knownAddrs(cs, addrs)}
 	a.snapIndex, a.applied = index, index
 	a.n.pub.setApplied(index)
 	a.n.log.Info("installed snapshot", "index", index, "locks", a.table.Len())
@@ -146,23 +163,24 @@ func newTable(notify bool) *lock.Table {
 // million) and writing it happen on a goroutine of its own, so that applies
 // and log writes go on meanwhile. One snapshot is made at a time.
 func (a *applier) maybeSnapshot() {
-	if a.applied-a.snapIndex < a.every || a.snapping {
+	if (a.applied-a.snapIndex < a.every && !(a.joined && a.applied > a.snapIndex)) || a.snapping {
 		return
 	}
-	a.snapping = true
+	a.snapping, a.joined = true, false
 	a.snapIndex = a.applied
-	view, cs := a.table.View(), a.n.confState.Load()
+	view, m := a.table.View(), a.members
 	a.n.wg.Add(1)
-	go a.snapshot(a.applied, cs, view)
+	go a.snapshot(a.applied, m, view)
 }
 
-// snapshot encodes view, the table at index, makes it raft's snapshot,
-// writes it to disk and then has the appender drop the log before it.
-func (a *applier) snapshot(index uint64, cs *raftpb.ConfState, view *lock.SnapshotView) {
+// snapshot encodes view, the table at index, with m, the members there,
+// makes it raft's snapshot, writes it to disk and then has the appender
+// drop the log before it.
+func (a *applier) snapshot(index uint64, m *membership, view *lock.SnapshotView) {
 	defer a.n.wg.Done()
 	defer func() { a.snapDone <- struct{}{} }() // buffered: one snapshot at a time
 	start := time.Now()
-	snap, err := a.mem.CreateSnapshot(index, cs, view.Encode())
+	snap, err := a.mem.CreateSnapshot(index, m.cs, appendSnapshotData(nil, m.addrs, view.Encode()))
 	if err != nil {
 		if !errors.Is(err, raft.ErrSnapOutOfDate) { // a newer one came from the leader
 			a.n.log.Warn("snapshot", "index", index, "err", err)

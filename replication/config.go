@@ -34,8 +34,31 @@ type Config struct {
 	// ID is this node's id, 1..65535, unique in the cluster.
 	ID uint64
 	// Peers maps every member's id, this node's included, to its cluster
-	// address. Membership is fixed at first start.
+	// address. It makes the members of a new cluster, at the node's first
+	// start; from then on the members are read from the log and snapshots
+	// (membership.go), and Peers only says how to reach nodes until they
+	// do (and the addresses of members that a snapshot of an older lockd
+	// lacks).
 	Peers map[uint64]string
+	// Join starts a node with an empty data directory without making a
+	// cluster: it waits for a leader, to which it was added with
+	// AddMember, to send it a snapshot and the log. Peers must name the
+	// members it can reach. Ignored once the data directory holds state.
+	Join bool
+	// ForceNewCluster restarts a node as the only member of its cluster,
+	// with its state (etcd's --force-new-cluster): for when a majority is
+	// gone for good. Every other member is removed through conf change
+	// entries written at start (forcenew.go), and its whole log is
+	// committed. Grow it again with AddMember. The old members must not
+	// come back under their ids; leave it off the next restarts (it would
+	// remove members added since).
+	ForceNewCluster bool
+	// PromoteLag is how close to the leader's last index a learner's
+	// Match must be for the leader to promote it to voter (default
+	// DefaultPromoteLag entries). ManualPromote turns automatic promotion
+	// off: PromoteMember does it.
+	PromoteLag    uint64
+	ManualPromote bool
 	// ClientAddr is this node's client address, told to peers so that
 	// INFO can name the leader's.
 	ClientAddr string
@@ -90,7 +113,9 @@ type Config struct {
 	// against 10.3k with 2 and 9.4k unbounded, as every entry costs raft
 	// messages and work on every node); unbounded for a node alone, whose
 	// disk writes group Readys by themselves (8 clients: 99-112 µs per
-	// LOCK+UNLOCK unbounded, 120-131 µs with 1).
+	// LOCK+UNLOCK unbounded, 120-131 µs with 1). The default follows the
+	// members: it changes when a node alone gains a voter, or loses its
+	// last other one.
 	MaxInflight int
 	// PeerQueue is the number of frames queued per peer before sending
 	// drops them (default DefaultPeerQueue).
@@ -154,6 +179,9 @@ func (c Config) WithDefaults() Config {
 		if len(d.Peers) <= 1 {
 			d.MaxInflight = maxHeld
 		}
+	}
+	if d.PromoteLag == 0 {
+		d.PromoteLag = DefaultPromoteLag
 	}
 	if d.PeerQueue == 0 {
 		d.PeerQueue = DefaultPeerQueue

@@ -31,7 +31,9 @@
 // it and wake their reader once per batch; commands to propose reach the
 // loop through a mailbox too, and so do the storage goroutines' responses;
 // peers' messages come through stepc, peer reports through reportc, news
-// of applies through appliedc. What readers need (leader, role, term, commit and applied
+// of applies through appliedc, membership change requests through confc
+// (membership.go: the members are replicated state, changed one at a
+// time by the leader). What readers need (leader, role, term, commit and applied
 // index) the loop and the applier publish in one place (published.go).
 // The transport, internal/peering, has its own goroutines (one writer per
 // peer, one accept loop and one reader per inbound peer connection); they

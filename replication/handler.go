@@ -47,6 +47,8 @@ func (h handler) Forward(from uint64, c lock.Command) {
 	n.submit(c)
 }
 
+func (h handler) Admin(from uint64, data []byte) { h.n.admin(from, data) }
+
 func (h handler) Heard(from uint64) { h.n.heard(from) }
 
 func (h handler) PeerClientAddr(id uint64, addr string) { h.n.setClientAddr(id, addr) }

@@ -34,6 +34,7 @@ type silent struct{}
 
 func (silent) Step(*raftpb.Message) error                 { return nil }
 func (silent) Forward(uint64, lock.Command)               {}
+func (silent) Admin(uint64, []byte)                       {}
 func (silent) Heard(uint64)                               {}
 func (silent) PeerClientAddr(uint64, string)              {}
 func (silent) CheckPeer(uint64, string) error             { return nil }
@@ -93,5 +94,27 @@ func TestForwardedCommandsAreChecked(t *testing.T) {
 	}
 	if n := nodes[lead].Table().Len(); n != 1 {
 		t.Fatalf("%d locks held; want only the good one", n)
+	}
+}
+
+// A member's raft proposal (MsgProp) is dropped: lockd forwards commands as
+// FORWARD frames, checked, never as raft proposals, so one is forged and
+// would put an unchecked entry in the log.
+func TestPeerProposalsAreDropped(t *testing.T) {
+	nodes := testCluster(t, 3, nil)
+	lead := waitLeader(t, nodes)
+	var as uint64 = 1
+	if as == lead {
+		as = 2
+	}
+	member := asMember(t, nodes[lead], nodes[as])
+	b := lock.Batch{Term: nodes[lead].Status().Term, Cmds: []lock.Command{{Op: lock.OpLock, ID: as<<48 | 1<<40 | 1, Name: "forged", Owner: "o"}}}
+	member.Send(&raftpb.Message{Type: raftpb.MsgProp.Enum(), From: &as, To: &lead,
+		Entries: []*raftpb.Entry{{Data: lock.AppendBatch(nil, &b)}}})
+	// A forwarded command behind it, on the same connection, is applied after it.
+	member.Forward(lead, lock.Command{Op: lock.OpLock, ID: as<<48 | 1<<40 | 2, Name: "good", Owner: "o"})
+	poll(t, "the good command", func() bool { _, ok := nodes[lead].Table().Get("good"); return ok })
+	if _, ok := nodes[lead].Table().Get("forged"); ok {
+		t.Fatal("a member's raft proposal was applied")
 	}
 }

@@ -2,13 +2,11 @@ package replication
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/lockd/lockd/lock"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
-	"google.golang.org/protobuf/proto"
 )
 
 // loop is the goroutine that owns the raft.RawNode: it alone ticks it,
@@ -23,9 +21,10 @@ import (
 //
 // Concurrency: peers reach it (through the handler) through stepc, the
 // storage goroutines through local, Execute and the handler through props,
-// the transport through reportc, the applier through appliedc; it publishes
-// the leader, role, term and commit index in published. Everything else is
-// its own. It stops with the node.
+// the transport through reportc, the applier through appliedc, membership
+// change requests through confc (membership.go); it publishes the leader,
+// role, term and commit index in published, and the members. Everything
+// else is its own. It stops with the node.
 type loop struct {
 	n   *Node
 	rn  *raft.RawNode
@@ -37,11 +36,17 @@ type loop struct {
 	reportc  chan report               // the transport's news of peers
 	appliedc chan struct{}             // the applier applied entries
 	reads    readIndexes               // linearizable reads (readindex.go)
+	confc    chan confRequest          // membership change requests, for the leader
 
-	prop      proposer
-	lastIndex uint64            // index of the last entry handed to the appender
-	outbox    []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
-	confIndex uint64            // index of the last conf change entry
+	prop         proposer
+	lastIndex    uint64            // index of the last entry handed to the appender
+	outbox       []*raftpb.Message // peer messages of this round's Readys (flushOutbox)
+	confIndex    uint64            // index of the last conf change entry handed out
+	confProposed uint64            // index of the last conf change this node proposed
+	membersMoved bool              // the members changed: followMembers has the transport follow
+	wasMember    bool              // this node was among the members (setMembers)
+	maxInflight  int               // Config.MaxInflight, or its default for the members (setMembers)
+	autoInflight bool              // Config.MaxInflight was left to its default
 }
 
 func (l *loop) run() {
@@ -69,6 +74,7 @@ func (l *loop) run() {
 			l.rn.Tick()
 			l.campaignAlone()
 			l.expireReads()
+			l.promoteCaughtUp()
 		case <-reads:
 			l.startRead()
 		case m := <-l.stepc:
@@ -94,6 +100,8 @@ func (l *loop) run() {
 		case <-l.appliedc:
 			l.scheduleTick()
 			l.campaignAlone()
+		case r := <-l.confc:
+			l.handleConfRequest(r)
 		case <-l.n.stopc:
 			return
 		case <-l.n.haltc:
@@ -115,6 +123,7 @@ func (l *loop) run() {
 		}
 		l.proposeHeld()
 		l.flushOutbox()
+		l.followMembers()
 	}
 }
 
@@ -124,7 +133,7 @@ func (l *loop) run() {
 // wake-up per entry for nothing. (A node that becomes leader meanwhile
 // proposes its first tick anyway, and hears of the next apply.)
 func (l *loop) applied() {
-	if l.pub.leading() || len(l.n.cfg.Peers) == 1 {
+	if l.pub.leading() || l.n.members.Load().soleVoter(l.n.cfg.ID) {
 		signal(l.appliedc)
 	}
 }
@@ -167,14 +176,14 @@ func (l *loop) handleReady(rd raft.Ready) {
 		case raft.LocalAppendThread:
 			if s := m.GetSnapshot(); s != nil && !raft.IsEmptySnap(s) {
 				l.lastIndex = s.GetMetadata().GetIndex()
+				l.installMembers(s)
 			}
 			if ents := m.GetEntries(); len(ents) > 0 {
 				l.lastIndex = ents[len(ents)-1].GetIndex()
 			}
 			l.n.appender.q.put(appendWork{msg: m})
 		case raft.LocalApplyThread:
-			l.applyConfChanges(m.GetEntries())
-			l.n.applier.q.put(applyWork{msg: m})
+			l.n.applier.q.put(applyWork{msg: m, members: l.applyConfChanges(m.GetEntries())})
 		default:
 			l.outbox = append(l.outbox, m) // sent by flushOutbox, once the proposer has proposed
 		}
@@ -185,43 +194,14 @@ func (l *loop) handleReady(rd raft.Ready) {
 	}
 }
 
-// applyConfChanges applies the membership changes among committed entries to
-// raft. Membership is fixed after bootstrap, so doing it when the entries are
-// handed out rather than when the table applies them changes nothing.
-func (l *loop) applyConfChanges(ents []*raftpb.Entry) {
-	for _, e := range ents {
-		var cc raftpb.ConfChangeI
-		switch e.GetType() {
-		case raftpb.EntryConfChange:
-			c := &raftpb.ConfChange{}
-			if err := proto.Unmarshal(e.GetData(), c); err != nil {
-				l.n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
-				continue
-			}
-			cc = c
-		case raftpb.EntryConfChangeV2:
-			c := &raftpb.ConfChangeV2{}
-			if err := proto.Unmarshal(e.GetData(), c); err != nil {
-				l.n.log.Error("undecodable conf change", "index", e.GetIndex(), "err", err)
-				continue
-			}
-			cc = c
-		default:
-			continue
-		}
-		l.n.confState.Store(l.rn.ApplyConfChange(cc))
-		l.confIndex = e.GetIndex()
-	}
-}
-
 // campaignAlone makes the only member of a one-node cluster leader at once,
 // instead of after an election timeout: as soon as it has applied the
 // configuration that makes it the sole voter.
 func (l *loop) campaignAlone() {
-	if len(l.n.cfg.Peers) != 1 || l.pub.roleNow() != raft.StateFollower {
+	if !l.n.members.Load().soleVoter(l.n.cfg.ID) || l.pub.roleNow() != raft.StateFollower {
 		return
 	}
-	if slices.Contains(l.n.confState.Load().GetVoters(), l.n.cfg.ID) && l.rn.BasicStatus().Applied >= l.confIndex {
+	if l.rn.BasicStatus().Applied >= l.confIndex {
 		l.rn.Campaign()
 	}
 }
@@ -242,12 +222,18 @@ func (l *loop) setSoftState(s *raft.SoftState) {
 }
 
 // stepMsg steps a message from a peer or a storage goroutine into raft. A
+// peer's proposal is dropped: followers never forward proposals through
+// raft (commands come as FORWARD frames, membership changes as ADMIN ones,
+// each checked), so one is forged. A
 // heartbeat carries the commit index up to what this node acknowledged; one
 // beyond this node's log means the node lost entries it had acknowledged
 // (a data directory restored from an older copy, damaged, or written with
 // --fsync never before a machine crash). Raft would panic on it; the node
 // stops instead, saying why.
 func (l *loop) stepMsg(m *raftpb.Message) {
+	if m.GetType() == raftpb.MsgProp {
+		return
+	}
 	if m.GetType() == raftpb.MsgHeartbeat && m.GetCommit() > l.lastIndex {
 		l.n.fail(fmt.Errorf("node %d (leading term %d) says index %d is committed with this node's acknowledgement, "+
 			"but this node's log ends at %d: it lost acknowledged entries and must not take part as its old self "+

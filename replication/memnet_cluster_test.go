@@ -21,8 +21,9 @@ type memCluster struct {
 	nodes map[uint64]*Node
 }
 
-// memAddrOf is node id's address on a memCluster's network.
-func memAddrOf(id uint64) string { return fmt.Sprintf("n%d", id) }
+// memAddrOf is node id's address on a memCluster's network, in host:port
+// form as a member's address must be.
+func memAddrOf(id uint64) string { return fmt.Sprintf("n%d:7000", id) }
 
 // startMemCluster starts n nodes (ids 1..n) on a memNet seeded with seed;
 // tune, if not nil, adjusts each node's Config. The nodes close, and the

@@ -39,16 +39,21 @@ type Node struct {
 	applier  *applier
 	scripts  *scriptRunner
 
-	// confState is the membership: set by the loop when it hands out a conf
-	// change, read by the applier for snapshots.
-	confState atomic.Pointer[raftpb.ConfState]
+	// members is the membership as of the entries handed out to be applied:
+	// set by the loop (membership.go); the applier keeps its own for
+	// snapshots. matches is each member's Match, published by the leader's
+	// loop at each tick (nil elsewhere).
+	members   atomic.Pointer[membership]
+	matches   atomic.Pointer[map[uint64]uint64]
+	confWaits confWaits
 
 	addrMu      sync.Mutex
 	clientAddrs map[uint64]string
 
 	// heardAt holds, per peer, when a raft frame from it last arrived
-	// (see heard); the map is fixed at start, the values are atomic.
-	heardAt map[uint64]*atomic.Int64
+	// (see heard); the map is replaced when the members change
+	// (followMembers), the values are atomic.
+	heardAt atomic.Pointer[map[uint64]*atomic.Int64]
 
 	stopc    chan struct{}
 	haltc    chan struct{} // closed when a storage error stops the node
@@ -62,6 +67,7 @@ type Node struct {
 // starts it. The node runs until Close.
 func Start(c Config) (*Node, error) {
 	cfg := c.WithDefaults()
+	autoInflight := c.MaxInflight == 0
 	if len(cfg.Peers) == 0 {
 		cfg.Peers = map[uint64]string{cfg.ID: ""}
 	}
@@ -96,8 +102,10 @@ func Start(c Config) (*Node, error) {
 		reads:    readIndexes{q: newMailbox[chan uint64](0), rounds: map[uint64]*readRound{}},
 		reportc:  make(chan report, 256),
 		appliedc: make(chan struct{}, 1),
+		confc:    make(chan confRequest, 16),
 	}
 	n.loop.prop.init()
+	n.loop.maxInflight, n.loop.autoInflight = cfg.MaxInflight, autoInflight
 	n.appender = &appender{n: n, disk: d, mem: n.mem, keep: cfg.SnapshotEntries / 2, q: newMailbox[appendWork](0)}
 	n.applier = &applier{n: n, table: n.table, disk: d, mem: n.mem, every: cfg.SnapshotEntries,
 		q: newMailbox[applyWork](0), snapDone: make(chan struct{}, 1)}
@@ -115,6 +123,7 @@ func Start(c Config) (*Node, error) {
 		AsyncStorageWrites:        true,
 		PreVote:                   true,
 		DisableProposalForwarding: true,
+		StepDownOnRemoval:         true,
 		Logger:                    raftLogger{n.log},
 	}
 	if !rec.Empty() {
@@ -124,14 +133,28 @@ func Start(c Config) (*Node, error) {
 		}
 		rc.Applied = n.applier.snapIndex
 	}
+	if err := n.checkRecoveredCluster(rec); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if cfg.ForceNewCluster {
+		err := checkForceNew(rec)
+		if err == nil {
+			err = n.forceNewCluster()
+		}
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
 	if n.loop.rn, err = raft.NewRawNode(rc); err != nil {
 		d.Close()
 		return nil, err
 	}
-	if rec.Empty() {
+	if rec.Empty() && !cfg.Join {
 		peers := make([]raft.Peer, 0, len(cfg.Peers))
 		for _, id := range slices.Sorted(maps.Keys(cfg.Peers)) {
-			peers = append(peers, raft.Peer{ID: id})
+			peers = append(peers, raft.Peer{ID: id, Context: appendConfContext(nil, 0, cfg.Peers[id])})
 		}
 		if err := n.loop.rn.Bootstrap(peers); err != nil {
 			d.Close()
@@ -140,21 +163,33 @@ func Start(c Config) (*Node, error) {
 	}
 	n.applier.applied = n.applier.snapIndex
 	n.pub.applied.Store(n.applier.snapIndex)
-	n.heardAt = make(map[uint64]*atomic.Int64)
-	for id := range cfg.Peers {
-		if id != cfg.ID {
-			n.heardAt[id] = new(atomic.Int64)
+	if n.members.Load() == nil {
+		n.members.Store(&membership{cs: &raftpb.ConfState{}})
+	}
+	n.applier.members = n.members.Load()
+	// Until the log or a snapshot says who the members are, the peers
+	// are Config.Peers: a new cluster's, or those a joining node reaches.
+	peers := cfg.Peers
+	if m := n.members.Load(); m.index > 0 {
+		peers = m.addrs
+		if n.loop.wasMember = m.role(cfg.ID) != ""; !n.loop.wasMember {
+			peers = nil // removed before this start: it talks to nobody
 		}
 	}
+	heard := make(map[uint64]*atomic.Int64)
+	for id := range peers {
+		if id != cfg.ID {
+			heard[id] = new(atomic.Int64)
+		}
+	}
+	n.heardAt.Store(&heard)
 	n.tr = peering.New(peering.Config{
-		ID: cfg.ID, Peers: cfg.Peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
+		ID: cfg.ID, Peers: peers, ClusterID: cfg.ClusterID, Secret: cfg.Secret, ClientAddr: cfg.ClientAddr,
 		Incarnation: d.Identity().Incarnation, Listener: cfg.Listener, Dial: cfg.Dial, TLS: cfg.ClusterTLS,
 		QueueLen: cfg.PeerQueue, MaxSnapshotBytes: cfg.MaxSnapshotBytes, Logger: n.log,
 	}, handler{n})
 	n.loop.lastIndex, _ = n.mem.LastIndex()
-	if n.confState.Load() == nil {
-		n.confState.Store(&raftpb.ConfState{})
-	}
+	applied := n.applier.snapIndex // read before the applier runs
 	n.scripts = newScriptRunner(n)
 	n.wg.Add(4)
 	go n.loop.run()
@@ -162,7 +197,7 @@ func Start(c Config) (*Node, error) {
 	go n.applier.run()
 	go n.scripts.run()
 	n.tr.Start()
-	n.log.Info("node started", "peers", len(cfg.Peers), "applied", n.applier.snapIndex, "entries", len(rec.Entries),
+	n.log.Info("node started", "peers", len(peers), "join", cfg.Join, "applied", applied, "entries", len(rec.Entries),
 		"incarnation", d.Identity().Incarnation)
 	return n, nil
 }
@@ -173,11 +208,16 @@ func (n *Node) recover(l *datadir.Recovered) error {
 		if err := n.mem.ApplySnapshot(l.Snapshot); err != nil {
 			return err
 		}
-		if err := n.table.Restore(l.Snapshot.GetData()); err != nil {
+		addrs, table, err := splitSnapshotData(l.Snapshot.GetData())
+		if err != nil {
+			return err
+		}
+		if err := n.table.Restore(table); err != nil {
 			return fmt.Errorf("snapshot: %w", err)
 		}
 		n.applier.snapIndex = l.Snapshot.GetMetadata().GetIndex()
-		n.confState.Store(proto.Clone(l.Snapshot.GetMetadata().GetConfState()).(*raftpb.ConfState))
+		cs := proto.Clone(l.Snapshot.GetMetadata().GetConfState()).(*raftpb.ConfState)
+		n.members.Store(&membership{index: n.applier.snapIndex, cs: cs, addrs: n.knownAddrs(cs, addrs)})
 	}
 	if err := n.mem.Append(l.Entries); err != nil {
 		return err

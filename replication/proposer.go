@@ -68,7 +68,7 @@ func (l *loop) hold(c lock.Command) {
 // follower (which drops what it is sent), or on a leader with fewer than
 // MaxInflight entries awaiting commit.
 func (l *loop) canPropose() bool {
-	return !l.pub.leading() || l.lastIndex < l.pub.commit.Load()+uint64(l.n.cfg.MaxInflight)
+	return !l.pub.leading() || l.lastIndex < l.pub.commit.Load()+uint64(l.maxInflight)
 }
 
 // proposeHeld takes the commands waiting in the mailbox, when it may
@@ -89,7 +89,7 @@ func (l *loop) proposeHeld() {
 		p.held = p.held[:0]
 		return
 	}
-	for len(p.held) > 0 && l.lastIndex < l.pub.commit.Load()+uint64(l.n.cfg.MaxInflight) {
+	for len(p.held) > 0 && l.lastIndex < l.pub.commit.Load()+uint64(l.maxInflight) {
 		k, size := 0, 0
 		for k < len(p.held) && k < maxBatch {
 			size += cmdSize(&p.held[k])

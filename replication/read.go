@@ -104,23 +104,26 @@ func (n *Node) waitFresh(ctx context.Context) error {
 // most two election timeouts), so reads lag by at most that much plus the
 // replication delay.
 func (n *Node) fresh() bool {
-	if len(n.cfg.Peers) == 1 {
+	m := n.members.Load()
+	if m.soleVoter(n.cfg.ID) {
 		return n.pub.leading()
 	}
 	now := n.pub.nanos()
 	window := int64(n.cfg.ElectionTicks) * n.cfg.TickInterval.Nanoseconds()
+	heardAt := *n.heardAt.Load()
 	recent := func(id uint64) bool {
-		h := n.heardAt[id]
+		h := heardAt[id]
 		return h != nil && h.Load() != 0 && now-h.Load() <= window
 	}
 	if n.pub.leading() {
-		heard := 1
-		for id := range n.heardAt {
-			if recent(id) {
+		voters := m.cs.GetVoters()
+		heard := 0
+		for _, id := range voters {
+			if id == n.cfg.ID || recent(id) {
 				heard++
 			}
 		}
-		return heard > len(n.cfg.Peers)/2
+		return heard > len(voters)/2
 	}
 	lead := n.pub.leader.Load()
 	return lead != 0 && lead != n.cfg.ID && recent(lead)
@@ -128,7 +131,7 @@ func (n *Node) fresh() bool {
 
 // heard records that a raft frame from peer arrived now.
 func (n *Node) heard(peer uint64) {
-	if h := n.heardAt[peer]; h != nil {
+	if h := (*n.heardAt.Load())[peer]; h != nil {
 		h.Store(n.pub.nanos())
 	}
 }

@@ -104,7 +104,7 @@ func (n *Node) TransferLeader(ctx context.Context, target uint64) (uint64, error
 // checkTransferee checks target (0: any) against the membership this node
 // knows.
 func (n *Node) checkTransferee(target uint64) error {
-	cs := n.confState.Load()
+	cs := n.members.Load().cs
 	voters := cs.GetVoters()
 	switch {
 	case len(voters) == 0:
@@ -128,7 +128,7 @@ func (n *Node) checkTransferee(target uint64) error {
 // returns ErrNotVoter at once. It returns the new leader (0 when none) and
 // why there is none.
 func (n *Node) HandOff() (uint64, error) {
-	voters := n.confState.Load().GetVoters()
+	voters := n.members.Load().cs.GetVoters()
 	if !n.pub.leading() || len(voters) < 2 {
 		return 0, nil
 	}

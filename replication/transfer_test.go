@@ -200,6 +200,6 @@ func TestHandOffWithNoVoterLeft(t *testing.T) {
 func membershipApplied(t testing.TB, nodes map[uint64]*Node) {
 	t.Helper()
 	for _, n := range nodes {
-		poll(t, "every node to apply the membership", func() bool { return len(n.confState.Load().GetVoters()) == len(nodes) })
+		poll(t, "every node to apply the membership", func() bool { return len(n.members.Load().cs.GetVoters()) == len(nodes) })
 	}
 }

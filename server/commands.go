@@ -112,6 +112,7 @@ func init() {
 		{name: "command", arity: -1, flags: []string{"loading"}, run: (*Server).cmdCommand},
 		{name: "info", arity: -1, flags: []string{"loading"}, run: (*Server).cmdInfo},
 		{name: "role", arity: 1, flags: []string{"fast"}, run: (*Server).cmdRole},
+		{name: "member", arity: -2, flags: []string{"admin"}, run: (*Server).cmdMember},
 		{name: "time", arity: 1, flags: []string{"fast"}, run: (*Server).cmdTime},
 		{name: "leader", arity: -2, flags: []string{"admin"}, run: (*Server).cmdLeader},
 		{name: "backup", arity: 2, flags: []string{"admin", "noscript"}, run: (*Server).cmdBackup},

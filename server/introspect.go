@@ -161,6 +161,7 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 		"commit_index:" + strconv.FormatUint(st.Commit, 10),
 		"applied_index:" + strconv.FormatUint(st.Applied, 10),
 		"connected_peers:" + strconv.Itoa(connected(st)),
+		membersLine(s.node.Members()),
 	}
 	slices.SortFunc(st.Peers, func(a, b replication.PeerStatus) int { return int(a.ID) - int(b.ID) })
 	for _, p := range st.Peers {

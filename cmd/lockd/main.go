@@ -6,6 +6,9 @@
 //	lockd --listen "" --tls-port 127.0.0.1:6380 --tls-cert-file node.crt --tls-key-file node.key \
 //	      --tls-ca-cert-file ca.crt   # TLS only, client certificates required
 //
+//	lockd --id 4 --listen 127.0.0.1:6384 --cluster-listen 127.0.0.1:7384 --join \
+//	      --peers 1=127.0.0.1:7381,4=127.0.0.1:7384 --data-dir /var/lib/lockd/4   # after MEMBER ADD 4 127.0.0.1:7384
+//
 // SIGTERM and SIGINT shut the node down cleanly (a leader first hands its
 // leadership to the most caught-up voter); SIGHUP reloads the TLS
 // certificate, key and CA files. Exit status: 0 after a clean
@@ -47,6 +50,8 @@ type options struct {
 	listen         string
 	clusterListen  string
 	peers          string
+	join           bool
+	forceNew       bool
 	dataDir        string
 	clusterID      string
 	clusterSecret  string
@@ -92,7 +97,9 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.Uint64Var(&o.id, "id", 1, "this node's id (1-65535), one of --peers")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:6379", `plaintext client address (RESP); "" turns plaintext off (Redis's port 0), for TLS only`)
 	fs.StringVar(&o.clusterListen, "cluster-listen", "", "cluster address for peers (default: client port + 1000; the TLS port's without --listen)")
-	fs.StringVar(&o.peers, "peers", "", "every member as id=host:port of its cluster address, comma separated (default: this node alone)")
+	fs.StringVar(&o.peers, "peers", "", "a new cluster's members as id=host:port of their cluster addresses, comma separated (default: this node alone); once the data directory holds state the members come from it (MEMBER ADD/REMOVE change them)")
+	fs.BoolVar(&o.join, "join", false, "join a running cluster (after MEMBER ADD on it): with an empty --data-dir, make no cluster and wait for the leader's snapshot; --peers names this node and members to reach")
+	fs.BoolVar(&o.forceNew, "force-new-cluster", false, "disaster recovery: restart this node as the only member of its cluster, with its state (the other members are removed; grow it again with MEMBER ADD)")
 	fs.StringVar(&o.dataDir, "data-dir", "./lockd-data", "directory for the raft log and snapshots")
 	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret of the cluster's members, at least 16 characters (prefer --cluster-secret-file: arguments are visible to every local user)")
@@ -236,6 +243,8 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		Node: replication.Config{
 			ID:              o.id,
 			Peers:           peers,
+			Join:            o.join,
+			ForceNewCluster: o.forceNew,
 			DataDir:         o.dataDir,
 			ClusterID:       o.clusterID,
 			Secret:          o.clusterSecret,

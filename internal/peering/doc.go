@@ -21,6 +21,8 @@
 //
 //	RAFT <raftpb.Message>          any raft message but a snapshot, ≤ 4 MiB
 //	FORWARD <lock.Command>         a client command for the leader, ≤ 256 KiB
+//	ADMIN <payload>                a membership change request or its
+//	                               answer (the node's encoding), ≤ 4 KiB
 //	SNAP <raftpb.Message> <size>   a snapshot message without its data,
 //	SNAPDATA <chunk>               then its data in chunks of at most 1 MiB,
 //	SNAPEND <crc32c>               then the CRC-32C of the whole data.
@@ -46,4 +48,8 @@
 // secret handshake still runs, so a member needs both. TLS then also
 // authenticates and encrypts the frames; without it they are not
 // authenticated one by one.
+//
+// The members change at runtime (Transport.SetPeers): a new member gets a
+// link, and a removed one loses its link and its inbound connections, and
+// its handshakes are refused from then on.
 package peering

@@ -223,7 +223,7 @@ func (t *Transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 		return refuse(errors.New("wrong secret or cluster id"))
 	case string(cid) != c.ClusterID:
 		return refuse(fmt.Errorf("cluster id %s", clipString(string(cid))))
-	case derr != nil || did == c.ID || c.Peers[did] == "":
+	case derr != nil || did == c.ID || !t.isPeer(did):
 		return refuse(fmt.Errorf("not a member: node id %s", clipString(string(a[2]))))
 	case !validHostPort(string(addr)):
 		return refuse(fmt.Errorf("bad client address %s", clipString(string(addr))))

@@ -31,6 +31,7 @@ const (
 	// maxEntryBytes; a forwarded command is bounded by the client limits.
 	maxRaftFrame    = 4 << 20
 	maxForwardFrame = 256 << 10
+	maxAdminFrame   = 4 << 10
 	snapChunk       = 1 << 20
 )
 
@@ -47,6 +48,7 @@ var wireLimits = respguard.Limits{
 //
 //	RAFT <raftpb.Message>          any raft message but a snapshot
 //	FORWARD <lock.Command>         a client command for the leader
+//	ADMIN <payload>                a membership change request or answer
 //	SNAP <raftpb.Message> <size>   a snapshot message without its data,
 //	SNAPDATA <chunk>               then its data in chunks of at most 1 MiB,
 //	SNAPEND <crc32c>               then the CRC-32C of the whole data.
@@ -88,6 +90,16 @@ func (in *inbound) close() {
 }
 
 func (in *inbound) wait() { in.wg.Wait() }
+
+// dropPeer closes the authenticated connections of a member that was
+// removed; its reconnections are refused at the handshake.
+func (in *inbound) dropPeer(id uint64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for _, c := range in.byPeer[id] {
+		c.Close()
+	}
+}
 
 func (in *inbound) accept() {
 	defer in.wg.Done()
@@ -164,6 +176,10 @@ func (in *inbound) serve(conn net.Conn) {
 	in.mu.Lock()
 	in.handshaking--
 	authed = true
+	if !t.isPeer(from) { // removed meanwhile: SetPeers swaps the members before it drops a removed one's connections under in.mu
+		in.mu.Unlock()
+		return
+	}
 	cs := append(in.byPeer[from], conn)
 	for len(cs) > maxConnsPerPeer {
 		cs[0].Close()
@@ -241,6 +257,12 @@ func (r *frameReader) frame(a [][]byte) error {
 			return fmt.Errorf("bad forwarded command: %v", err)
 		}
 		t.h.Forward(r.from, c)
+		return nil
+	case kind == "ADMIN" && len(a) == 2:
+		if len(arg) > maxAdminFrame {
+			return fmt.Errorf("admin frame of %d bytes", len(arg))
+		}
+		t.h.Admin(r.from, append([]byte(nil), arg...))
 		return nil
 	case kind == "SNAP" && len(a) == 3:
 		m := &raftpb.Message{}

@@ -29,22 +29,27 @@ const (
 	flushBytes       = 256 << 10
 )
 
-// frame is one message for a peer: a raft message, or a forwarded command.
+// frame is one message for a peer: a raft message, a forwarded command,
+// or an ADMIN frame's payload.
 type frame struct {
-	msg *raftpb.Message
-	cmd lock.Command
-	fwd bool
+	msg   *raftpb.Message
+	cmd   lock.Command
+	fwd   bool
+	admin []byte
 }
 
 // peer is this node's outbound link to one other member. Its goroutine dials
-// (with backoff), says HELLO, then writes queued frames in batches. Enqueue
-// never blocks; a full queue drops the frame.
+// (with backoff), says HELLO, then writes queued frames in batches, until
+// the Transport closes or SetPeers removes the member (stop). Enqueue never
+// blocks; a full queue drops the frame.
 type peer struct {
-	t    *Transport
-	id   uint64
-	addr string
-	q    chan frame
-	done chan struct{}
+	t      *Transport
+	id     uint64
+	addr   string
+	q      chan frame
+	ctx    context.Context // cancelled by the Transport's Close, and when run ends
+	cancel context.CancelFunc
+	drain  chan struct{} // closed by stop
 
 	connected atomic.Bool
 	dropped   atomic.Uint64
@@ -53,11 +58,20 @@ type peer struct {
 }
 
 func newPeer(t *Transport, id uint64, addr string) *peer {
-	return &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), done: make(chan struct{})}
+	p := &peer{t: t, id: id, addr: addr, q: make(chan frame, t.cfg.QueueLen), drain: make(chan struct{})}
+	p.ctx, p.cancel = context.WithCancel(t.ctx)
+	return p
 }
 
-func (p *peer) start() { go p.run() }
-func (p *peer) wait()  { <-p.done }
+func (p *peer) start() {
+	p.t.links.Add(1)
+	go p.run()
+}
+
+// stop ends the link once it has written what is queued (a removed member
+// then hears the commit of its own removal), without waiting to connect.
+// Its goroutine returns without reporting anything.
+func (p *peer) stop() { close(p.drain) }
 
 // peerQueueBytes bounds the bytes of the frames queued for one peer, beside
 // the queue's count (Config.QueueLen): over a slow link raft re-sends a
@@ -67,6 +81,9 @@ const peerQueueBytes = 16 << 20
 
 // size is about how many bytes f takes on the wire.
 func (f *frame) size() int64 {
+	if f.admin != nil {
+		return int64(len(f.admin) + 16)
+	}
 	if f.msg == nil {
 		return int64(len(f.cmd.Name) + len(f.cmd.Owner) + 40) // as in an entry
 	}
@@ -102,10 +119,16 @@ func (p *peer) take(f frame) frame {
 }
 
 func (p *peer) run() {
-	defer close(p.done)
+	defer p.t.links.Done()
+	defer p.cancel()
 	log := p.t.log.With("peer", p.id)
 	backoff := backoffMin
 	for {
+		select {
+		case <-p.drain:
+			return
+		default:
+		}
 		conn, err := p.connect()
 		var lost *lostStateVerdict
 		switch {
@@ -123,19 +146,19 @@ func (p *peer) run() {
 			err = p.pump(conn)
 			p.connected.Store(false)
 			conn.Close()
-			p.t.h.ReportUnreachable(p.id)
-			select {
-			case <-p.t.stopc:
-				return
-			default:
+			if errors.Is(err, errStop) {
+				return // closed or removed: nothing to report
 			}
+			p.t.h.ReportUnreachable(p.id)
 			log.Info("lost peer", "err", err)
 		} else {
 			log.Debug("cannot reach peer", "addr", p.addr, "err", err)
 		}
 		select {
 		case <-time.After(backoff):
-		case <-p.t.stopc:
+		case <-p.ctx.Done():
+			return
+		case <-p.drain:
 			return
 		}
 		backoff = min(2*backoff, backoffMax)
@@ -144,7 +167,7 @@ func (p *peer) run() {
 
 // connect dials the peer and completes the handshake.
 func (p *peer) connect() (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(p.t.ctx, dialTimeout)
+	ctx, cancel := context.WithTimeout(p.ctx, dialTimeout)
 	defer cancel()
 	conn, err := p.t.cfg.Dial(ctx, p.addr)
 	if err != nil {
@@ -183,8 +206,10 @@ func (p *peer) pump(conn net.Conn) error {
 				buf = appendFrame(buf[:0], f)
 				frames++
 			}
-		case <-p.t.stopc:
+		case <-p.ctx.Done():
 			return errStop
+		case <-p.drain:
+			return p.flushQueued(conn, buf[:0])
 		}
 	drain:
 		for snap == nil && len(buf) < flushBytes {
@@ -225,6 +250,24 @@ func (p *peer) pump(conn net.Conn) error {
 			}
 		}
 	}
+}
+
+// flushQueued writes the frames queued for a removed member, but
+// snapshots, in one write, and returns errStop.
+func (p *peer) flushQueued(conn net.Conn, buf []byte) error {
+	for queued := true; queued; {
+		select {
+		case f := <-p.q:
+			if f = p.take(f); !isSnap(f) {
+				buf = appendFrame(buf, f)
+			}
+		default:
+			queued = false
+		}
+	}
+	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	conn.Write(buf)
+	return errStop
 }
 
 func isSnap(f frame) bool {
@@ -293,9 +336,14 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// appendFrame appends f as a RESP array: RAFT <message> or FORWARD <command>.
+// appendFrame appends f as a RESP array: RAFT <message>, FORWARD <command>
+// or ADMIN <payload>.
 func appendFrame(b []byte, f frame) []byte {
 	b = redcon.AppendArray(b, 2)
+	if f.admin != nil {
+		b = redcon.AppendBulkString(b, "ADMIN")
+		return redcon.AppendBulk(b, f.admin)
+	}
 	if f.fwd {
 		b = redcon.AppendBulkString(b, "FORWARD")
 		return redcon.AppendBulk(b, lock.AppendCommand(nil, &f.cmd))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lockd/lockd/internal/tlsfiles"
 	"github.com/lockd/lockd/lock"
@@ -17,8 +18,8 @@ import (
 // Config is what a Transport needs to know of its node.
 type Config struct {
 	// ID is this node's id; Peers maps every member's id, this node's
-	// included, to its cluster address. A dialer whose id is not a member
-	// with an address is refused.
+	// included, to its cluster address: the members at start, which
+	// SetPeers changes. A dialer whose id is not a member is refused.
 	ID    uint64
 	Peers map[uint64]string
 	// ClusterID and Secret must match on every member (see the package
@@ -61,6 +62,9 @@ type Handler interface {
 	// FORWARD frame; whether the command is acceptable is the handler's to
 	// check.
 	Forward(from uint64, c lock.Command)
+	// Admin takes the payload of an ADMIN frame (a membership change
+	// request or its answer; the node encodes them). It must not block.
+	Admin(from uint64, data []byte)
 	// Heard says that a raft frame (RAFT, SNAP or SNAPDATA) from peer from
 	// arrived now.
 	Heard(from uint64)
@@ -90,16 +94,25 @@ var ErrStopped = errors.New("stopped")
 // sends frames (peer.go) and the cluster port that receives them
 // (inbound.go), both opened with the handshake (handshake.go).
 //
-// Concurrency: Send, Forward and Peers may be called from any goroutine,
-// before Start and after Close too (frames then stay queued and are
-// dropped with the Transport). Start and then Close are called once each;
-// Close stops every goroutine the Transport started.
+// Concurrency: Send, Forward, Admin, Peers and SetPeers may be called from
+// any goroutine, before Start and after Close too (frames then stay queued
+// and are dropped with the Transport). Start and then Close are called once
+// each; Close stops every goroutine the Transport started, those of removed
+// peers included.
 type Transport struct {
-	cfg   Config
-	h     Handler
-	log   *slog.Logger
-	peers map[uint64]*peer
-	in    *inbound // nil without a Listener
+	cfg Config
+	h   Handler
+	log *slog.Logger
+	in  *inbound // nil without a Listener
+
+	// peers holds the link of every member but this node; it is replaced,
+	// never changed, so that Send reads it without a lock. mu serializes
+	// its writers (SetPeers, Start).
+	peers   atomic.Pointer[map[uint64]*peer]
+	mu      sync.Mutex
+	started bool           // under mu: links start as they are added
+	closed  bool           // under mu: no link starts any more
+	links   sync.WaitGroup // the peer links' goroutines
 
 	serverTLS *tls.Config // the accepting side's, nil without Config.TLS
 
@@ -112,13 +125,15 @@ type Transport struct {
 // New makes the links to every member of cfg.Peers but cfg.ID; Start
 // starts them.
 func New(cfg Config, h Handler) *Transport {
-	t := &Transport{cfg: cfg, h: h, log: cfg.Logger, peers: make(map[uint64]*peer), stopc: make(chan struct{})}
+	t := &Transport{cfg: cfg, h: h, log: cfg.Logger, stopc: make(chan struct{})}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
+	peers := make(map[uint64]*peer)
 	for id, addr := range cfg.Peers {
 		if id != cfg.ID {
-			t.peers[id] = newPeer(t, id, addr)
+			peers[id] = newPeer(t, id, addr)
 		}
 	}
+	t.peers.Store(&peers)
 	if cfg.Listener != nil {
 		t.in = newInbound(t, cfg.Listener)
 	}
@@ -131,9 +146,12 @@ func New(cfg Config, h Handler) *Transport {
 // Start starts a goroutine per peer link and the accept loop; Close stops
 // them.
 func (t *Transport) Start() {
-	for _, p := range t.peers {
+	t.mu.Lock()
+	t.started = true
+	for _, p := range *t.peers.Load() {
 		p.start()
 	}
+	t.mu.Unlock()
 	if t.in != nil {
 		t.in.start()
 	}
@@ -144,14 +162,15 @@ func (t *Transport) Start() {
 // in its node must return for it to finish.
 func (t *Transport) Close() {
 	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.closed = true // SetPeers starts no link that Wait would miss
+		t.mu.Unlock()
 		close(t.stopc)
 		t.cancel()
 		if t.in != nil {
 			t.in.close()
 		}
-		for _, p := range t.peers {
-			p.wait()
-		}
+		t.links.Wait()
 		if t.in != nil {
 			t.in.wait()
 		}
@@ -162,15 +181,76 @@ func (t *Transport) Close() {
 // dropped because that peer's queue is full. It never blocks. A message for
 // a node that is not a peer is ignored.
 func (t *Transport) Send(m *raftpb.Message) (dropped bool) {
-	p := t.peers[m.GetTo()]
+	p := (*t.peers.Load())[m.GetTo()]
 	return p != nil && !p.enqueue(frame{msg: m})
 }
 
 // Forward queues a client command for peer to (the leader); it never
 // blocks, and a full queue drops it (its sender's request times out).
 func (t *Transport) Forward(to uint64, c lock.Command) {
-	if p := t.peers[to]; p != nil {
+	if p := (*t.peers.Load())[to]; p != nil {
 		p.enqueue(frame{cmd: c, fwd: true})
+	}
+}
+
+// Admin queues an ADMIN frame for peer to; it never blocks, and a full
+// queue drops it (its sender's request times out). data is at most
+// maxAdminFrame bytes.
+func (t *Transport) Admin(to uint64, data []byte) {
+	if p := (*t.peers.Load())[to]; p != nil && len(data) <= maxAdminFrame {
+		p.enqueue(frame{admin: data})
+	}
+}
+
+// isPeer reports whether id is a member other than this node.
+func (t *Transport) isPeer(id uint64) bool {
+	_, ok := (*t.peers.Load())[id]
+	return ok
+}
+
+// SetPeers makes addrs (id to cluster address; this node's own entry is
+// ignored) the members this Transport talks to: a new member gets a link
+// (started if the Transport is), a member whose address changed a new
+// one, and a member no longer listed loses its link and its inbound
+// connections, and is refused from then on. It never waits for a link's
+// goroutine to end (Close does).
+func (t *Transport) SetPeers(addrs map[uint64]string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.peers.Load()
+	next := make(map[uint64]*peer, len(addrs))
+	var gone []uint64
+	for id, p := range old {
+		if a, ok := addrs[id]; ok && a == p.addr {
+			next[id] = p
+		} else {
+			p.stop()
+			gone = append(gone, id)
+		}
+	}
+	var added []*peer
+	for id, addr := range addrs {
+		if _, ok := next[id]; !ok && id != t.cfg.ID {
+			next[id] = newPeer(t, id, addr)
+			added = append(added, next[id])
+		}
+	}
+	t.peers.Store(&next)
+	if t.in != nil {
+		for _, id := range gone {
+			if _, back := next[id]; !back {
+				t.in.dropPeer(id)
+			}
+		}
+	}
+	for _, p := range added {
+		t.log.Info("peer added", "peer", p.id, "addr", p.addr)
+		if t.started && !t.closed {
+			p.start()
+		}
+	}
+	for _, id := range gone {
+		t.log.Info("peer removed", "peer", id)
 	}
 }
 
@@ -185,8 +265,9 @@ type PeerStatus struct {
 
 // Peers returns the state of every peer link.
 func (t *Transport) Peers() []PeerStatus {
-	s := make([]PeerStatus, 0, len(t.peers))
-	for id, p := range t.peers {
+	peers := *t.peers.Load()
+	s := make([]PeerStatus, 0, len(peers))
+	for id, p := range peers {
 		s = append(s, PeerStatus{ID: id, Addr: p.addr, Connected: p.connected.Load(), Dropped: p.dropped.Load(), Sent: p.sent.Load()})
 	}
 	return s

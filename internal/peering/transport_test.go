@@ -28,6 +28,11 @@ const testSecret = "0123456789abcdef-test"
 // incarnation is member id's data directory incarnation in these tests.
 func incarnation(id uint64) string { return fmt.Sprintf("incarnation-of-%d", id) }
 
+type forwardedAdmin struct {
+	from uint64
+	data []byte
+}
+
 type forwarded struct {
 	from uint64
 	cmd  lock.Command
@@ -39,6 +44,7 @@ type forwarded struct {
 type recorder struct {
 	steps     chan *raftpb.Message
 	forwards  chan forwarded
+	admins    chan forwardedAdmin
 	snapshots chan raft.SnapshotStatus
 	lost      chan error
 	known     map[uint64]string
@@ -46,7 +52,7 @@ type recorder struct {
 
 func newRecorder() *recorder {
 	return &recorder{
-		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64),
+		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64), admins: make(chan forwardedAdmin, 64),
 		snapshots: make(chan raft.SnapshotStatus, 64), lost: make(chan error, 1), known: map[uint64]string{},
 	}
 }
@@ -63,6 +69,13 @@ func (r *recorder) Step(m *raftpb.Message) error {
 func (r *recorder) Forward(from uint64, c lock.Command) {
 	select {
 	case r.forwards <- forwarded{from, c}:
+	default:
+	}
+}
+
+func (r *recorder) Admin(from uint64, data []byte) {
+	select {
+	case r.admins <- forwardedAdmin{from, data}:
 	default:
 	}
 }
