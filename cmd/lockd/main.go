@@ -57,6 +57,7 @@ type options struct {
 	clusterSecret  string
 	secretFile     string
 	password       string
+	passwordFile   string
 	fsync          string
 	protectedMode  string
 	requestTimeout time.Duration
@@ -104,7 +105,8 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clusterID, "cluster-id", "lockd", "cluster name; peers with another are refused")
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "shared secret of the cluster's members, at least 16 characters (prefer --cluster-secret-file: arguments are visible to every local user)")
 	fs.StringVar(&o.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored)")
-	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH")
+	fs.StringVar(&o.password, "requirepass", "", "password clients must give with AUTH or HELLO AUTH (prefer --requirepass-file: arguments are visible to every local user)")
+	fs.StringVar(&o.passwordFile, "requirepass-file", "", "file holding the --requirepass password (surrounding whitespace ignored)")
 	fs.StringVar(&o.protectedMode, "protected-mode", "yes", "yes: without --requirepass, refuse clients that do not connect from 127.0.0.1 or ::1 (Redis's protected mode); no: accept them")
 	fs.StringVar(&o.fsync, "fsync", "always", "always: sync the log before acknowledging; never: leave it to the OS (a machine crash may lose acknowledged writes)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", replication.DefaultRequestTimeout, "how long a write may wait for the cluster before -TRYAGAIN (10ms-20s)")
@@ -190,6 +192,18 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 			return nil, fmt.Errorf("--cluster-secret-file: %w", err)
 		}
 		o.clusterSecret = strings.TrimSpace(string(b))
+	}
+	if o.passwordFile != "" {
+		if o.password != "" {
+			return nil, errors.New("give --requirepass or --requirepass-file, not both")
+		}
+		b, err := os.ReadFile(o.passwordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--requirepass-file: %w", err)
+		}
+		if o.password = strings.TrimSpace(string(b)); o.password == "" {
+			return nil, fmt.Errorf("--requirepass-file %s is empty", o.passwordFile)
+		}
 	}
 	return o, nil
 }

@@ -133,6 +133,36 @@ func TestProtectedModeFlag(t *testing.T) {
 	}
 }
 
+// --requirepass-file gives the password without showing it in the process
+// list; with --requirepass too, or empty, or missing, it is refused.
+func TestRequirepassFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good, empty := write("pass", "  s3cret-pass\n"), write("empty", " \n")
+	o, err := parseFlags([]string{"--requirepass-file", good}, io.Discard)
+	if err != nil || o.password != "s3cret-pass" {
+		t.Fatalf("--requirepass-file: password %q, %v; want s3cret-pass", o.password, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--requirepass-file", good, "--requirepass", "x"}, "not both"},
+		{[]string{"--requirepass-file", empty}, "is empty"},
+		{[]string{"--requirepass-file", filepath.Join(dir, "missing")}, "no such file"},
+	} {
+		if _, err := parseFlags(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("parseFlags(%q): %v; want an error with %q", tc.args, err, tc.err)
+		}
+	}
+}
+
 // --log-format takes text or json and defaults to DefaultLogFormat, text;
 // any other value is refused with a message that names the flag, and lockd
 // exits 2 before it opens anything.
