@@ -3,6 +3,7 @@ package replication
 import (
 	"context"
 	"encoding/binary"
+	"math/rand/v2"
 
 	"go.etcd.io/raft/v3"
 )
@@ -31,7 +32,8 @@ type readRound struct {
 // The loop owns it.
 type readIndexes struct {
 	q      *mailbox[chan uint64] // requests from ReadBarrier
-	seq    uint64                // the last round's context
+	run    uint64                // random, this process's: an answer to a round of an earlier run is not this run's
+	seq    uint64                // the last round's number
 	rounds map[uint64]*readRound
 }
 
@@ -60,9 +62,17 @@ func (l *loop) startRead() bool {
 	}
 	l.reads.seq++
 	l.reads.rounds[l.reads.seq] = &readRound{waiters: append([]chan uint64(nil), reqs...)}
-	// The context names this node and the round: the leader keeps the
-	// rounds of all nodes in one table, by context.
-	rctx := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, l.n.cfg.ID), l.reads.seq)
+	// The context names this node, this run of it and the round: the
+	// leader keeps the rounds of all nodes in one table, by context, and an
+	// answer queued for this node before it restarted must not pass for an
+	// answer to a round of this run (it may predate writes acknowledged
+	// while the node was down).
+	if l.reads.run == 0 {
+		l.reads.run = rand.Uint64() | 1
+	}
+	rctx := binary.BigEndian.AppendUint64(nil, l.n.cfg.ID)
+	rctx = binary.BigEndian.AppendUint64(rctx, l.reads.run)
+	rctx = binary.BigEndian.AppendUint64(rctx, l.reads.seq)
 	l.rn.ReadIndex(rctx)
 	return true
 }
@@ -72,10 +82,11 @@ func (l *loop) startRead() bool {
 // read arrived serves that read as well as its own round's would.
 func (l *loop) readStates(states []raft.ReadState) {
 	for _, rs := range states {
-		if len(rs.RequestCtx) != 16 || binary.BigEndian.Uint64(rs.RequestCtx) != l.n.cfg.ID {
+		if len(rs.RequestCtx) != 24 || binary.BigEndian.Uint64(rs.RequestCtx) != l.n.cfg.ID ||
+			binary.BigEndian.Uint64(rs.RequestCtx[8:]) != l.reads.run {
 			continue
 		}
-		seq := binary.BigEndian.Uint64(rs.RequestCtx[8:])
+		seq := binary.BigEndian.Uint64(rs.RequestCtx[16:])
 		for s, r := range l.reads.rounds {
 			if s <= seq {
 				for _, ch := range r.waiters {
@@ -128,9 +139,13 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	if index == 0 {
 		return ErrStale
 	}
+	// A lone voter's raft answers a read index at once, with its commit
+	// index, which after a restart may not yet cover every acknowledged
+	// entry (the commit index is not synced): a leader also waits, as
+	// WaitApplied does, until it has applied an entry of its own term.
 	for {
 		wake := n.pub.appliedAdvanced()
-		if n.pub.applied.Load() >= index {
+		if n.pub.applied.Load() >= index && n.ownTermApplied() {
 			return nil
 		}
 		select {

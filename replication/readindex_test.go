@@ -2,10 +2,13 @@ package replication
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3"
 )
 
 // A follower whose link from the leader is slow has not applied a write
@@ -85,5 +88,28 @@ func TestReadBarrierConcurrentAndAlone(t *testing.T) {
 		for err := range errs {
 			t.Fatalf("%d nodes: %v", n, err)
 		}
+	}
+}
+
+// An answer to a round of this node's earlier run (queued by the leader
+// while the node restarted) is not taken for an answer to this run's
+// rounds: it may predate writes acknowledged while the node was down.
+func TestReadStatesOfAnEarlierRunAreIgnored(t *testing.T) {
+	answer := func(id, run, seq, index uint64) raft.ReadState {
+		ctx := binary.BigEndian.AppendUint64(nil, id)
+		ctx = binary.BigEndian.AppendUint64(ctx, run)
+		return raft.ReadState{Index: index, RequestCtx: binary.BigEndian.AppendUint64(ctx, seq)}
+	}
+	ch := make(chan uint64, 1)
+	l := &loop{n: &Node{cfg: Config{ID: 2}}, reads: readIndexes{run: 77, seq: 1, rounds: map[uint64]*readRound{1: {waiters: []chan uint64{ch}}}}}
+	l.readStates([]raft.ReadState{answer(2, 76, 900, 10), answer(3, 77, 5, 11)})
+	select {
+	case i := <-ch:
+		t.Fatalf("round 1 was answered %d by another run's or another node's answer", i)
+	default:
+	}
+	l.readStates([]raft.ReadState{answer(2, 77, 1, 12)})
+	if i := <-ch; i != 12 {
+		t.Fatalf("round 1 answered %d, want 12", i)
 	}
 }

@@ -228,7 +228,7 @@ func (t *Transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 	case !validHostPort(string(addr)):
 		return refuse(fmt.Errorf("bad client address %s", clipString(string(addr))))
 	}
-	if err := checkIdentity(conn, c.Peers[did]); err != nil {
+	if err := checkIdentity(conn, t.peerAddr(did)); err != nil {
 		return refuse(fmt.Errorf("node %d: %w", did, err))
 	}
 	verdict := "OK"

@@ -383,3 +383,25 @@ func TestTLSStrangersAreRefused(t *testing.T) {
 		t.Fatalf("%d raft messages reached the handler", len(m.h.steps))
 	}
 }
+
+// A member added after the Transport started (SetPeers) is checked against
+// the address it was added with: member 1, started alone, learns of member
+// 2 and admits its TLS dial (it was refused: the identity was looked up in
+// the peers given at start, where member 2 was not).
+func TestTLSMemberAddedLaterIsAdmitted(t *testing.T) {
+	ca := newCA(t, "lockd test CA")
+	ln1, ln2 := listen(t), listen(t)
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}
+	la, lb := &logBuf{}, &logBuf{}
+	a := startMemberWith(t, 1, map[uint64]string{1: ln1.Addr().String()}, ln1, dial, nil, withTLS(ca.files(t, nodeCert{host: "127.0.0.1"}), la))
+	both := map[uint64]string{1: ln1.Addr().String(), 2: ln2.Addr().String()}
+	b := startMemberWith(t, 2, both, ln2, dial, nil, withTLS(ca.files(t, nodeCert{host: "127.0.0.1"}), lb))
+	a.tr.SetPeers(both)
+	var one, two uint64 = 1, 2
+	b.tr.Send(&raftpb.Message{Type: raftpb.MsgHeartbeatResp.Enum(), From: &two, To: &one})
+	if got := receive(t, "heartbeat response from the added member", a.h.steps); got.GetFrom() != two {
+		t.Fatalf("member 1 got %v; its log:\n%s", got, la)
+	}
+}

@@ -208,6 +208,15 @@ func (t *Transport) isPeer(id uint64) bool {
 	return ok
 }
 
+// peerAddr is member id's cluster address as the Transport knows it now
+// ("" for no member): members added since New are known only here.
+func (t *Transport) peerAddr(id uint64) string {
+	if p, ok := (*t.peers.Load())[id]; ok {
+		return p.addr
+	}
+	return ""
+}
+
 // SetPeers makes addrs (id to cluster address; this node's own entry is
 // ignored) the members this Transport talks to: a new member gets a link
 // (started if the Transport is), a member whose address changed a new
