@@ -73,6 +73,10 @@ func TestApplyRefusesAsRedis(t *testing.T) {
 		{"channels are left out", "", "&chan", "ERR Error in ACL SETUSER modifier '&chan': Syntax error"},
 		{"selectors are left out", "", "(~a +get)", "ERR Error in ACL SETUSER modifier '(~a +get)': Syntax error"},
 		{"empty subcommand", "", "+get|", "ERR Error in ACL SETUSER modifier '+get|': Syntax error"},
+		// Spaces that strings.Fields splits on: stored, such a rule would
+		// come back as two (a wider user, or one that does not parse).
+		{"no-break space in a pattern", "", "~orders:\u00a0~*", "ERR Error in ACL SETUSER modifier '~orders:\u00a0~*': Syntax error"},
+		{"line separator in a command rule", "", "+get|x\u2028+@all", "ERR Error in ACL SETUSER modifier '+get|x\u2028+@all': Syntax error"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := apply(t, &User{Name: "alice"}, tc.before)

@@ -15,6 +15,8 @@ func FuzzApply(f *testing.F) {
 		"+acl|whoami -@all +@all -get +get reset",
 		"#c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2 !c3ab8ff13720e8ad9047dd39466b3c8974e592c2fa383d4a3960714caef0c4f2",
 		"%rw~x %wr~y %rr~z",
+		"on ~orders:\u00a0~* -@all +@lock", // spaces strings.Fields splits on
+		"-@all +get|x\u2028+@all",
 	} {
 		f.Add(seed)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 //lint:file-ignore ST1005 the texts are Redis's, word for word
@@ -54,11 +55,14 @@ func ValidName(name string) error {
 	return nil
 }
 
-// hasSpace reports whether s holds a byte C's isspace accepts, or NUL.
+// hasSpace reports whether s holds a space (see below) or NUL.
+//
+// Space is what strings.Fields splits on (unicode.IsSpace, U+00A0 and
+// U+2028 included): a rule is stored as one string and read back as the
+// fields of the rules joined by spaces, so a rule with any space in it
+// would come back as several rules.
 func hasSpace(s string) bool {
-	return strings.IndexFunc(s, func(r rune) bool {
-		return r == 0 || r == ' ' || (r >= '\t' && r <= '\r')
-	}) >= 0
+	return strings.IndexFunc(s, func(r rune) bool { return r == 0 || unicode.IsSpace(r) }) >= 0
 }
 
 // Apply returns u with rules applied in order, as ACL SETUSER applies
