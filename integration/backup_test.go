@@ -19,7 +19,8 @@ import (
 // next grant is larger than any before.
 func TestBackupRestoreNewCluster(t *testing.T) {
 	ctx := context.Background()
-	old := startCluster(t, 3, clusterOpts{})
+	backups := t.TempDir()
+	old := startCluster(t, 3, clusterOpts{extra: []string{"--backup-dir", backups}})
 	lead := old.waitLeader(10*time.Second, nil)
 	f := 1 + lead%3
 	rdb := old.client(lead)
@@ -45,12 +46,12 @@ func TestBackupRestoreNewCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A relative path is relative to the data directory's parent.
+	// A relative path is relative to the backup directory.
 	v, err := old.client(f).Do(ctx, "BACKUP", "cluster.backup").Slice()
 	if err != nil || len(v) != 8 {
 		t.Fatalf("BACKUP on follower %d = %v, %v", f, v, err)
 	}
-	backup := filepath.Join(filepath.Dir(old.nodes[f].dir), "cluster.backup")
+	backup := filepath.Join(backups, "cluster.backup")
 	if v[1] != backup {
 		t.Fatalf("BACKUP wrote %v, want %s", v[1], backup)
 	}
@@ -99,7 +100,7 @@ func TestBackupRestoreNewCluster(t *testing.T) {
 // writes nothing, for a file that is not a whole backup, for a directory
 // that is not empty and for another cluster's backup; 2 for bad flags.
 func TestRestoreRefusesBadInput(t *testing.T) {
-	c := startNode(t)
+	c := startNode(t, "--backup-dir", t.TempDir())
 	v, err := c.client(1).Do(context.Background(), "BACKUP", "good.backup").Slice()
 	if err != nil {
 		t.Fatal(err)

@@ -102,3 +102,11 @@ func TestBackup(t *testing.T) {
 		t.Errorf("the backup directory holds %v", ents)
 	}
 }
+
+// Without a backup directory BACKUP is off: a client would otherwise choose
+// where a file of contents it partly wrote is created.
+func TestBackupIsOffWithoutABackupDirectory(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	c.expect("-ERR BACKUP is off: start lockd with --backup-dir, a directory for backups only\r\n", "BACKUP", "../x.backup")
+}

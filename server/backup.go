@@ -63,13 +63,16 @@ func (s *Server) cmdBackup(c *client, r reply, args [][]byte) {
 }
 
 // backupPath resolves BACKUP's argument: relative to the backup directory
-// (Config.BackupDir, by default the data directory's parent), or absolute.
-// The file's directory must exist and lie, symbolic links resolved, inside
-// the backup directory and outside the data directory.
+// (Config.BackupDir), or absolute. The file's directory must exist and lie,
+// symbolic links resolved, inside the backup directory and outside the data
+// directory. Without a backup directory BACKUP is off: a client that may
+// run it would otherwise choose where a file of contents it partly controls
+// (lock names and values) is created, as Redis's CONFIG SET dir and SAVE
+// allowed before Redis 7 protected them.
 func (s *Server) backupPath(arg string) (string, error) {
 	root := s.cfg.BackupDir
 	if root == "" {
-		root = filepath.Dir(filepath.Clean(s.cfg.Node.DataDir))
+		return "", errBackupOff
 	}
 	realRoot, err := realPath(root)
 	if err != nil {

@@ -122,9 +122,9 @@ type Config struct {
 	Version string
 	Logger  *slog.Logger
 
-	// BackupDir is where BACKUP may write (default: the data directory's
-	// parent): a relative path is taken relative to it, and a file outside
-	// it, or inside the data directory, is refused (see backup.go).
+	// BackupDir is where BACKUP may write; without it BACKUP is refused. A
+	// relative path is taken relative to it, and a file outside it, or
+	// inside the data directory, is refused (see backup.go).
 	BackupDir string
 	// Observer, when set, hears of every command a client runs (metrics).
 	Observer CommandObserver

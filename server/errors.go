@@ -36,6 +36,7 @@ var (
 	errReadsMode       = errors.New("ERR CLIENT READS takes LINEARIZABLE or LOCAL")
 	errEmptyCommand    = errors.New("ERR empty command")
 	errInvalidExpire   = errors.New("invalid expire time") // wrapped by expireError
+	errBackupOff       = errors.New("ERR BACKUP is off: start lockd with --backup-dir, a directory for backups only")
 	errMemberID        = errors.New("ERR invalid member id: want an integer 1..65535")
 
 	// The key space (keys.go, scan.go).

@@ -121,7 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&o.logFormat, "log-format", DefaultLogFormat, "text: slog's key=value lines; json: one JSON object a line, with the same keys")
 	fs.BoolVar(&o.version, "version", false, "print the version and the build's module information (as go version -m does), then exit")
-	fs.StringVar(&o.backupDir, "backup-dir", "", "where BACKUP may write files; a relative BACKUP path is relative to it (default: the parent of --data-dir)")
+	fs.StringVar(&o.backupDir, "backup-dir", "", "a directory for backups only, where BACKUP may write files; a relative BACKUP path is relative to it (without it, BACKUP is off)")
 	fs.StringVar(&o.debugListen, "debug-listen", "", "serve Go's /debug/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "serve Prometheus /metrics, /livez and /readyz over HTTP on this address (e.g. 127.0.0.1:9121); off when empty")
 	fs.StringVar(&o.tlsPort, "tls-port", "", "TLS client address (e.g. 127.0.0.1:6380); off when empty")
