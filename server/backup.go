@@ -37,8 +37,11 @@ func (s *Server) cmdBackup(c *client, r reply, args [][]byte) {
 	// As a linearizable read: the backup holds every write acknowledged
 	// anywhere before BACKUP arrived, even on a follower that lags.
 	if err := s.node.ReadBarrier(ctx); err != nil {
-		if errors.Is(err, replication.ErrStale) {
+		switch {
+		case errors.Is(err, replication.ErrStale):
 			err = errUnconfirmedRead
+		case errors.Is(err, context.DeadlineExceeded):
+			err = errCatchingUp // it did not apply up to the index in time
 		}
 		r.err(err)
 		return
