@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 
@@ -301,15 +302,32 @@ func (s *Server) subscriber(c *client) {
 
 // runSubscribed runs one command of a detached client and flushes its
 // reply; it reports whether the connection goes on.
+//
+// A command that changes subscriptions (or QUIT) runs under client.wmu, so that its
+// confirmations go out before any message of the subscriptions it made.
+// Any other is answered into a buffer of its own, copied to the connection
+// under wmu once it is done: one that blocks (LOCK ... WAIT, a write
+// waiting for its commit) does not hold the messages back meanwhile.
 func (s *Server) runSubscribed(c *client, dc redcon.DetachedConn, args [][]byte) bool {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
 	p := s.prepare(c, args)
+	var out redcon.Conn = dc
+	if p.spec != nil && p.spec.run != nil && isSubscription(p.spec.name) {
+		c.wmu.Lock()
+		defer c.wmu.Unlock()
+	} else {
+		b := newBufConn(dc)
+		out = b
+		defer func() {
+			c.wmu.Lock()
+			defer c.wmu.Unlock()
+			b.copyTo(dc)
+		}()
+	}
 	c.result = ResultOK
-	r := reply{c: dc, resp3: c.resp3.Load(), res: &c.result}
+	r := reply{c: out, resp3: c.resp3.Load(), res: &c.result}
 	switch {
 	case r.resp3 || c.subscriptions() == 0 || p.spec == nil:
-		s.dispatch(dc, c, p)
+		s.dispatch(out, c, p)
 	case !allowedSubscribed(p.spec.name):
 		r.err(fmt.Errorf("ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", p.spec.name))
 	case p.spec.name == "ping" && p.err == nil && len(args) <= 2:
@@ -321,10 +339,59 @@ func (s *Server) runSubscribed(c *client, dc redcon.DetachedConn, args [][]byte)
 			r.bulk("")
 		}
 	default:
-		s.dispatch(dc, c, p)
+		s.dispatch(out, c, p)
 	}
 	s.observe(c, p.spec, p.start)
+	if out != redcon.Conn(dc) {
+		return !c.quit // flushed by the deferred copy
+	}
 	return dc.Flush() == nil && !c.quit
+}
+
+// isSubscription reports whether the command name (lower case) changes a
+// client's subscriptions, or is QUIT (whose reply must go out before it
+// closes the connection).
+func isSubscription(name string) bool {
+	switch name {
+	case "subscribe", "psubscribe", "unsubscribe", "punsubscribe", "quit":
+		return true
+	}
+	return false
+}
+
+// bufConn is a connection whose replies are written to a buffer of its
+// own (redcon's Writer over it) until copyTo. The rest of redcon.Conn is
+// the connection's.
+type bufConn struct {
+	redcon.Conn
+	buf bytes.Buffer
+	w   *redcon.Writer
+}
+
+func newBufConn(c redcon.Conn) *bufConn {
+	b := &bufConn{Conn: c}
+	b.w = redcon.NewWriter(&b.buf)
+	return b
+}
+
+func (b *bufConn) WriteError(msg string)       { b.w.WriteError(msg) }
+func (b *bufConn) WriteString(str string)      { b.w.WriteString(str) }
+func (b *bufConn) WriteBulk(bulk []byte)       { b.w.WriteBulk(bulk) }
+func (b *bufConn) WriteBulkString(bulk string) { b.w.WriteBulkString(bulk) }
+func (b *bufConn) WriteInt(num int)            { b.w.WriteInt(num) }
+func (b *bufConn) WriteInt64(num int64)        { b.w.WriteInt64(num) }
+func (b *bufConn) WriteUint64(num uint64)      { b.w.WriteUint64(num) }
+func (b *bufConn) WriteArray(count int)        { b.w.WriteArray(count) }
+func (b *bufConn) WriteNull()                  { b.w.WriteNull() }
+func (b *bufConn) WriteRaw(data []byte)        { b.w.WriteRaw(data) }
+func (b *bufConn) WriteAny(v any)              { b.w.WriteAny(v) }
+
+// copyTo writes what was replied to c and flushes c; the caller holds
+// client.wmu.
+func (b *bufConn) copyTo(c redcon.DetachedConn) {
+	b.w.Flush()
+	c.WriteRaw(b.buf.Bytes())
+	c.Flush()
 }
 
 // pump writes the messages queued for a detached client until done is

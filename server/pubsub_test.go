@@ -257,3 +257,23 @@ func TestGoRedisPubSub(t *testing.T) {
 		t.Fatalf("got %s %q, want news hello", m.Channel, m.Payload)
 	}
 }
+
+// A RESP3 subscriber blocked in a command (LOCK ... WAIT) still receives
+// its messages meanwhile; the command's reply comes when it is done.
+func TestSubscriberBlockedInACommandStillReceivesMessages(t *testing.T) {
+	srv := startServer(t)
+	sub, other := dial(t, srv), dial(t, srv)
+	sub.value("HELLO", "3")
+	sub.expect(">3\r\n"+bulk("subscribe")+bulk("c")+integer(1), "SUBSCRIBE", "c")
+	other.int("LOCK", "job", "a")
+	sub.send(encode("LOCK", "job", "b", "WAIT", "20000"))
+	poll(t, "the LOCK ... WAIT to queue", func() bool { return srv.Node().Table().Waiting() == 1 })
+	other.int("PUBLISH", "c", "while-waiting")
+	if got, want := sub.reply(), ">3\r\n"+bulk("message")+bulk("c")+bulk("while-waiting"); got != want {
+		t.Fatalf("got %q, want the message first", got)
+	}
+	other.int("UNLOCK", "job", "a")
+	if got := sub.reply(); got != integer(2) {
+		t.Fatalf("LOCK ... WAIT answered %q, want token 2", got)
+	}
+}
