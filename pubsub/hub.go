@@ -163,3 +163,26 @@ func (h *Hub) Idle() bool {
 	defer h.mu.RUnlock()
 	return len(h.channels) == 0 && len(h.patterns) == 0
 }
+
+// CutAll cuts off every subscriber, as an overflow does (Overflowed is
+// closed), for why, and returns how many it cut off: their connections are
+// expected to close. A node does it when it skips messages (it installed a
+// snapshot), so that no subscriber misses messages unawares.
+func (h *Hub) CutAll(why string) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	subs := map[*Sub]bool{}
+	for _, m := range []map[string]map[*Sub]struct{}{h.channels, h.patterns} {
+		for _, set := range m {
+			for s := range set {
+				subs[s] = true
+			}
+		}
+	}
+	for s := range subs {
+		s.mu.Lock()
+		s.cutLocked(why)
+		s.mu.Unlock()
+	}
+	return len(subs)
+}

@@ -116,3 +116,30 @@ func TestReadySignalsAQueueThatWasEmpty(t *testing.T) {
 		t.Fatal("no wake-up after the queue emptied and filled again")
 	}
 }
+
+// CutAll cuts off every subscriber, with a reason, and they receive nothing
+// more.
+func TestCutAll(t *testing.T) {
+	h := NewHub(match, 1<<20)
+	a, b := h.NewSub(), h.NewSub()
+	a.Subscribe("c")
+	b.PSubscribe("*")
+	h.Publish("c", "before")
+	if n := h.CutAll("skipped"); n != 2 {
+		t.Fatalf("CutAll = %d, want 2", n)
+	}
+	for _, s := range []*Sub{a, b} {
+		select {
+		case <-s.Overflowed():
+		default:
+			t.Fatal("a subscriber was not cut off")
+		}
+		if s.Why() != "skipped" || len(s.Take(nil)) != 0 {
+			t.Fatalf("Why %q, queue not dropped", s.Why())
+		}
+	}
+	h.Publish("c", "after")
+	if len(a.Take(nil)) != 0 {
+		t.Fatal("a cut-off subscriber still receives")
+	}
+}

@@ -23,7 +23,8 @@ type Sub struct {
 	mu    sync.Mutex
 	queue []Message
 	bytes int
-	cut   bool          // the queue overflowed: nothing more is queued
+	cut   bool          // cut off (overflow or CutAll): nothing more is queued
+	why   string        // why it was cut off
 	ready chan struct{} // holds a token while queue is non-empty and not yet taken
 	over  chan struct{} // closed when cut
 }
@@ -115,9 +116,7 @@ func (s *Sub) push(m Message) {
 		return
 	}
 	if s.bytes+m.size() > s.hub.limit {
-		s.cut = true
-		s.queue, s.bytes = nil, 0
-		close(s.over)
+		s.cutLocked("too many messages waiting")
 		return
 	}
 	s.queue = append(s.queue, m)
@@ -130,10 +129,27 @@ func (s *Sub) push(m Message) {
 	}
 }
 
+// cutLocked cuts s off for why; s.mu is held.
+func (s *Sub) cutLocked(why string) {
+	if s.cut {
+		return
+	}
+	s.cut, s.why = true, why
+	s.queue, s.bytes = nil, 0
+	close(s.over)
+}
+
+// Why says why s was cut off ("" while it is not).
+func (s *Sub) Why() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.why
+}
+
 // Ready has a value when messages may be waiting: then Take them.
 func (s *Sub) Ready() <-chan struct{} { return s.ready }
 
-// Overflowed is closed once s was cut off for not reading.
+// Overflowed is closed once s was cut off: for not reading, or by CutAll.
 func (s *Sub) Overflowed() <-chan struct{} { return s.over }
 
 // Take appends the queued messages to dst, in the order they were

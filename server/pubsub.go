@@ -107,7 +107,7 @@ func (s *Server) deliver(evs []lock.Event) {
 // them unawares: while it stays connected it receives every message in log
 // order. The applier calls it (replication.Config.EventsLost).
 func (s *Server) dropSubscribers() {
-	if n := s.closeDetached(true); n > 0 {
+	if n := s.hub.CutAll("the node installed a snapshot: it skips the messages of the entries the snapshot replaced"); n > 0 {
 		s.log.Warn("installed a snapshot: disconnected the subscribers, which would miss its entries' messages", "subscribers", n)
 	}
 }
@@ -414,7 +414,7 @@ func (s *Server) pump(c *client, dc redcon.DetachedConn, done <-chan struct{}, p
 		defer close(watched)
 		select {
 		case <-c.sub.Overflowed():
-			s.log.Warn("subscriber disconnected: too many messages waiting", "client", c.id, "addr", c.addr, "limit", s.cfg.PubSubBufferLimit)
+			s.log.Warn("subscriber disconnected", "why", c.sub.Why(), "client", c.id, "addr", c.addr, "limit", s.cfg.PubSubBufferLimit)
 			c.nc.Close()
 		case <-stop:
 		}

@@ -222,7 +222,7 @@ func (s *Server) Close() error {
 		}
 		close(s.stopPoll)
 		s.serving.Wait() // redcon closes the remaining connections on its way out
-		s.closeDetached(false)
+		s.closeDetached()
 		s.denials.wait()
 		s.conns.Wait()
 	})
@@ -230,20 +230,20 @@ func (s *Server) Close() error {
 }
 
 // closeDetached closes the connections of subscribers, which redcon no
-// longer knows.
-// With subscribed, only those with a subscription; it returns how many it
-// closed.
-func (s *Server) closeDetached(subscribed bool) int {
+// longer knows (outside s.mu: closing a TLS connection may wait to send its
+// close alert).
+func (s *Server) closeDetached() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	var ncs []*clientConn
 	for _, c := range s.clients {
-		if c.detached.Load() && (!subscribed || c.sub.Count() > 0) {
-			c.nc.Close() // not c.conn's Close, which would flush its buffer
-			n++
+		if c.detached.Load() {
+			ncs = append(ncs, c.nc)
 		}
 	}
-	return n
+	s.mu.Unlock()
+	for _, nc := range ncs {
+		nc.Close() // not c.conn's Close, which would flush its buffer
+	}
 }
 
 // allReading reports whether every client connection is waiting for input,
