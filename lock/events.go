@@ -20,16 +20,22 @@ const (
 	EventExpire                       // PEXPIRE (EXPIRE, ...) or RENEW gave it a new lease
 	EventPersist                      // PERSIST took its lease away
 	EventGrant                        // LOCK granted it, or it was handed to the first waiter
+	// EventUserDeleted is ACL DELUSER of the user Name: not a keyspace
+	// notification; a node closes that user's connections when it applies
+	// it (so a user deleted and made again at once does not keep the old
+	// connections, authenticated with the old password).
+	EventUserDeleted
 )
 
 var eventNames = [...]string{
-	EventPublish: "publish",
-	EventSet:     "set",
-	EventDel:     "del",
-	EventExpired: "expired",
-	EventExpire:  "expire",
-	EventPersist: "persist",
-	EventGrant:   "grant",
+	EventPublish:     "publish",
+	EventSet:         "set",
+	EventDel:         "del",
+	EventExpired:     "expired",
+	EventExpire:      "expire",
+	EventPersist:     "persist",
+	EventGrant:       "grant",
+	EventUserDeleted: "acl-deluser",
 }
 
 func (k EventKind) String() string {

@@ -99,3 +99,16 @@ func TestEventsAreDeterministic(t *testing.T) {
 		t.Fatalf("two replays recorded %d and %d events, or different ones", len(got[0]), len(got[1]))
 	}
 }
+
+func TestUserDeletionIsAnEvent(t *testing.T) {
+	tab := NewTable()
+	tab.SetNotify(true)
+	applySteps(tab, []step{at(1, 0,
+		Command{Op: OpACLSetUser, ID: 1, Name: "app", Owner: "on nopass"},
+		Command{Op: OpACLDelUser, ID: 2, Name: "app"},
+		Command{Op: OpACLSetUser, ID: 3, Name: "app", Owner: "on nopass"},
+		Command{Op: OpACLDelUser, ID: 4, Name: "nobody"})})
+	if got := tab.TakeEvents(nil); !slices.Equal(got, []Event{{Kind: EventUserDeleted, Name: "app"}}) {
+		t.Fatalf("events %v, want one deletion of app", got)
+	}
+}

@@ -86,6 +86,7 @@ func (t *Table) delUsers(c *Command) resp.Value {
 	for _, name := range names {
 		if users.Has(name) {
 			users = users.Without(name)
+			t.note(EventUserDeleted, name)
 			n++
 		}
 	}

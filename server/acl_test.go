@@ -362,6 +362,20 @@ func TestACLUserChangedOrDeleted(t *testing.T) {
 	admin.expect("$-1\r\n", "GET", "a")
 }
 
+// A user deleted and made again before the node looks at its users (both
+// applied in one batch, as a follower often applies entries committed back
+// to back) keeps none of its old connections: the deletion itself, applied,
+// closes them (it was a diff of the user names, which saw no change).
+func TestACLUserDeletedAndMadeAgainLosesItsConnections(t *testing.T) {
+	srv, admin := aclServer(t)
+	old := as(t, srv, "locker")
+	// What applying DELUSER locker then SETUSER locker hands the server:
+	// the users still have locker, and the deletion's event.
+	srv.deliver([]lock.Event{{Kind: lock.EventUserDeleted, Name: "locker"}})
+	old.expectClosed()
+	admin.expect("+PONG\r\n", "PING")
+}
+
 // TestACLInPipelines: every pipelined command is checked on its own; a
 // denied one in a wave of writes answers -NOPERM in its place and the
 // others run.

@@ -80,11 +80,15 @@ func class(k lock.EventKind) keyspaceEvents {
 // deliver hands what the node's apply did to its subscribers. The applier
 // calls it (replication.Config.Events); it never blocks.
 func (s *Server) deliver(evs []lock.Event) {
-	if s.hub.Idle() {
-		return
-	}
+	idle := s.hub.Idle()
 	for _, e := range evs {
-		if e.Kind == lock.EventPublish {
+		switch {
+		case e.Kind == lock.EventUserDeleted:
+			s.closeUser(e.Name)
+			continue
+		case idle:
+			continue
+		case e.Kind == lock.EventPublish:
 			s.hub.Publish(e.Name, e.Payload)
 			continue
 		}
@@ -98,6 +102,31 @@ func (s *Server) deliver(evs []lock.Event) {
 		if s.notify&notifyKeyevent != 0 {
 			s.hub.Publish("__keyevent@0__:"+kind, e.Name)
 		}
+	}
+}
+
+// closeUser closes the connections authenticated as the user name, which
+// ACL DELUSER deleted (the applier calls it through deliver, in log order:
+// a user made again right after keeps none of the old connections). The
+// connections are closed on a goroutine of its own, which ends once they
+// are: closing a TLS connection may wait to send its close alert.
+func (s *Server) closeUser(name string) {
+	s.mu.Lock()
+	var ncs []*clientConn
+	for _, c := range s.clients {
+		c.mu.Lock()
+		if c.user == name {
+			ncs = append(ncs, c.nc)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(ncs) > 0 {
+		go func() {
+			for _, nc := range ncs {
+				nc.Close()
+			}
+		}()
 	}
 }
 
