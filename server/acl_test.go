@@ -464,3 +464,30 @@ func BenchmarkPermit(b *testing.B) {
 		})
 	}
 }
+
+// Connections admitted before the node caught up after its start are
+// provisional: once it has, those admitted under users that have changed
+// since (an ACL change in the log's tail the node had not applied yet) are
+// closed, the others kept.
+func TestConnectionsAdmittedBeforeTheUsersWereCurrent(t *testing.T) {
+	srv := startServer(t)
+	poll(t, "the node to catch up after its start", srv.usersReady.Load)
+	srv.usersReady.Store(false) // as if it had just restarted
+	admitted := dial(t, srv)    // open default user: admitted at once
+	admitted.expect("+PONG\r\n", "PING")
+	kept := dial(t, srv)
+	kept.expect("+PONG\r\n", "PING")
+	if n := srv.usersNowCurrent(); n != 0 {
+		t.Fatalf("closed %d connections, the users unchanged", n)
+	}
+	srv.usersReady.Store(false)
+	stale := dial(t, srv)
+	stale.expect("+PONG\r\n", "PING")
+	// The change the restarted node had not applied when it admitted them.
+	kept.expect("+OK\r\n", "ACL", "SETUSER", "default", "off")
+	if n := srv.usersNowCurrent(); n != 1 {
+		t.Fatalf("closed %d connections, want the one admitted under the old users", n)
+	}
+	stale.expectClosed()
+	admitted.expect("+PONG\r\n", "PING") // admitted when the users were current
+}

@@ -67,6 +67,9 @@ func (s *Server) checkAuth(c *client, user string, pass []byte) error {
 		return errWrongPass
 	}
 	c.setUser(user)
+	s.mu.Lock()
+	s.provisional(c)
+	s.mu.Unlock()
 	return nil
 }
 

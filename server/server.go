@@ -46,6 +46,10 @@ type Server struct {
 	backingUp atomic.Bool    // a BACKUP is being written (backup.go)
 
 	localDefault *acl.User // the default user until one is replicated (see acl.go)
+
+	// usersReady is set once the node caught up after it started: the
+	// users it checks are then the cluster's (userscurrent.go).
+	usersReady atomic.Bool
 }
 
 // client is the state of one client connection. Its connection's goroutine
@@ -82,6 +86,10 @@ type client struct {
 	name    string
 	libName string
 	libVer  string
+	// While the users may not be current (userscurrent.go): provisional,
+	// and the users it was admitted under (nil: none replicated yet).
+	provisional bool
+	authUsers   *acl.Users
 
 	// Pub/sub (pubsub.go). sub is made by the client's first (P)SUBSCRIBE
 	// on its own goroutine, which then detaches the connection (dconn,
@@ -135,8 +143,9 @@ func New(c Config) (*Server, error) {
 		return nil, err
 	}
 	s.node = node
-	s.serving.Add(1)
+	s.serving.Add(2)
 	go s.watchUsers()
+	go s.awaitCurrentUsers()
 	if cfg.Listener != nil {
 		s.serve(cfg.Listener)
 	}
@@ -279,6 +288,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	}
 	if s.defaultOpen() {
 		c.authed, c.user = true, acl.DefaultName
+		s.provisional(c)
 	}
 	s.clients[c.id] = c
 	conn.SetContext(c)
