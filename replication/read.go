@@ -33,7 +33,14 @@ func (n *Node) WaitApplied(ctx context.Context) error {
 	if err := n.waitFresh(ctx); err != nil {
 		return err
 	}
-	target := n.pub.commit.Load()
+	return n.appliedTo(ctx, n.pub.commit.Load())
+}
+
+// appliedTo waits until this node has applied target and, on a leader, an
+// entry of its own term (see ownTermApplied). It returns ctx's error when
+// ctx ends first, ErrClosed when the node closes and the node's error when
+// it stops itself.
+func (n *Node) appliedTo(ctx context.Context, target uint64) error {
 	for {
 		wake := n.pub.appliedAdvanced()
 		if n.pub.applied.Load() >= target && n.ownTermApplied() {

@@ -143,19 +143,5 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	// index, which after a restart may not yet cover every acknowledged
 	// entry (the commit index is not synced): a leader also waits, as
 	// WaitApplied does, until it has applied an entry of its own term.
-	for {
-		wake := n.pub.appliedAdvanced()
-		if n.pub.applied.Load() >= index && n.ownTermApplied() {
-			return nil
-		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-n.stopc:
-			return ErrClosed
-		case <-n.haltc:
-			return n.failed()
-		}
-	}
+	return n.appliedTo(ctx, index)
 }
