@@ -230,7 +230,13 @@ func (c *cluster) logOf(i int) string {
 // launch starts node i's process and returns a channel closed when it exits.
 func (c *cluster) launch(i int) chan struct{} {
 	c.t.Helper()
-	p := c.nodes[i]
+	return c.launchProc(c.nodes[i])
+}
+
+// launchProc starts p's process (p need not be one of c.nodes) and returns
+// a channel closed when it exits.
+func (c *cluster) launchProc(p *proc) chan struct{} {
+	c.t.Helper()
 	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		c.t.Fatal(err)
@@ -470,8 +476,11 @@ func (c *cluster) waitLeader(timeout time.Duration, among []int) int {
 	return lead
 }
 
-func (c *cluster) dumpLog(i int) {
-	b, err := os.ReadFile(c.nodes[i].logPath)
+func (c *cluster) dumpLog(i int) { c.dumpProcLog(c.nodes[i]) }
+
+// dumpProcLog logs the tail of p's log.
+func (c *cluster) dumpProcLog(p *proc) {
+	b, err := os.ReadFile(p.logPath)
 	if err != nil {
 		return
 	}
@@ -479,7 +488,7 @@ func (c *cluster) dumpLog(i int) {
 	if len(lines) > 60 {
 		lines = lines[len(lines)-60:]
 	}
-	c.t.Logf("--- node %d log (tail) ---\n%s", i, strings.Join(lines, "\n"))
+	c.t.Logf("--- node %d log (tail) ---\n%s", p.id, strings.Join(lines, "\n"))
 }
 
 // poll calls cond until it returns true, failing the test after timeout.

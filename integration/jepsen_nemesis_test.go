@@ -68,9 +68,15 @@ const (
 	nemOneWay      = "one-way"      // cut only the links out of, or only those into, one node
 	nemKillAll     = "kill-all"     // kill -9 all nodes, restart them all
 	nemMixed       = "mixed"        // two faults at once (see mixed)
+	// nemMembers changes the membership while clients run: it adds a new
+	// member (id 4, then 5, ...: ids are never reused), which joins as a
+	// learner and is promoted once caught up, or removes the one it added
+	// and stops it. The clients and the other faults keep to nodes 1-3;
+	// the added member links to them directly, not through the proxies.
+	nemMembers = "members"
 )
 
-var nemesisKinds = []string{nemKillLeader, nemPauseLeader, nemIsolate, nemOneWay, nemKillAll, nemMixed}
+var nemesisKinds = []string{nemKillLeader, nemPauseLeader, nemIsolate, nemOneWay, nemKillAll, nemMixed, nemMembers}
 
 // nemesis injects faults into a cluster on a schedule drawn from a seeded RNG.
 // It runs on the test goroutine (cluster.start may call t.Fatal).
@@ -84,12 +90,18 @@ type nemesis struct {
 	counts map[string]int
 	killed map[int]bool
 	paused map[int]bool
+
+	extra   *proc // the member nemMembers added, until it removes it
+	nextID  int   // the id of the next member it adds
+	added   int // members added, removed, and promoted to voter by their removal, for the report
+	removed int
+	voters  int
 }
 
 func newNemesis(t testing.TB, c *cluster, lt *leaderTracker, seed int64) *nemesis {
 	return &nemesis{
 		t: t, c: c, lt: lt, rng: rand.New(rand.NewSource(seed ^ 0x6e656d)), begin: time.Now(),
-		counts: map[string]int{}, killed: map[int]bool{}, paused: map[int]bool{},
+		counts: map[string]int{}, killed: map[int]bool{}, paused: map[int]bool{}, nextID: len(c.nodes) + 1,
 	}
 }
 
@@ -193,8 +205,80 @@ func (n *nemesis) inject(kind string, hold time.Duration) {
 			n.paused[i] = true
 			n.c.isolate(rest[0])
 		}
+	case nemMembers:
+		n.changeMembers(kind)
 	default:
 		n.t.Fatalf("unknown nemesis kind %q", kind)
+	}
+}
+
+// changeMembers adds a member when the nemesis has none of its own, else
+// removes it. A change the cluster refuses (one pending, no quorum) is
+// logged and tried again at the next event.
+func (n *nemesis) changeMembers(kind string) {
+	n.t.Helper()
+	if n.extra == nil {
+		id := n.nextID
+		p := n.c.joinProc(id, []int{1, 2, 3})
+		if err := n.memberCmd("ADD", id, p.cluster); err != nil {
+			n.logf("%s: MEMBER ADD %d refused: %v", kind, id, err)
+			return
+		}
+		n.nextID++
+		n.c.launchProc(p)
+		n.extra = p
+		n.added++
+		n.logf("%s: MEMBER ADD %d %s; it joins as a learner (leader %d)", kind, id, p.cluster, n.lt.get())
+		return
+	}
+	id := n.extra.id
+	role := "?"
+	for i := 1; i <= len(n.c.nodes) && role == "?"; i++ {
+		if r := n.c.roles(i); r != nil && !n.killed[i] && !n.paused[i] {
+			role = r[id]
+		}
+	}
+	if role == "voter" {
+		n.voters++
+	}
+	if err := n.memberCmd("REMOVE", id); err != nil {
+		n.logf("%s: MEMBER REMOVE %d refused: %v", kind, id, err)
+		return
+	}
+	n.extra.kill()
+	n.extra = nil
+	n.removed++
+	n.logf("%s: MEMBER REMOVE %d (a %s by then), and stopped it (leader %d)", kind, id, role, n.lt.get())
+}
+
+// memberCmd sends MEMBER args to nodes 1-3 in turn until one accepts it.
+func (n *nemesis) memberCmd(args ...any) error {
+	var err error
+	for i := 1; i <= len(n.c.nodes); i++ {
+		if n.killed[i] || n.paused[i] {
+			continue
+		}
+		if _, err = n.c.member(i, args...); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// settleMembers removes the member the nemesis added, if any, so that the
+// recovery's restart of nodes 1-3 makes a quorum; it retries for up to
+// 30 s.
+func (n *nemesis) settleMembers() {
+	n.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for n.extra != nil && time.Now().Before(deadline) {
+		n.changeMembers("settle")
+		if n.extra != nil {
+			time.Sleep(200 * time.Millisecond) // between retries, not ordering
+		}
+	}
+	if n.extra != nil {
+		n.t.Errorf("nemesis: member %d could not be removed within 30s", n.extra.id)
 	}
 }
 

@@ -156,26 +156,24 @@ func (n *notifier) settle(timeout time.Duration) {
 	}
 }
 
+// run records until ctx ends and the watcher is closed (stopWatchers).
+// After a disconnection go-redis subscribes again, to the marker channel and
+// to the pattern, one confirmation each: every confirmation is a break, as
+// messages of the marker channel may arrive before the pattern is
+// subscribed again (a node replaying its log delivers them fast).
 func (w *notifyWatcher) run(ctx context.Context) {
-	subscribed := true
 	for ctx.Err() == nil {
 		msg, err := w.ps.Receive(ctx)
 		w.mu.Lock()
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			if !subscribed {
-				subscribed = true
-				w.record = append(w.record, "break")
-			}
+			w.record = append(w.record, "break")
 		case *redis.Message:
 			if m.Channel == notifyMarker {
 				w.record = append(w.record, "marker "+m.Payload)
 			} else {
 				w.record = append(w.record, strings.TrimPrefix(m.Channel, "__keyevent@0__:")+" "+m.Payload)
 			}
-		}
-		if err != nil {
-			subscribed = false // go-redis subscribes again on the next Receive
 		}
 		w.mu.Unlock()
 		if err != nil {

@@ -188,6 +188,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	// restarted on its data, so the final reads prove durability.
 	nem.heal()
 	c.waitLeader(20*time.Second, nil)
+	nem.settleMembers()
 	notes.settle(20 * time.Second)
 	notes.stop()
 	t.Logf("recovery: kill -9 all nodes, restart them all")
@@ -373,7 +374,7 @@ func report(t testing.TB, cfg jepsenConfig, w *workload, lw *leaseWorkload, nem 
 		cfg.seed, len(w.reads), confirmed, len(w.reads)-confirmed)
 	t.Logf("REPORT seed %d: linearizable OWNER reads on random nodes: %d sent, %d answered (checked), %d refused or timed out",
 		cfg.seed, w.linSent.Load(), w.linOK.Load(), w.linSent.Load()-w.linOK.Load())
-	t.Logf("REPORT seed %d: nemesis events %d: %s", cfg.seed, total, strings.Join(nems, " "))
+	t.Logf("REPORT seed %d: nemesis events %d: %s; members added %d, removed %d (%d of them voters by then)", cfg.seed, total, strings.Join(nems, " "), nem.added, nem.removed, nem.voters)
 
 	t.Logf("REPORT seed %d: lease test: %d LOCK PX ops, %d grants, %d zombies; store accepted %d writes, rejected %d stale writes and %d stale reads (clients saw %d/%d); lease LOCK errors %d",
 		cfg.seed, len(leaseOps), lw.grants.Load(), lw.zombies.Load(), accepted, rejected, lw.rejectedReads(), lw.staleWrites.Load(), lw.staleReads.Load(), lw.errs.Load())

@@ -20,6 +20,15 @@ import (
 // after MEMBER ADD.
 func (c *cluster) prepareJoin(id int, members []int) *proc {
 	c.t.Helper()
+	p := c.joinProc(id, members)
+	c.nodes[id] = p
+	return p
+}
+
+// joinProc is prepareJoin's process, not added to c.nodes (the Jepsen
+// suite's members nemesis keeps its extra members apart).
+func (c *cluster) joinProc(id int, members []int) *proc {
+	c.t.Helper()
 	p := &proc{id: id, client: freePort(c.t), cluster: freePort(c.t), dir: filepath.Join(c.t.TempDir(), fmt.Sprint(id))}
 	peers := []string{fmt.Sprintf("%d=%s", id, p.cluster)}
 	for _, m := range members {
@@ -43,10 +52,10 @@ func (c *cluster) prepareJoin(id int, members []int) *proc {
 	}
 	p.args = append(p.args, "--join")
 	p.logPath = filepath.Join(c.t.TempDir(), fmt.Sprintf("lockd-%d.log", id))
-	c.nodes[id] = p
 	c.t.Cleanup(func() {
+		p.kill()
 		if c.t.Failed() {
-			c.dumpLog(id)
+			c.dumpProcLog(p)
 		}
 	})
 	return p
