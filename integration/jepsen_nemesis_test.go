@@ -93,7 +93,7 @@ type nemesis struct {
 
 	extra   *proc // the member nemMembers added, until it removes it
 	nextID  int   // the id of the next member it adds
-	added   int // members added, removed, and promoted to voter by their removal, for the report
+	added   int   // members added, removed, and promoted to voter by their removal, for the report
 	removed int
 	voters  int
 }
