@@ -459,6 +459,9 @@ func (c *cluster) leader(among []int) int {
 		}
 		lead = l
 	}
+	if _, ok := c.nodes[lead]; !ok {
+		return 0 // a member the test added apart (the Jepsen suite's members nemesis)
+	}
 	if m := c.info(lead); m == nil || m["role"] != "leader" {
 		return 0
 	}

@@ -187,8 +187,8 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	// Recovery: everything healed and running, then every node killed and
 	// restarted on its data, so the final reads prove durability.
 	nem.heal()
+	nem.settleMembers() // the added member may lead: removed, it steps down
 	c.waitLeader(20*time.Second, nil)
-	nem.settleMembers()
 	notes.settle(20 * time.Second)
 	notes.stop()
 	t.Logf("recovery: kill -9 all nodes, restart them all")
