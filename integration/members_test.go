@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,10 @@ func (c *cluster) joinProc(id int, members []int) *proc {
 	set := map[string]string{
 		"--id": fmt.Sprint(id), "--listen": p.client, "--cluster-listen": p.cluster,
 		"--peers": strings.Join(peers, ","), "--data-dir": p.dir,
+		"--tls-port": p.client, // a cluster with clients on TLS only (clusterOpts.tls) serves them there
+	}
+	if slices.Contains(c.nodes[1].args, "--tls-port") {
+		set["--listen"] = ""
 	}
 	base := c.nodes[1].args
 	for i := 0; i < len(base); i++ {
@@ -364,4 +369,16 @@ func TestMembersForceNewCluster(t *testing.T) {
 	c.addNode(survivor, 4, []int{survivor})
 	c.waitRoles(4, 10*time.Second, map[int]string{survivor: "voter", 4: "voter"})
 	c.holds(4, acked)
+}
+
+// A node joins a cluster whose clients use TLS only and whose peers use
+// mutual TLS, and becomes a voter: the members check its certificate
+// against the address it was added with (they once checked the --peers of
+// their start, where it was not).
+func TestMembersJoinATLSCluster(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{tls: true})
+	lead := c.waitLeader(10*time.Second, nil)
+	took := c.addNode(lead, 4, []int{1, 2, 3})
+	t.Logf("node 4 joined the TLS cluster and became a voter in %v", took)
+	c.waitLeader(10*time.Second, nil)
 }
