@@ -70,8 +70,8 @@ func (l *loop) promoteCaughtUp() {
 	}
 	m := l.n.members.Load()
 	for _, id := range m.cs.GetLearners() {
-		// Caught up: it holds the entry that added it, and lags by at most PromoteLag.
-		if match[id] >= m.index && match[id]+l.n.cfg.PromoteLag >= l.lastIndex {
+		pr := st.Progress[id]
+		if promotable(pr.Match, pr.RecentActive, m.index, l.lastIndex, l.n.cfg.PromoteLag) {
 			c := memberChange{op: raftpb.ConfChangeAddNode, id: id}
 			if l.checkProposal(c) == nil {
 				l.n.log.Info("promoting a caught-up learner", "member", id, "match", match[id], "last", l.lastIndex)
@@ -224,4 +224,15 @@ func (n *Node) knownAddrs(cs *raftpb.ConfState, addrs map[uint64]string) map[uin
 		}
 	}
 	return out
+}
+
+// promotable reports whether a learner whose log matches the leader's up to
+// match may become a voter: it holds the entry that added it (added), it
+// lags the leader's last index by at most lag, and the leader heard from it
+// within the last election timeout (active: raft's Progress.RecentActive,
+// kept by CheckQuorum). A learner that caught up and then died is not
+// promoted: as a voter it would count toward a quorum it cannot make (one
+// voter and a dead one make a cluster that cannot commit).
+func promotable(match uint64, active bool, added, last, lag uint64) bool {
+	return active && match >= added && match+lag >= last
 }

@@ -415,3 +415,24 @@ func TestMemberGrownNodeBoundsItsInflightEntries(t *testing.T) {
 		t.Fatalf("MaxInflight of the grown node = %d; want 1", got)
 	}
 }
+
+func TestPromotable(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		match            uint64
+		active           bool
+		added, last, lag uint64
+		want             bool
+	}{
+		{"caught up and heard from", 100, true, 50, 120, 64, true},
+		{"caught up but silent (died after catching up)", 100, false, 50, 120, 64, false},
+		{"lags too far", 40, true, 30, 120, 64, false},
+		{"has not the entry that added it", 40, true, 50, 60, 64, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := promotable(tc.match, tc.active, tc.added, tc.last, tc.lag); got != tc.want {
+				t.Fatalf("promotable = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
