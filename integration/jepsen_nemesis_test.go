@@ -238,9 +238,6 @@ func (n *nemesis) changeMembers(kind string) {
 			role = r[id]
 		}
 	}
-	if role == "voter" {
-		n.voters++
-	}
 	if err := n.memberCmd("REMOVE", id); err != nil {
 		n.logf("%s: MEMBER REMOVE %d refused: %v", kind, id, err)
 		return
@@ -248,6 +245,9 @@ func (n *nemesis) changeMembers(kind string) {
 	n.extra.kill()
 	n.extra = nil
 	n.removed++
+	if role == "voter" {
+		n.voters++
+	}
 	n.logf("%s: MEMBER REMOVE %d (a %s by then), and stopped it (leader %d)", kind, id, role, n.lt.get())
 }
 

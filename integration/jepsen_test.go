@@ -5,7 +5,8 @@
 // and, through a fenced store, that leases plus fencing tokens lose no
 // acknowledged write even with zombie clients.
 //
-// CI runs TestJepsenShort (about a minute; skipped under -short):
+// CI runs TestJepsenShort (about a minute; skipped under -short) and
+// TestJepsenShortTLS (half a minute, TLS on both ports):
 //
 //	go test -count=1 -run TestJepsenShort ./integration/
 //	go test -race -count=1 -run TestJepsenShort ./integration/
@@ -78,6 +79,18 @@ func TestJepsenShort(t *testing.T) {
 		seed = v
 	}
 	runJepsen(t, defaultJepsenConfig(seed, 40*time.Second))
+}
+
+// TestJepsenShortTLS is the short suite with TLS on both ports: clients on
+// TLS only, peers on mutual TLS (LOCKD_JEPSEN_TLS=1 does the same for the
+// other runs).
+func TestJepsenShortTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the Jepsen suite takes about a minute; skipped under -short")
+	}
+	cfg := defaultJepsenConfig(time.Now().UnixNano()%100000, 30*time.Second)
+	cfg.tls = true
+	runJepsen(t, cfg)
 }
 
 func TestJepsenSoak(t *testing.T) {
