@@ -264,3 +264,28 @@ func (s *Server) watchUsers() {
 		}
 	}
 }
+
+// closeUser closes the connections authenticated as the user name, which
+// ACL DELUSER deleted (the applier calls it through deliver, in log order:
+// a user made again right after keeps none of the old connections). The
+// connections are closed on a goroutine of its own, which ends once they
+// are: closing a TLS connection may wait to send its close alert.
+func (s *Server) closeUser(name string) {
+	s.mu.Lock()
+	var ncs []*clientConn
+	for _, c := range s.clients {
+		c.mu.Lock()
+		if c.user == name {
+			ncs = append(ncs, c.nc)
+		}
+		c.mu.Unlock()
+	}
+	s.mu.Unlock()
+	if len(ncs) > 0 {
+		go func() {
+			for _, nc := range ncs {
+				nc.Close()
+			}
+		}()
+	}
+}

@@ -91,7 +91,7 @@ type client struct {
 	provisional bool
 	authUsers   *acl.Users
 
-	// Pub/sub (pubsub.go). sub is made by the client's first (P)SUBSCRIBE
+	// Pub/sub (pubsub.go, subscriber.go). sub is made by the client's first (P)SUBSCRIBE
 	// on its own goroutine, which then detaches the connection (dconn,
 	// detached); backlog holds the commands it had pipelined after that
 	// one. From then on the subscriber goroutine owns what the client's
