@@ -248,6 +248,23 @@ func TestMemberSecondChangeIsRefused(t *testing.T) {
 	follower := c.others(lead)[0]
 	c.connected(t)
 	ctx := context.Background()
+	// The leader sends a follower new entries without waiting for an
+	// acknowledgement only once it has heard one (raft's replicate state);
+	// before that it probes, one append at a time, and a follower that
+	// cannot answer would never get the change.
+	lockFresh(t, c.nodes[lead], "before", 1)
+	poll(t, "the leader to hear each follower acknowledge the last entry", func() bool {
+		m := c.nodes[lead].matches.Load()
+		if m == nil {
+			return false
+		}
+		for _, o := range c.others(lead) {
+			if (*m)[o] < c.nodes[lead].Status().Commit {
+				return false
+			}
+		}
+		return true
+	})
 	for _, o := range c.others(lead) {
 		c.net.cut(memAddrOf(o), memAddrOf(lead)) // the followers get entries but cannot acknowledge them
 	}
