@@ -264,12 +264,22 @@ func (c *cluster) launchProc(p *proc) chan struct{} {
 
 func (c *cluster) waitPing(i int, ex chan struct{}) {
 	c.t.Helper()
+	if c.pingOrExit(i, ex) {
+		c.dumpLog(i)
+		c.t.Fatalf("node %d exited at start", i)
+	}
+}
+
+// pingOrExit polls until node i, launched with exit channel ex, answers
+// PING (false) or exits (true), failing the test after a deadline.
+func (c *cluster) pingOrExit(i int, ex chan struct{}) (exited bool) {
+	c.t.Helper()
 	p := c.nodes[i]
-	poll(c.t, 10*time.Second, fmt.Sprintf("node %d answers PING", i), func() bool {
+	poll(c.t, 10*time.Second, fmt.Sprintf("node %d answers PING or exits", i), func() bool {
 		select {
 		case <-ex:
-			c.dumpLog(i)
-			c.t.Fatalf("node %d exited at start", i)
+			exited = true
+			return true
 		default:
 		}
 		conn, err := c.dialClient(p.client, time.Second)
@@ -286,6 +296,7 @@ func (c *cluster) waitPing(i int, ex chan struct{}) {
 		line, _ := rd.ReadString('\n')
 		return line == "+PONG\r\n"
 	})
+	return exited
 }
 
 func exitCode(err error) int {
