@@ -19,27 +19,32 @@ func TestApplyRendersAsRedis(t *testing.T) {
 	for _, tc := range []struct {
 		name, rules, want string
 	}{
-		{"new user", "", "user alice off -@all"},
-		{"a service", "on >secret ~orders:* -@all +@lock", "user alice on #" + h + " ~orders:* -@all +@lock"},
-		{"read-only monitor", "on nopass %R~* +@read -@write", "user alice on nopass %R~* -@all +@read -@write"},
-		{"admin", "on >secret allkeys allcommands", "user alice on #" + h + " ~* +@all"},
-		{"~* is allkeys", "~*", "user alice off ~* -@all"},
-		{"%RW~* is allkeys", "%RW~*", "user alice off ~* -@all"},
-		{"%R~ and %W~ merge", "%R~a %W~a", "user alice off ~a -@all"},
-		{"%R~* and %W~* merge into allkeys", "%R~* %W~*", "user alice off ~* -@all"},
-		{"a pattern twice is kept once", "~a ~b ~a", "user alice off ~a ~b -@all"},
-		{"resetkeys", "~a resetkeys ~b", "user alice off ~b -@all"},
-		{"a later rule for a command replaces the earlier", "+get -set +get", "user alice off -@all -set +get"},
-		{"subcommands", "+acl|WHOAMI -client", "user alice off -@all +acl|whoami -client"},
-		{"+@all clears the rules", "+get +@all -lock", "user alice off +@all -lock"},
-		{"nocommands", "+@all -get nocommands", "user alice off -@all"},
-		{"nopass clears passwords", ">a >b nopass", "user alice off nopass -@all"},
-		{"a password clears nopass", "nopass >secret", "user alice off #" + h + " -@all"},
-		{"<password removes", ">a >secret <a", "user alice off #" + h + " -@all"},
-		{"#hash and !hash", "#" + h + " >x !" + HashPassword("x"), "user alice off #" + h + " -@all"},
-		{"resetpass", ">a resetpass", "user alice off -@all"},
-		{"reset", "on >a ~* +@all reset", "user alice off -@all"},
-		{"keywords in any case", "ON NoPass AllKeys AllCommands", "user alice on nopass ~* +@all"},
+		{"new user", "", "user alice off resetchannels -@all"},
+		{"a service", "on >secret ~orders:* -@all +@lock", "user alice on #" + h + " ~orders:* resetchannels -@all +@lock"},
+		{"read-only monitor", "on nopass %R~* +@read -@write", "user alice on nopass %R~* resetchannels -@all +@read -@write"},
+		{"admin", "on >secret allkeys allcommands", "user alice on #" + h + " ~* resetchannels +@all"},
+		{"~* is allkeys", "~*", "user alice off ~* resetchannels -@all"},
+		{"%RW~* is allkeys", "%RW~*", "user alice off ~* resetchannels -@all"},
+		{"%R~ and %W~ merge", "%R~a %W~a", "user alice off ~a resetchannels -@all"},
+		{"%R~* and %W~* merge into allkeys", "%R~* %W~*", "user alice off ~* resetchannels -@all"},
+		{"a pattern twice is kept once", "~a ~b ~a", "user alice off ~a ~b resetchannels -@all"},
+		{"resetkeys", "~a resetkeys ~b", "user alice off ~b resetchannels -@all"},
+		{"a later rule for a command replaces the earlier", "+get -set +get", "user alice off resetchannels -@all -set +get"},
+		{"subcommands", "+acl|WHOAMI -client", "user alice off resetchannels -@all +acl|whoami -client"},
+		{"+@all clears the rules", "+get +@all -lock", "user alice off resetchannels +@all -lock"},
+		{"nocommands", "+@all -get nocommands", "user alice off resetchannels -@all"},
+		{"nopass clears passwords", ">a >b nopass", "user alice off nopass resetchannels -@all"},
+		{"a password clears nopass", "nopass >secret", "user alice off #" + h + " resetchannels -@all"},
+		{"<password removes", ">a >secret <a", "user alice off #" + h + " resetchannels -@all"},
+		{"#hash and !hash", "#" + h + " >x !" + HashPassword("x"), "user alice off #" + h + " resetchannels -@all"},
+		{"resetpass", ">a resetpass", "user alice off resetchannels -@all"},
+		{"reset", "on >a ~* +@all reset", "user alice off resetchannels -@all"},
+		{"keywords in any case", "ON NoPass AllKeys AllCommands AllChannels", "user alice on nopass ~* &* +@all"},
+		{"a service's channels", "&orders:* &jobs", "user alice off resetchannels &orders:* &jobs -@all"},
+		{"&* is allchannels", "&a resetchannels &*", "user alice off &* -@all"},
+		{"a channel pattern twice is kept once", "&a &a", "user alice off resetchannels &a -@all"},
+		{"resetchannels", "allchannels resetchannels &b", "user alice off resetchannels &b -@all"},
+		{"reset leaves no channels", "allchannels reset", "user alice off resetchannels -@all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := apply(t, &User{Name: "alice"}, tc.rules)
@@ -70,7 +75,8 @@ func TestApplyRefusesAsRedis(t *testing.T) {
 		{"bad permission", "", "%X~a", "ERR Error in ACL SETUSER modifier '%X~a': Syntax error"},
 		{"no tilde", "", "%R", "ERR Error in ACL SETUSER modifier '%R': Syntax error"},
 		{"no permission", "", "%~a", "ERR Error in ACL SETUSER modifier '%~a': Syntax error"},
-		{"channels are left out", "", "&chan", "ERR Error in ACL SETUSER modifier '&chan': Syntax error"},
+		{"channel after allchannels", "allchannels", "&chan", "ERR Error in ACL SETUSER modifier '&chan': Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels"},
+		{"no-break space in a channel pattern", "", "&a\u00a0&*", "ERR Error in ACL SETUSER modifier '&a\u00a0&*': Syntax error"},
 		{"selectors are left out", "", "(~a +get)", "ERR Error in ACL SETUSER modifier '(~a +get)': Syntax error"},
 		{"empty subcommand", "", "+get|", "ERR Error in ACL SETUSER modifier '+get|': Syntax error"},
 		// Spaces that strings.Fields splits on: stored, such a rule would
@@ -105,6 +111,8 @@ func TestLimits(t *testing.T) {
 	}{
 		{"rules", many(MaxRules+1, func(i int) string { return "+cmd" + string(rune('a'+i%26)) + strings.Repeat("x", i/26) })},
 		{"patterns", many(MaxPatterns+1, func(i int) string { return "~p" + strings.Repeat("x", i) })},
+		{"channel patterns", many(MaxPatterns+1, func(i int) string { return "&p" + strings.Repeat("x", i) })},
+		{"channel pattern length", []string{"&" + strings.Repeat("x", MaxPatternLen+1)}},
 		{"passwords", many(MaxPasswords+1, func(i int) string { return ">p" + strings.Repeat("x", i) })},
 		{"pattern length", []string{"~" + strings.Repeat("x", MaxPatternLen+1)}},
 		{"rule length", []string{">" + strings.Repeat("x", MaxRuleLen)}},
@@ -203,5 +211,47 @@ func TestUsers(t *testing.T) {
 	s3 := s2.Without("a")
 	if _, ok := s3.Get("a"); ok || s2.Len() != 2 || s3.Len() != 1 {
 		t.Fatal("Without changed the set it was called on, or kept the user")
+	}
+}
+
+func TestChannelPermissions(t *testing.T) {
+	svc := apply(t, &User{Name: "svc"}, "&orders:* &jobs")
+	all := apply(t, &User{Name: "all"}, "allchannels")
+	none := apply(t, &User{Name: "none"}, "")
+	for _, tc := range []struct {
+		user    *User
+		channel string
+		want    bool
+	}{
+		{svc, "orders:1", true},
+		{svc, "jobs", true},
+		{svc, "jobs:1", false},
+		{svc, "__keyspace@0__:orders:1", false},
+		{all, "anything", true},
+		{none, "jobs", false},
+	} {
+		if got := tc.user.CanChannel(tc.channel); got != tc.want {
+			t.Errorf("%s CanChannel(%q) = %v, want %v", tc.user.Name, tc.channel, got, tc.want)
+		}
+	}
+	// A pattern subscription needs the pattern itself, as in Redis: a
+	// narrower pattern is refused too.
+	for _, tc := range []struct {
+		user    *User
+		pattern string
+		want    bool
+	}{
+		{svc, "orders:*", true},
+		{svc, "orders:1*", false},
+		{svc, "*", false},
+		{all, "*", true},
+		{none, "orders:*", false},
+	} {
+		if got := tc.user.CanPattern(tc.pattern); got != tc.want {
+			t.Errorf("%s CanPattern(%q) = %v, want %v", tc.user.Name, tc.pattern, got, tc.want)
+		}
+	}
+	if svc.Unrestricted() || !apply(t, &User{Name: "root"}, "allkeys allcommands allchannels").Unrestricted() {
+		t.Error("Unrestricted must need all channels too")
 	}
 }

@@ -1,6 +1,7 @@
 package acl
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/lockd/lockd/internal/glob"
@@ -74,9 +75,32 @@ func (u *User) CanRun(cmd, sub string, cats Category) bool {
 	return ok
 }
 
-// Unrestricted reports whether u may run every command on every key, so
-// that a check needs to look no further.
-func (u *User) Unrestricted() bool { return u.AllCommands && u.AllKeys && len(u.Rules) == 0 }
+// Unrestricted reports whether u may run every command on every key and
+// channel, so that a check needs to look no further.
+func (u *User) Unrestricted() bool {
+	return u.AllCommands && u.AllKeys && u.AllChannels && len(u.Rules) == 0
+}
+
+// CanChannel reports whether u may publish to or subscribe to channel:
+// some channel pattern of u matches it.
+func (u *User) CanChannel(channel string) bool {
+	if u.AllChannels {
+		return true
+	}
+	for _, p := range u.Channels {
+		if glob.Match(p, channel) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanPattern reports whether u may subscribe to the channel pattern
+// (PSUBSCRIBE): as in Redis, only a pattern u holds literally, unless u has
+// all channels, because a pattern's matches cannot be compared.
+func (u *User) CanPattern(pattern string) bool {
+	return u.AllChannels || slices.Contains(u.Channels, pattern)
+}
 
 // CanKey reports whether u may access key as need says: some pattern of u
 // grants at least need and matches key.

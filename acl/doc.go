@@ -10,10 +10,12 @@
 // text: a node turns them into #hash and !hash, HashRules, before they
 // enter the raft log), #hash, !hash (SHA-256, 64 lower-case hex digits),
 // nopass, resetpass; ~pattern, %R~pattern, %W~pattern, %RW~pattern,
-// allkeys, resetkeys; +command, -command, +command|subcommand,
-// -command|subcommand, +@category, -@category, allcommands, nocommands;
-// reset. Not supported: selectors, pub/sub channel rules (&pattern,
-// allchannels, resetchannels), sanitize-payload; each is a syntax error.
+// allkeys, resetkeys; &pattern, allchannels, resetchannels (pub/sub
+// channels: CanChannel, CanPattern); +command, -command,
+// +command|subcommand, -command|subcommand, +@category, -@category,
+// allcommands, nocommands; reset (which, as in Redis 7, leaves no
+// channels). Not supported: selectors, sanitize-payload; each is a syntax
+// error.
 //
 // Limits, so that a user and the set of users stay small whatever a client
 // sends (each refusal is an error that changes nothing):
@@ -22,8 +24,8 @@
 //	MaxUsers        1000 users, the default user included
 //	MaxRules        256 command rules per user (after a rule for the same
 //	                command or category replaces the earlier one)
-//	MaxPatterns     256 key patterns per user
-//	MaxPatternLen   1024 bytes per key pattern (lock names are shorter)
+//	MaxPatterns     256 key patterns per user, and 256 channel patterns
+//	MaxPatternLen   1024 bytes per key or channel pattern
 //	MaxPasswords    16 password hashes per user
 //	MaxRuleLen      2048 bytes per rule (a clear password included)
 //

@@ -27,11 +27,13 @@ const (
 	msgAfterAllKeys = "Adding a pattern after the * pattern (or the 'allkeys' flag) is not valid and does not have any effect. Try 'resetkeys' to start with an empty list of patterns"
 	msgNoSuchPass   = "The password you are trying to remove from the user does not exist"
 	msgBadHash      = "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
+	msgAfterAllChan = "Adding a pattern after the * pattern (or the 'allchannels' flag) is not valid and does not have any effect. Try 'resetchannels' to start with an empty list of channels"
 )
 
 var (
 	msgTooManyRules     = fmt.Sprintf("too many command rules (at most %d)", MaxRules)
 	msgTooManyPatterns  = fmt.Sprintf("too many key patterns (at most %d)", MaxPatterns)
+	msgTooManyChannels  = fmt.Sprintf("too many channel patterns (at most %d)", MaxPatterns)
 	msgTooManyPasswords = fmt.Sprintf("too many passwords (at most %d)", MaxPasswords)
 	msgTooLong          = fmt.Sprintf("rule too long (at most %d bytes; key patterns at most %d)", MaxRuleLen, MaxPatternLen)
 )
@@ -99,6 +101,10 @@ func (u *User) apply(rule string, known func(string) bool) string {
 		u.AllKeys, u.Keys = true, nil
 	case "resetkeys":
 		u.AllKeys, u.Keys = false, nil
+	case "allchannels":
+		u.AllChannels, u.Channels = true, nil
+	case "resetchannels":
+		u.AllChannels, u.Channels = false, nil
 	case "allcommands", "+@all":
 		u.AllCommands, u.Rules = true, nil
 	case "nocommands", "-@all":
@@ -126,6 +132,8 @@ func (u *User) apply(rule string, known func(string) bool) string {
 			return u.removePassword(rule[1:])
 		case '~', '%':
 			return u.addPattern(rule)
+		case '&':
+			return u.addChannel(rule[1:])
 		case '+', '-':
 			return u.addRule(rule[0] == '+', lower(rule[1:]), known)
 		}
@@ -231,6 +239,28 @@ func (u *User) addPattern(rule string) string {
 		}
 		u.Keys = append(u.Keys, KeyPattern{Perm: perm, Pattern: rest})
 	}
+	return ""
+}
+
+// addChannel applies &pattern: a pub/sub channel pattern; &* is
+// allchannels.
+func (u *User) addChannel(pattern string) string {
+	switch {
+	case pattern == "*": // also after allchannels (Redis refuses it), so that ACL LIST's &* reads back on any user
+		u.AllChannels, u.Channels = true, nil
+		return ""
+	case u.AllChannels:
+		return msgAfterAllChan
+	case len(pattern) > MaxPatternLen:
+		return msgTooLong
+	case hasSpace(pattern):
+		return msgSyntax
+	case slices.Contains(u.Channels, pattern):
+		return ""
+	case len(u.Channels) >= MaxPatterns:
+		return msgTooManyChannels
+	}
+	u.Channels = append(u.Channels, pattern)
 	return ""
 }
 

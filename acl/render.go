@@ -10,7 +10,8 @@ func Describe(u *User) string {
 
 // RuleStrings are the rules that make u from a new user, in Redis's order:
 // on or off, nopass, the password hashes (#hash), the key patterns (~* for
-// allkeys), +@all or -@all and the command rules.
+// allkeys), the channel rules (always one: &* for allchannels, else
+// resetchannels and the patterns), +@all or -@all and the command rules.
 func RuleStrings(u *User) []string {
 	out := Flags(u)
 	for _, p := range u.Passwords {
@@ -18,6 +19,14 @@ func RuleStrings(u *User) []string {
 	}
 	if k := KeyRules(u); k != "" {
 		out = append(out, strings.Fields(k)...)
+	}
+	if u.AllChannels {
+		out = append(out, "&*")
+	} else {
+		out = append(out, "resetchannels")
+		for _, c := range u.Channels {
+			out = append(out, "&"+c)
+		}
 	}
 	return append(out, strings.Fields(CommandRules(u))...)
 }
@@ -53,6 +62,23 @@ func KeyRules(u *User) string {
 		}
 		b.WriteByte('~')
 		b.WriteString(k.Pattern)
+	}
+	return b.String()
+}
+
+// ChannelRules is ACL GETUSER's channels: "&*" for allchannels, else the
+// patterns, each with its &, separated by spaces ("" for none).
+func ChannelRules(u *User) string {
+	if u.AllChannels {
+		return "&*"
+	}
+	var b strings.Builder
+	for i, c := range u.Channels {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteByte('&')
+		b.WriteString(c)
 	}
 	return b.String()
 }

@@ -12,7 +12,7 @@ const (
 	MaxNameLen    = 128
 	MaxUsers      = 1000
 	MaxRules      = 256
-	MaxPatterns   = 256
+	MaxPatterns   = 256 // key patterns, and channel patterns apart
 	MaxPatternLen = 1024
 	MaxPasswords  = 16
 	MaxRuleLen    = 2048
@@ -54,7 +54,8 @@ type Rule struct {
 //
 // Passwords holds SHA-256 hashes in lower-case hex, in the order they were
 // added; NoPass is set only when Passwords is empty. AllKeys excludes Keys
-// (allkeys clears them), and Rules apply in order after AllCommands: a
+// (allkeys clears them), AllChannels excludes Channels (allchannels clears
+// them), and Rules apply in order after AllCommands: a
 // command is allowed when the last rule that names it, or a category it is
 // in, allows it, or, when none does, when AllCommands.
 type User struct {
@@ -64,15 +65,17 @@ type User struct {
 	Passwords   []string
 	AllKeys     bool
 	Keys        []KeyPattern
+	AllChannels bool
+	Channels    []string // pub/sub channel patterns (&pattern)
 	AllCommands bool
 	Rules       []Rule
 }
 
 // NewDefault returns the default user as a node without a replicated one
-// has it: on, all keys, all commands, with the SHA-256 of password, or
-// nopass when password is empty (--requirepass).
+// has it: on, all keys, all channels, all commands, with the SHA-256 of
+// password, or nopass when password is empty (--requirepass).
 func NewDefault(password string) *User {
-	u := &User{Name: DefaultName, On: true, AllKeys: true, AllCommands: true}
+	u := &User{Name: DefaultName, On: true, AllKeys: true, AllChannels: true, AllCommands: true}
 	if password == "" {
 		u.NoPass = true
 	} else {
@@ -86,6 +89,7 @@ func (u *User) Clone() *User {
 	c := *u
 	c.Passwords = slices.Clone(u.Passwords)
 	c.Keys = slices.Clone(u.Keys)
+	c.Channels = slices.Clone(u.Channels)
 	c.Rules = slices.Clone(u.Rules)
 	return &c
 }
@@ -93,8 +97,8 @@ func (u *User) Clone() *User {
 // Equal reports whether u and v are the same user.
 func (u *User) Equal(v *User) bool {
 	return u.Name == v.Name && u.On == v.On && u.NoPass == v.NoPass && u.AllKeys == v.AllKeys &&
-		u.AllCommands == v.AllCommands && slices.Equal(u.Passwords, v.Passwords) &&
-		slices.Equal(u.Keys, v.Keys) && slices.Equal(u.Rules, v.Rules)
+		u.AllCommands == v.AllCommands && u.AllChannels == v.AllChannels && slices.Equal(u.Passwords, v.Passwords) &&
+		slices.Equal(u.Keys, v.Keys) && slices.Equal(u.Channels, v.Channels) && slices.Equal(u.Rules, v.Rules)
 }
 
 // HashPassword is the SHA-256 of password in lower-case hex, as Redis

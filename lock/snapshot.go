@@ -177,7 +177,7 @@ func (d *decoder) users() *acl.Users {
 			d.err = ErrCorrupt
 			break
 		}
-		u, err := acl.Apply(&acl.User{Name: name}, rules, nil)
+		u, err := acl.Apply(oldUser(name), rules, nil) // a snapshot older than channel rules names none
 		if err != nil {
 			d.err = fmt.Errorf("%w: user %s: %v", ErrCorrupt, name, err)
 			break

@@ -21,11 +21,19 @@ var (
 )
 
 // setUser applies ACL SETUSER c.Name with the rules c.X.Args. A user not
-// there yet starts as a new user (off, no password, no keys, no commands);
-// the default user, until one is set, starts from the rules c.Owner lists
-// (the proposing node's default user), or, without them, on, nopass, all
-// keys and all commands. Rules with a clear password (>, <) are refused:
-// nodes hash them first (acl.HashRules).
+// there yet starts as a new user (off, no password, no keys, no commands)
+// with the channel rule c.Owner gives (the proposing node's
+// --acl-pubsub-default); the default user, until one is set, starts from
+// the rules c.Owner lists (the proposing node's default user), or,
+// without them, on, nopass, all keys, channels and commands. Rules with a
+// clear password (>, <) are refused: nodes hash them first
+// (acl.HashRules).
+//
+// Channel permissions came after users: an entry or snapshot written
+// before them names no channel rule, and its users had every channel. So
+// a user is built from oldUser, which has all channels, and every node
+// that knows channels names one (RuleStrings always does; nodes send the
+// new user's channel rule in c.Owner).
 func (t *Table) setUser(c *Command) resp.Value {
 	if err := acl.ValidName(c.Name); err != nil {
 		return resp.ErrorValue(err.Error())
@@ -50,11 +58,15 @@ func (t *Table) setUser(c *Command) resp.Value {
 		if total >= acl.MaxUsers {
 			return resp.ErrorValue(acl.ErrTooManyUser.Error())
 		}
-		u = &acl.User{Name: c.Name}
+		n, err := acl.Apply(oldUser(c.Name), base, nil)
+		if err != nil {
+			return resp.ErrorValue(err.Error())
+		}
+		u = n
 	case c.Owner == "":
 		u = acl.NewDefault("")
 	default:
-		d, err := acl.Apply(&acl.User{Name: c.Name}, base, nil)
+		d, err := acl.Apply(oldUser(c.Name), base, nil)
 		if err != nil {
 			return resp.ErrorValue(err.Error())
 		}
@@ -67,6 +79,10 @@ func (t *Table) setUser(c *Command) resp.Value {
 	t.putUsers(users.With(n))
 	return resp.OK()
 }
+
+// oldUser is a new user as it was before channel permissions: off, no
+// password, no keys, no commands, all channels (see setUser).
+func oldUser(name string) *acl.User { return &acl.User{Name: name, AllChannels: true} }
 
 // delUsers applies ACL DELUSER c.Name and c.X.Args: it deletes those that
 // exist and answers how many; the default user cannot be deleted (nothing

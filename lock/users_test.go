@@ -2,6 +2,7 @@ package lock
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 
@@ -47,11 +48,11 @@ func TestUsersAreAppliedAsRedis(t *testing.T) {
 		users string // every user, described
 	}{
 		{"a new user", []Command{setUserCmd(1, "alice", "", "on", "#"+h, "~orders:*", "+@lock")},
-			"OK", "user alice on #" + h + " ~orders:* -@all +@lock"},
+			"OK", "user alice on #" + h + " ~orders:* &* -@all +@lock"},
 		{"rules add to the user", []Command{setUserCmd(1, "alice", "", "on"), setUserCmd(2, "alice", "", "+get")},
-			"OK", "user alice on -@all +get"},
+			"OK", "user alice on &* -@all +get"},
 		{"a refused rule changes nothing", []Command{setUserCmd(1, "alice", "", "on"), setUserCmd(2, "alice", "", "off", "%X~a")},
-			"(error) ERR Error in ACL SETUSER modifier '%X~a': Syntax error", "user alice on -@all"},
+			"(error) ERR Error in ACL SETUSER modifier '%X~a': Syntax error", "user alice on &* -@all"},
 		{"a clear password is refused", []Command{setUserCmd(1, "alice", "", ">pw")},
 			"(error) ERR a clear password may not enter the log", ""},
 		{"a clear password in the default's base is refused", []Command{setUserCmd(1, "default", "on >pw ~* +@all")},
@@ -59,15 +60,21 @@ func TestUsersAreAppliedAsRedis(t *testing.T) {
 		{"an invalid name is refused", []Command{setUserCmd(1, "a b", "")},
 			"(error) ERR Usernames can't contain spaces or null characters", ""},
 		{"the default user starts on, nopass, allkeys, allcommands", []Command{setUserCmd(1, "default", "", "-lock")},
-			"OK", "user default on nopass ~* +@all -lock"},
+			"OK", "user default on nopass ~* &* +@all -lock"},
 		{"or from the proposer's default", []Command{setUserCmd(1, "default", "on #"+h+" ~* +@all", "-lock")},
-			"OK", "user default on #" + h + " ~* +@all -lock"},
+			"OK", "user default on #" + h + " ~* &* +@all -lock"},
 		{"a set default ignores the proposer's", []Command{setUserCmd(1, "default", "", "-lock"), setUserCmd(2, "default", "on #"+h+" ~* +@all", "-get")},
-			"OK", "user default on nopass ~* +@all -lock -get"},
+			"OK", "user default on nopass ~* &* +@all -lock -get"},
+		{"a new user from a node that knows channels gets its channel rule", []Command{setUserCmd(1, "bob", "resetchannels", "on", "&orders:*")},
+			"OK", "user bob on resetchannels &orders:* -@all"},
+		{"the channel rule is for a new user only", []Command{setUserCmd(1, "bob", "resetchannels", "&a"), setUserCmd(2, "bob", "resetchannels", "&b")},
+			"OK", "user bob off resetchannels &a &b -@all"},
+		{"an entry older than channel rules made a user with every channel", []Command{setUserCmd(1, "old", "", "on")},
+			"OK", "user old on &* -@all"},
 		{"DELUSER counts the users deleted", []Command{setUserCmd(1, "a", ""), setUserCmd(2, "b", ""), delUserCmd(3, "a", "b", "c")},
 			"(integer) 2", ""},
 		{"DELUSER default deletes nothing", []Command{setUserCmd(1, "a", ""), delUserCmd(2, "a", "default")},
-			"(error) ERR The 'default' user cannot be removed", "user a off -@all"},
+			"(error) ERR The 'default' user cannot be removed", "user a off &* -@all"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tab := NewTable()
@@ -163,4 +170,36 @@ func TestUsersChangedSignals(t *testing.T) {
 	default:
 		t.Fatal("SETUSER did not signal")
 	}
+}
+
+// A snapshot written before channel rules names none for its users, who
+// had every channel then: they keep every channel.
+func TestUsersFromBeforeChannelRulesKeepEveryChannel(t *testing.T) {
+	b := binary.AppendUvarint(nil, 1)
+	b = appendString(b, "old")
+	b = appendStrings(b, []string{"on", "~*", "-@all", "+publish"})
+	d := decoder{b: b}
+	users := d.users()
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	u, _ := users.Get("old")
+	if got, want := acl.Describe(u), "user old on ~* &* -@all +publish"; got != want {
+		t.Fatalf("restored %q, want %q", got, want)
+	}
+	// And what this build writes reads back as it was.
+	again := decoder{b: appendUsers(nil, users.With(mustApply(t, "new", "resetchannels &a")))}
+	got := again.users()
+	if n, _ := got.Get("new"); acl.Describe(n) != "user new off resetchannels &a -@all" {
+		t.Fatalf("round trip: %q", acl.Describe(n))
+	}
+}
+
+func mustApply(t testing.TB, name, rules string) *acl.User {
+	t.Helper()
+	u, err := acl.Apply(&acl.User{Name: name}, strings.Fields(rules), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lockd/lockd/acl"
 	"github.com/lockd/lockd/lock"
+	"github.com/lockd/lockd/pubsub"
 )
 
 // ACL users: who a connection is (client.user), what it may run and which
@@ -23,8 +24,9 @@ import (
 //lint:file-ignore ST1005 the texts are Redis's, word for word
 
 var (
-	errNoPermKey = errors.New("NOPERM No permissions to access a key")
-	errUserGone  = errors.New("NOPERM this connection's user was deleted")
+	errNoPermKey     = errors.New("NOPERM No permissions to access a key")
+	errNoPermChannel = errors.New("NOPERM No permissions to access a channel")
+	errUserGone      = errors.New("NOPERM this connection's user was deleted")
 )
 
 // noPermCmdError is the reply to a command the user may not run.
@@ -167,7 +169,43 @@ func permitted(u *acl.User, spec *commandSpec, args [][]byte) error {
 			return errNoPermKey
 		}
 	}
+	return permittedChannels(u, spec.name, args)
+}
+
+// permittedChannels checks the channels of PUBLISH and SUBSCRIBE, and the
+// patterns of PSUBSCRIBE, against u's channel patterns (see
+// acl.User.CanChannel and CanPattern). Unsubscribing needs no permission.
+func permittedChannels(u *acl.User, cmd string, args [][]byte) error {
+	var ok func(string) bool
+	switch cmd {
+	case "publish":
+		if len(args) > 1 && !u.CanChannel(string(args[1])) {
+			return errNoPermChannel
+		}
+		return nil
+	case "subscribe":
+		ok = u.CanChannel
+	case "psubscribe":
+		ok = u.CanPattern
+	default:
+		return nil
+	}
+	for _, a := range args[1:] {
+		if !ok(string(a)) {
+			return errNoPermChannel
+		}
+	}
 	return nil
+}
+
+// subscriptionsPermitted reports whether u may still hold every
+// subscription of sub.
+func subscriptionsPermitted(u *acl.User, sub *pubsub.Sub) bool {
+	if u.AllChannels {
+		return true
+	}
+	return !slices.ContainsFunc(sub.Channels(), func(ch string) bool { return !u.CanChannel(ch) }) &&
+		!slices.ContainsFunc(sub.Patterns(), func(p string) bool { return !u.CanPattern(p) })
 }
 
 // keyArgs are the keys (lock names) among args: those the spec's key
@@ -224,8 +262,11 @@ func permitQueued(u *acl.User, spec *commandSpec, cmd *lock.Command) error {
 	if !u.CanRun(spec.name, strings.ToLower(cmd.Name), spec.cats) { // args[1] of every queued command is its name
 		return errors.New(changed + "no permission to execute the command or subcommand")
 	}
-	if spec.key == 0 {
-		return nil // PUBLISH: its name is a channel
+	if spec.key == 0 { // PUBLISH: its name is a channel
+		if spec.name == "publish" && !u.CanChannel(cmd.Name) {
+			return errors.New(changed + "no permission to access one of the channels used as arguments")
+		}
+		return nil
 	}
 	need := keyNeed(spec, nil)
 	if cmd.Flags&lock.FlagGet != 0 {
@@ -239,24 +280,41 @@ func permitQueued(u *acl.User, spec *commandSpec, cmd *lock.Command) error {
 	return nil
 }
 
-// watchUsers closes the connections of users that were deleted, whenever
-// the users change, until Close (stopPoll).
+// watchUsers closes, whenever the users change, the connections of users
+// that were deleted, and, as Redis 7 does, the subscribed connections
+// whose user may no longer hold one of their subscriptions; until Close
+// (stopPoll).
 func (s *Server) watchUsers() {
 	defer s.serving.Done()
 	t := s.node.Table()
 	for {
 		changed := t.UsersChanged()
 		users := t.Users()
+		type subscribed struct {
+			nc   *clientConn
+			user string
+			sub  *pubsub.Sub
+		}
+		var subs []subscribed
 		s.mu.Lock()
 		for _, c := range s.clients {
 			c.mu.Lock()
 			gone := c.user != "" && c.user != acl.DefaultName && !users.Has(c.user)
+			if c.sub != nil && !gone {
+				subs = append(subs, subscribed{c.nc, c.user, c.sub})
+			}
 			c.mu.Unlock()
 			if gone {
 				c.conn.NetConn().Close()
 			}
 		}
 		s.mu.Unlock()
+		for _, sc := range subs {
+			if u, ok := s.user(sc.user); ok && !subscriptionsPermitted(u, sc.sub) {
+				s.log.Info("disconnected a subscriber whose user lost a channel it subscribes to", "user", sc.user)
+				go sc.nc.Close() // a TLS close may wait to send its alert
+			}
+		}
 		select {
 		case <-changed:
 		case <-s.stopPoll:

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -26,8 +28,8 @@ func aclServer(t testing.TB, opts ...func(*Config)) (*Server, *rawConn) {
 		{"locker", "on", ">pw", "~orders:*", "-@all", "+@lock", "+ping"},
 		{"monitor", "on", ">pw", "%R~*", "-@all", "+@read", "+ping", "+info", "+acl|whoami"},
 		{"admin", "on", ">pw", "~*", "+@all"},
-		{"writer", "on", ">pw", "%W~*", "+@all", "-@admin"},
-		{"scripter", "on", ">pw", "~orders:*", "+@all", "-@admin"},
+		{"writer", "on", ">pw", "%W~*", "&news", "+@all", "-@admin"},
+		{"scripter", "on", ">pw", "~orders:*", "&news", "+@all", "-@admin"},
 		{"disabled", "off", ">pw", "~*", "+@all"},
 	} {
 		admin.expect("+OK\r\n", append([]string{"ACL", "SETUSER"}, rules...)...)
@@ -47,7 +49,10 @@ func noPermCmd(user, cmd string) string {
 	return "-NOPERM User " + user + " has no permissions to run the '" + cmd + "' command\r\n"
 }
 
-const noPermKey = "-NOPERM No permissions to access a key\r\n"
+const (
+	noPermKey     = "-NOPERM No permissions to access a key\r\n"
+	noPermChannel = "-NOPERM No permissions to access a channel\r\n"
+)
 
 // TestACLPermissionMatrix: each user, each command, each key pattern. A
 // denied command answers Redis's -NOPERM and changes nothing; an allowed
@@ -115,6 +120,14 @@ func TestACLPermissionMatrix(t *testing.T) {
 		{"locker", []string{"SUBSCRIBE", "news"}, noPermCmd("locker", "subscribe")},
 		{"monitor", []string{"PUBLISH", "news", "x"}, noPermCmd("monitor", "publish")},
 		{"writer", []string{"PUBLISH", "news", "x"}, ":0\r\n"},
+		// Channels: a user's channel patterns, &pattern; a new user has none.
+		{"writer", []string{"PUBLISH", "sports", "x"}, noPermChannel},
+		{"writer", []string{"SUBSCRIBE", "news", "sports"}, noPermChannel},
+		{"writer", []string{"PSUBSCRIBE", "news*"}, noPermChannel}, // a pattern must be held literally
+		{"writer", []string{"UNSUBSCRIBE", "sports"}, ok},
+		{"scripter", []string{"EVAL", "return redis.call('PUBLISH', 'news', 'x')", "0"}, ":0\r\n"},
+		{"scripter", []string{"EVAL", "return redis.call('PUBLISH', 'sports', 'x')", "0"},
+			"-ERR ACL failure in script: No permissions to access a channel script: f880c8189f9b8844c5bf368e47c780ab7652210f, on @user_script:1.\r\n"},
 		{"writer", []string{"LEADER", "TRANSFER"}, noPermCmd("writer", "leader|transfer")},
 		{"writer", []string{"BACKUP", "x"}, noPermCmd("writer", "backup")},
 		// An admin may do anything.
@@ -167,6 +180,17 @@ func TestACLInTransactions(t *testing.T) {
 	c.expect("+OK\r\n", "MULTI")
 	c.expect("+QUEUED\r\n", "PUBLISH", "news", "hi")
 	c.expect("*1\r\n:0\r\n", "EXEC")
+
+	// Its channel is checked, when queued and again at EXEC.
+	c.expect("+OK\r\n", "MULTI")
+	c.expect(noPermChannel, "PUBLISH", "sports", "hi")
+	c.expect("+QUEUED\r\n", "PUBLISH", "news", "hi")
+	c.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "EXEC")
+	c.expect("+OK\r\n", "MULTI")
+	c.expect("+QUEUED\r\n", "PUBLISH", "news", "hi")
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "scripter", "resetchannels")
+	c.expect("*1\r\n-NOPERM ACLs rules changed between the moment the transaction was accumulated and the EXEC call. This command is no longer allowed for the following reason: no permission to access one of the channels used as arguments\r\n", "EXEC")
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "scripter", "&news")
 
 	c.expect("+OK\r\n", "MULTI")
 	c.expect("+QUEUED\r\n", "DEL", "orders:2")
@@ -256,11 +280,11 @@ func TestACLDefaultUserAndRequirepass(t *testing.T) {
 		}
 		return nil
 	}
-	if l := defaultLine(); l != "user default on #"+h+" ~* +@all" {
+	if l := defaultLine(); l != "user default on #"+h+" ~* &* +@all" {
 		t.Fatalf("ACL LIST's default user before SETUSER: %q", l)
 	}
 	admin.expect("+OK\r\n", "ACL", "SETUSER", "default", "-keys")
-	if l := defaultLine(); l != "user default on #"+h+" ~* +@all -keys" {
+	if l := defaultLine(); l != "user default on #"+h+" ~* &* +@all -keys" {
 		t.Fatalf("ACL LIST's default user: %q", l)
 	}
 	c := dial(t, srv)
@@ -490,4 +514,51 @@ func TestConnectionsAdmittedBeforeTheUsersWereCurrent(t *testing.T) {
 	}
 	stale.expectClosed()
 	admitted.expect("+PONG\r\n", "PING") // admitted when the users were current
+}
+
+// As in Redis 7, a subscribed connection whose user loses a channel (or
+// pattern) it subscribes to is disconnected; one whose subscriptions are
+// all still allowed stays.
+func TestACLChannelsRevokedDisconnectSubscribers(t *testing.T) {
+	srv, admin := aclServer(t)
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "listener", "on", ">pw", "&news", "&alerts:*", "+@all")
+	news := as(t, srv, "listener")
+	news.expect(confirm("subscribe", "news", 1), "SUBSCRIBE", "news")
+	alerts := as(t, srv, "listener")
+	alerts.expect(confirm("psubscribe", "alerts:*", 1), "PSUBSCRIBE", "alerts:*")
+
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "listener", "resetchannels", "&news")
+	alerts.expectClosed()
+	admin.expect(":1\r\n", "PUBLISH", "news", "still here")
+	if _, v, err := news.read(); err != nil || fmt.Sprint(v) != "[message news still here]" {
+		t.Fatalf("the subscriber still allowed: %v, %v", v, err)
+	}
+	admin.expect("+OK\r\n", "ACL", "SETUSER", "listener", "resetchannels")
+	news.expectClosed()
+}
+
+// ACL GETUSER shows the channels as Redis 7 does; a new user starts with
+// the node's acl-pubsub-default.
+func TestACLChannelsShownAndDefault(t *testing.T) {
+	for _, tc := range []struct {
+		dflt, want string
+	}{
+		{"", ""}, // resetchannels
+		{"allchannels", "&*"},
+	} {
+		t.Run("acl-pubsub-default="+tc.dflt, func(t *testing.T) {
+			srv := startServer(t, func(c *Config) { c.ACLPubsubDefault = tc.dflt })
+			admin := dial(t, srv)
+			admin.expect("+OK\r\n", "ACL", "SETUSER", "bob", "on")
+			u := admin.value("ACL", "GETUSER", "bob").([]any)
+			if i := slices.Index(u, any("channels")); i < 0 || u[i+1] != tc.want {
+				t.Fatalf("GETUSER bob: %v; want channels %q", u, tc.want)
+			}
+			admin.expect("+OK\r\n", "ACL", "SETUSER", "bob", "resetchannels", "&a", "&b")
+			u = admin.value("ACL", "GETUSER", "bob").([]any)
+			if i := slices.Index(u, any("channels")); u[i+1] != "&a &b" {
+				t.Fatalf("GETUSER bob: %v; want channels \"&a &b\"", u)
+			}
+		})
+	}
 }

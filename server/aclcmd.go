@@ -89,14 +89,17 @@ func (s *Server) aclSetUser(r reply, name string, rules []string) {
 	}
 	base, ok := s.user(name)
 	if !ok {
-		base = &acl.User{Name: name}
+		base, _ = acl.Apply(&acl.User{Name: name}, []string{s.cfg.ACLPubsubDefault}, nil)
 	}
 	if _, err := acl.Apply(base, rules, knownCommand); err != nil {
 		r.err(err)
 		return
 	}
 	cmd := lock.Command{Op: lock.OpACLSetUser, Name: name, X: &lock.Extra{Args: acl.HashRules(rules)}}
-	if name == acl.DefaultName && !s.node.Table().Users().Has(name) {
+	switch {
+	case name != acl.DefaultName:
+		cmd.Owner = s.cfg.ACLPubsubDefault // a new user's channels (see lock's setUser)
+	case !s.node.Table().Users().Has(name):
 		cmd.Owner = strings.Join(acl.RuleStrings(s.localDefault), " ")
 	}
 	res, err := s.node.Do(context.Background(), cmd)
@@ -118,8 +121,8 @@ func (s *Server) users() []*acl.User {
 	return out
 }
 
-// aclGetUser: ACL GETUSER name, in Redis 7's fields (channels empty and no
-// selectors: lockd has neither); null for no such user.
+// aclGetUser: ACL GETUSER name, in Redis 7's fields (no selectors: lockd
+// has none); null for no such user.
 func (s *Server) aclGetUser(r reply, name string) {
 	u, ok := s.user(name)
 	if !ok {
@@ -143,7 +146,7 @@ func (s *Server) aclGetUser(r reply, name string) {
 	r.bulk("keys")
 	r.bulk(acl.KeyRules(u))
 	r.bulk("channels")
-	r.bulk("")
+	r.bulk(acl.ChannelRules(u))
 	r.bulk("selectors")
 	r.array(0)
 }

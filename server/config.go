@@ -36,6 +36,7 @@ const (
 	// Pub/sub's.
 	DefaultPubSubBufferLimit = 8 << 20 // bytes of messages queued for one subscriber before it is disconnected
 	DefaultMaxChannelLen     = 1024    // bytes of a channel name or a pattern
+	DefaultACLPubsubDefault  = "resetchannels"
 )
 
 // TLSConfig.AuthClients values, Redis's tls-auth-clients.
@@ -112,6 +113,10 @@ type Config struct {
 	// keyspace notifications this node delivers to its subscribers (see
 	// pubsub.go). Empty (the default, as Redis's) delivers none.
 	NotifyKeyspaceEvents string
+	// ACLPubsubDefault is Redis 7's acl-pubsub-default: the channels a
+	// user made by ACL SETUSER through this node starts with,
+	// "resetchannels" (none, the default, as Redis 7's) or "allchannels".
+	ACLPubsubDefault string
 	// Build is INFO's lockd_version: the release and what the build
 	// recorded of itself (cmd/lockd adds the module version and the VCS
 	// revision). Default: Version.
@@ -198,6 +203,9 @@ func (c Config) WithDefaults() Config {
 	if d.MaxChannelLen == 0 {
 		d.MaxChannelLen = DefaultMaxChannelLen
 	}
+	if d.ACLPubsubDefault == "" {
+		d.ACLPubsubDefault = DefaultACLPubsubDefault
+	}
 	if d.TLS.AuthClients == "" {
 		d.TLS.AuthClients = DefaultTLSAuthClients
 	}
@@ -245,6 +253,9 @@ func (c *Config) validate() error {
 		return errors.New("name and owner limits exceed the command size limit")
 	case c.PubSubBufferLimit < 1 || c.MaxChannelLen < 1:
 		return errors.New("pub/sub limits must be positive")
+	}
+	if c.ACLPubsubDefault != "" && c.ACLPubsubDefault != "resetchannels" && c.ACLPubsubDefault != "allchannels" {
+		return fmt.Errorf("acl-pubsub-default %q: must be resetchannels or allchannels", c.ACLPubsubDefault)
 	}
 	if _, err := parseKeyspaceEvents(c.NotifyKeyspaceEvents); err != nil {
 		return err

@@ -44,6 +44,9 @@ func startServer(t testing.TB, opts ...func(*Config)) *Server {
 		st := srv.Node().Status()
 		return st.Role == "leader" && st.Leader == 1 && st.Applied >= st.Commit && st.Applied > 0
 	})
+	// Until then a connection is provisional (userscurrent.go), closed if
+	// the users change meanwhile, as a test's ACL SETUSER does.
+	poll(t, "the users to be current", srv.usersReady.Load)
 	return srv
 }
 

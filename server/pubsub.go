@@ -222,10 +222,14 @@ func (s *Server) cmdPubSub(c *client, r reply, args [][]byte) {
 }
 
 // subscriber returns the client's subscriptions, made on its first
-// (P)SUBSCRIBE. The client's goroutine only.
+// (P)SUBSCRIBE. The client's goroutine only (it sets c.sub under c.mu, for
+// watchUsers).
 func (c *client) subscriber(s *Server) *pubsub.Sub {
 	if c.sub == nil {
-		c.sub = s.hub.NewSub()
+		sub := s.hub.NewSub()
+		c.mu.Lock() // watchUsers reads it
+		c.sub = sub
+		c.mu.Unlock()
 	}
 	return c.sub
 }

@@ -95,7 +95,8 @@ type client struct {
 	// on its own goroutine, which then detaches the connection (dconn,
 	// detached); backlog holds the commands it had pipelined after that
 	// one. From then on the subscriber goroutine owns what the client's
-	// goroutine owned, and wmu orders its writes with pump's.
+	// goroutine owned, and wmu orders its writes with pump's. sub is
+	// written under mu, so watchUsers may read it under mu.
 	sub      *pubsub.Sub
 	dconn    redcon.DetachedConn
 	detached atomic.Bool

@@ -87,6 +87,7 @@ type options struct {
 	tlsClusterCertFile   string
 	tlsClusterKeyFile    string
 	notifyKeyspaceEvents string
+	aclPubsubDefault     string
 	pubsubBufferLimit    int
 	reads                string
 }
@@ -133,6 +134,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
 	o.clusterTLSFlags(fs)
 	fs.StringVar(&o.notifyKeyspaceEvents, "notify-keyspace-events", "", `keyspace notifications this node delivers, in Redis's letters (e.g. "KEA"); none when empty`)
+	fs.StringVar(&o.aclPubsubDefault, "acl-pubsub-default", server.DefaultACLPubsubDefault, "the channels a user made by ACL SETUSER through this node starts with: resetchannels (none) or allchannels")
 	fs.IntVar(&o.pubsubBufferLimit, "pubsub-buffer-limit", server.DefaultPubSubBufferLimit, "bytes of messages waiting for one subscriber before it is disconnected")
 	fs.StringVar(&o.reads, "reads", "local", "local: reads answer from this node's replica; linearizable: every client's reads first confirm the leader's commit index (CLIENT READS sets it per connection)")
 	if err := fs.Parse(args); err != nil {
@@ -277,6 +279,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
 
 		NotifyKeyspaceEvents: o.notifyKeyspaceEvents,
+		ACLPubsubDefault:     o.aclPubsubDefault,
 		PubSubBufferLimit:    o.pubsubBufferLimit,
 		LinearizableReads:    o.reads == "linearizable",
 
