@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -146,5 +147,52 @@ func TestACLWithRedisCLI(t *testing.T) {
 		if got := run(step.args...); !strings.HasSuffix(got, step.want) {
 			t.Fatalf("redis-cli --user monitor %q printed %q; want %q", step.args, got, step.want)
 		}
+	}
+}
+
+// TestACLChannelsAcrossTheCluster: channel permissions set on one node
+// hold on the others, with go-redis: a subscriber on a follower hears a
+// channel it may hear, is refused one it may not, and is disconnected
+// when a third node takes the channel away.
+func TestACLChannelsAcrossTheCluster(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{password: "secret"})
+	ctx := context.Background()
+	lead := c.waitLeader(10*time.Second, nil)
+	f1, f2 := c.others(lead)[0], c.others(lead)[1]
+	if err := c.client(f1).Do(ctx, "ACL", "SETUSER", "listener", "on", ">pw", "&news", "+subscribe", "+unsubscribe", "+ping").Err(); err != nil {
+		t.Fatalf("ACL SETUSER on node %d: %v", f1, err)
+	}
+	rdb := c.asUser(f2, "listener", "pw")
+	poll(t, 10*time.Second, fmt.Sprintf("node %d to know listener", f2), func() bool { return rdb.Ping(ctx).Err() == nil })
+
+	refused := rdb.Subscribe(ctx, "sports")
+	if _, err := refused.Receive(ctx); err == nil || err.Error() != "NOPERM No permissions to access a channel" {
+		t.Fatalf("SUBSCRIBE sports as listener: %v; want NOPERM", err)
+	}
+	refused.Close()
+
+	sub := rdb.Subscribe(ctx, "news")
+	defer sub.Close()
+	if _, err := sub.Receive(ctx); err != nil {
+		t.Fatalf("SUBSCRIBE news: %v", err)
+	}
+	if err := c.client(lead).Publish(ctx, "news", "first").Err(); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if m, err := sub.ReceiveMessage(rctx); err != nil || m.Payload != "first" {
+		t.Fatalf("the message on news: %v, %v", m, err)
+	}
+
+	if err := c.client(lead).Do(ctx, "ACL", "SETUSER", "listener", "resetchannels").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Node f2 applies the change and closes the subscriber's connection:
+	// go-redis's Receive sees the connection end.
+	_, err := sub.ReceiveTimeout(rctx, 10*time.Second)
+	var ne net.Error
+	if err == nil || (errors.As(err, &ne) && ne.Timeout()) {
+		t.Fatalf("the subscriber after losing news: %v; want its connection closed", err)
 	}
 }
