@@ -37,11 +37,18 @@ type readIndexes struct {
 	rounds map[uint64]*readRound
 }
 
-// canStartRead reports whether a new round may start: when none is in
-// flight, or the newest has waited a tick (its answer may have been lost).
-// Reads that arrive while a round is in flight wait for the next, so that
-// under load one heartbeat round serves many reads (as etcd's server does).
+// canStartRead reports whether a new round may start: when a leader is
+// known, and no round is in flight or the newest has waited a tick (its
+// answer may have been lost). Reads that arrive while a round is in flight
+// wait for the next, so that under load one heartbeat round serves many
+// reads (as etcd's server does). Without a leader raft drops a request
+// without a word, so reads wait for one (within their deadline) rather
+// than in a round that can only expire: right after a restart or during
+// an election they are answered once the election ends.
 func (l *loop) canStartRead() bool {
+	if l.pub.leader.Load() == 0 {
+		return false
+	}
 	r, ok := l.reads.rounds[l.reads.seq]
 	return !ok || r.ticks > 0
 }
@@ -50,6 +57,9 @@ func (l *loop) canStartRead() bool {
 // round, and reports whether it did. The request is among raft's messages
 // of the next Ready.
 func (l *loop) startRead() bool {
+	if l.pub.leader.Load() == 0 {
+		return false
+	}
 	reqs := l.reads.q.take()
 	if len(reqs) == 0 {
 		return false

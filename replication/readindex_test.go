@@ -113,3 +113,38 @@ func TestReadStatesOfAnEarlierRunAreIgnored(t *testing.T) {
 		t.Fatalf("round 1 answered %d, want 12", i)
 	}
 }
+
+// A read asked while no leader is known waits for one (within its
+// deadline) and is answered once the election ends; it used to go into a
+// round that raft dropped, and failed with ErrStale after two election
+// timeouts even though a leader came.
+func TestReadBarrierWaitsForALeader(t *testing.T) {
+	c := startMemCluster(t, 3, 41, nil)
+	lead := waitLeader(t, c.nodes)
+	c.connected(t)
+	for id := range c.nodes {
+		c.net.isolate(memAddrOf(id))
+	}
+	f := c.nodes[c.others(lead)[0]]
+	poll(t, "the follower to lose its leader", func() bool { return f.Status().Leader == 0 })
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		done <- f.ReadBarrier(ctx)
+	}()
+	// Three election timeouts pass without a leader, longer than a round
+	// lives (two).
+	for range 3 * f.cfg.ElectionTicks {
+		<-f.pub.ticked()
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the read ended without a leader: %v", err)
+	default:
+	}
+	c.net.heal()
+	if err := <-done; err != nil {
+		t.Fatalf("the read once a leader was elected: %v", err)
+	}
+}
