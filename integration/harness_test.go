@@ -275,7 +275,7 @@ func (c *cluster) waitPing(i int, ex chan struct{}) {
 func (c *cluster) pingOrExit(i int, ex chan struct{}) (exited bool) {
 	c.t.Helper()
 	p := c.nodes[i]
-	poll(c.t, 10*time.Second, fmt.Sprintf("node %d answers PING or exits", i), func() bool {
+	poll(c.t, 30*time.Second, fmt.Sprintf("node %d answers PING or exits", i), func() bool {
 		select {
 		case <-ex:
 			exited = true
