@@ -179,6 +179,10 @@ func TestRWLock(t *testing.T) {
 		if err != nil || slices.Contains(keys, "rw1") {
 			t.Fatalf("KEYS = %v, %v: lists a read/write lock", keys, err)
 		}
+		info, err := rdb.Info(context.Background(), "keyspace").Result()
+		if n := srv.Node().Table().SharedLen(); err != nil || !strings.Contains(info, fmt.Sprintf("\r\nshared_locks:%d\r\n", n)) {
+			t.Fatalf("INFO keyspace = %q, %v; want shared_locks:%d", info, err, n)
+		}
 	})
 }
 
