@@ -423,3 +423,22 @@ func TestSharedInMulti(t *testing.T) {
 		t.Fatalf("Waiting() = %d after EXEC", n)
 	}
 }
+
+// TestSharedOptionsAnyOrderAndRESP3: options come in any order and case;
+// under RESP3 the INFO replies are the same arrays.
+func TestSharedOptionsAnyOrderAndRESP3(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	a := c.int("RWLOCK", "o", "a", "read", "wait", "10", "px", "60000")
+	b := c.int("SEMLOCK", "s", "b", "1", "Wait", "10", "Ex", "60")
+	c.value("HELLO", "3")
+	got := c.do("RWINFO", "o")
+	if want := fmt.Sprintf("*1\r\n*4\r\n$1\r\na\r\n$4\r\nread\r\n:%d\r\n:", a); !strings.HasPrefix(got, want) {
+		t.Fatalf("RWINFO under RESP3 = %q, want it to start %q", got, want)
+	}
+	got = c.do("SEMINFO", "s")
+	if want := fmt.Sprintf("*1\r\n*3\r\n$1\r\nb\r\n:%d\r\n:", b); !strings.HasPrefix(got, want) {
+		t.Fatalf("SEMINFO under RESP3 = %q, want it to start %q", got, want)
+	}
+	c.expect("*0\r\n", "SEMINFO", "free")
+}
