@@ -66,6 +66,12 @@ var roundTripCommands = []struct {
 	{"lock with a lease", lockCmd(1, "orders-42", "worker-7", 30_000)},
 	{"lock without a lease", lockCmd(2, "a", "b", 0)},
 	{"unlock", unlockCmd(3, "a", "b")},
+	{"rwlock read", readCmd(3, "a", "b", 10, 0)},
+	{"rwlock write with a wait", writeCmd(3, "a", "b", 0, 100)},
+	{"semlock", semCmd(3, "a", "b", 7, 10, 100)},
+	{"rwunlock", rwUnlockCmd(3, "a", "b")},
+	{"semunlock", semUnlockCmd(3, "a", "b")},
+	{"rwrenew", rwRenewCmd(3, "a", "b", 5)},
 	{"renew", renewCmd(4, "a", "b", 1)},
 	{"tick without an ID", tickCmd()},
 	{"tick with an ID", Command{Op: OpTick, ID: 5}},
@@ -348,7 +354,9 @@ func FuzzDecodeBatch(f *testing.F) {
 			return
 		}
 		enc := AppendBatch(nil, &b)
-		if len(enc) > len(data) {
+		// A version 1 batch is re-encoded as version 2, with its Wall (0):
+		// one byte more.
+		if grown := len(enc) - len(data); grown > 0 && !(data[0] == 1 && grown == 1) {
 			t.Errorf("re-encoding is %d bytes, the input %d", len(enc), len(data))
 		}
 		b2, err := DecodeBatch(enc)

@@ -44,6 +44,8 @@ type Table struct {
 	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
 	fence  uint64                 // the last token granted
 
+	sharedLocks map[string]*sharedLock // read/write locks and semaphores (shared.go)
+
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
 	now   int64  // logical time in ms
@@ -118,7 +120,9 @@ type Info struct {
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
 // someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
 // also get Queued, and any command Conflict. A key-space command's result is
-// Reply (Value 0), or Retry for an OpEffects whose checks failed.
+// Reply (Value 0), or Retry for an OpEffects whose checks failed. The shared
+// operations (shared.go) answer as OpLock/OpLockWait, OpUnlock and OpRenew
+// do, or with an error Reply (Value 0) that refuses them.
 type Result struct {
 	ID    uint64
 	Value int64
@@ -190,6 +194,9 @@ func (t *Table) run(c *Command) Result {
 		}
 		return Result{Reply: &v}
 	}
+	if c.Op.sharedOp() {
+		return t.execShared(c)
+	}
 	return Result{Value: t.exec(c)}
 }
 
@@ -228,6 +235,7 @@ func (t *Table) exec(c *Command) int64 {
 				t.dropWaiter(c.Name, h, i)
 			}
 		}
+		t.dropSharedWaiter(c.Name, c.Target)
 		return 0
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {
