@@ -122,7 +122,7 @@ func TestMultiLockOppositeOrdersNoDeadlock(t *testing.T) {
 func TestMultiLockWaitEndPassesReservationsOn(t *testing.T) {
 	m := newMutexTable(t)
 	m.want(m.at(0).do(lk("b", "q", 0, 0, 0)), "1")
-	m.want(m.do(mlk("x", 0, 100, 0, "a", "b")), "queued")                                     // ID 2: a is reserved at once
+	m.want(m.do(mlk("x", 0, 100, 0, "a", "b")), "queued")                                      // ID 2: a is reserved at once
 	m.want(m.do(lk("a", "z", 0, 1000, 0), mlk("y", 0, 1000, 0, "a", "c")), "queued", "queued") // IDs 3, 4
 	m.want(m.at(100).do(), "#2=0", "#3=2")
 	m.want(m.do(unlk("a", "z")), "1", "#4=[3 4]")

@@ -59,8 +59,8 @@ type Table struct {
 	// multiReplies is the reply of each multi-lock in answered that was
 	// granted (see multilock.go).
 	multiReplies map[uint64]*resp.Value
-	order    []seenRec             // IDs in the order they were applied
-	head     int                   // order[head:] are live
+	order        []seenRec // IDs in the order they were applied
+	head         int       // order[head:] are live
 	// shared is set while a SnapshotView may read order's array: the next
 	// compaction copies the live records to a new array instead of moving
 	// them down in place.
@@ -110,8 +110,8 @@ type waiter struct {
 	id       uint64
 	owner    string
 	ttl      int64
-	deadline int64 // logical ms when it gives up
-	since    int64 // logical ms when it was queued; unknownSince after Restore
+	deadline int64     // logical ms when it gives up
+	since    int64     // logical ms when it was queued; unknownSince after Restore
 	delay    int64     // the lock-delay of the hold it asks for
 	multi    *multiReq // the multi-lock it is part of; nil for a LOCK ... WAIT
 }
