@@ -46,8 +46,9 @@ type Table struct {
 	// blocked holds the names nobody holds that no one may take yet, in a
 	// lock-delay or reserved for a multi-lock (see lockdelay.go); delays
 	// the end of each lock-delay.
-	blocked map[string]*blocked
-	delays  *btree.BTreeG[delayRec]
+	blocked      map[string]*blocked
+	delays       *btree.BTreeG[delayRec]
+	multiWaiting int // queued multi-locks
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
