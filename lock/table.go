@@ -318,8 +318,17 @@ func (t *Table) enqueue(name string, w waiter) {
 }
 
 // release ends h's hold on name and hands the lock to the first waiter
-// whose wait has not run out (see settle).
+// whose wait has not run out (see settle; a LOCK ... WAIT at the head whose
+// wait has not run out takes it at once).
 func (t *Table) release(name string, h *held) {
+	if q := h.waiters; len(q) > 0 && q[0].multi == nil && q[0].deadline > t.now {
+		if h.lease != nil {
+			heap.Remove(&t.leases, h.lease.index)
+		}
+		t.stats.Hold.observeSince(h.since, t.now)
+		t.handTo(name, h.key, q[0], q[1:])
+		return
+	}
 	if t.free(name, h) {
 		t.settle(name)
 	}
