@@ -131,7 +131,9 @@ type Info struct {
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
 // someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
 // also get Queued, and any command Conflict. A key-space command's result is
-// Reply (Value 0), or Retry for an OpEffects whose checks failed.
+// Reply (Value 0), or Retry for an OpEffects whose checks failed. An
+// OpMultiLock's grant is Reply, the array of its tokens, with Value the
+// number of names; its refusal Value 0 and no Reply; it may be Queued.
 type Result struct {
 	ID    uint64
 	Value int64
