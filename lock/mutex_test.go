@@ -307,3 +307,22 @@ func TestMultiLockOwnerHandedOneOfItsNames(t *testing.T) {
 	m.want(m.do(unlk("c", "p")), "1")
 	m.want(m.do(setCmd("d", "y", 0)), "OK", "#9=[8 7]")
 }
+
+// Version 5 carries the users section too, empty or not, before the
+// lock-delays and multi-locks.
+func TestMutexSnapshotKeepsUsers(t *testing.T) {
+	m := newMutexTable(t)
+	m.want(m.at(0).do(Command{Op: OpACLSetUser, Name: "app", X: &Extra{Args: []string{"on", "nopass", "~*", "+@all"}}}, lk("a", "x", 100, 0, 50)), "OK", "1")
+	m.at(100).do()
+	snap := m.Snapshot()
+	r := NewTable()
+	if err := r.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap[0] != snapshotVersionMutex || r.Users().Len() != 1 || len(r.blocked) != 1 {
+		t.Errorf("restored version %d: %d users, %d blocked names; want 1 and 1", snap[0], r.Users().Len(), len(r.blocked))
+	}
+	if !bytes.Equal(r.Snapshot(), snap) {
+		t.Errorf("restored table snapshots differently")
+	}
+}
