@@ -69,7 +69,7 @@ type Table struct {
 
 	out     []Result // results of queued requests, produced during one Apply
 	scratch []byte   // the encoding of the last command fingerprinted
-	waiting int      // queued requests on all locks
+	waiting int      // entries of all queues (a multi-lock counts once per name)
 
 	scripts scriptRegistry
 	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
@@ -377,7 +377,8 @@ func (t *Table) Get(name string) (Info, bool) {
 	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters), Version: h.version}, true
 }
 
-// Waiting returns the number of requests queued for locks.
+// Waiting returns the number of requests queued for locks, a multi-lock
+// once per name.
 func (t *Table) Waiting() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
