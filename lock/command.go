@@ -81,7 +81,11 @@ const (
 	OpSemLock      Op = 27
 	OpSharedUnlock Op = 28
 	OpSharedRenew  Op = 29
-	maxOp             = OpSharedRenew
+	// OpMultiLock takes Name and X.Keys for Owner all at once or none (see
+	// multilock.go); OpMultiUnlock releases those of them Owner holds.
+	OpMultiLock   Op = 30
+	OpMultiUnlock Op = 31
+	maxOp            = OpMultiUnlock
 )
 
 // Flags are the options of key-space commands.
@@ -195,6 +199,10 @@ func (o Op) String() string {
 		return "SHAREDUNLOCK"
 	case OpSharedRenew:
 		return "SHAREDRENEW"
+	case OpMultiLock:
+		return "MLOCK"
+	case OpMultiUnlock:
+		return "MUNLOCK"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -207,7 +215,9 @@ func (o Op) String() string {
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait, OpRWLock and OpSemLock only) is how long to stay queued, in ms; Target
 // (OpCancel) is the ID of the queued request to cancel, or (OpLeaderTransfer)
-// the node to hand leadership to.
+// the node to hand leadership to. Delay (OpLock, OpLockWait, OpMultiLock)
+// is the lock-delay, in ms, that the hold leaves behind when its lease runs
+// out (see lockdelay.go).
 //
 // Key-space commands use Owner for the value, Flags and Match for their
 // options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
@@ -225,6 +235,7 @@ type Command struct {
 	Flags  Flags
 	Match  string
 	At     int64
+	Delay  int64
 	X      *Extra
 	Mode   Mode  // shared operations only (shared.go)
 	Limit  int64 // OpSemLock: the semaphore's permits
@@ -262,6 +273,9 @@ const maxNested = 1 << 16
 
 // AppendCommand appends the binary form of c to dst.
 func AppendCommand(dst []byte, c *Command) []byte {
+	if c.Delay != 0 && (c.Op == OpLock || c.Op == OpLockWait) {
+		return appendDelayed(dst, c)
+	}
 	dst = append(dst, byte(c.Op))
 	dst = binary.AppendUvarint(dst, c.ID)
 	dst = appendString(dst, c.Name)
@@ -276,6 +290,8 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = append(dst, byte(c.Mode))
 		dst = binary.AppendVarint(dst, c.Limit)
 		dst = binary.AppendVarint(dst, c.Wait)
+	case OpMultiLock, OpMultiUnlock:
+		return appendMulti(dst, c)
 	}
 	if !c.Op.keySpace() {
 		return dst
@@ -329,7 +345,11 @@ func DecodeCommand(data []byte) (Command, []byte, error) {
 
 func (d *decoder) command(depth int) Command {
 	var c Command
-	c.Op = Op(d.byte())
+	op := d.byte()
+	if op&delayedOp != 0 {
+		return d.delayed(op)
+	}
+	c.Op = Op(op)
 	c.ID = d.uvarint()
 	c.Name = d.string()
 	c.Owner = d.string()
@@ -346,6 +366,8 @@ func (d *decoder) command(depth int) Command {
 		if d.err == nil {
 			d.err = validShared(&c)
 		}
+	case OpMultiLock, OpMultiUnlock:
+		d.multi(&c)
 	}
 	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {
 		d.err = ErrCorrupt

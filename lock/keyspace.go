@@ -134,10 +134,14 @@ func (t *Table) checksHold(x *Extra) bool {
 	return true
 }
 
-// versionOf is name's version, 0 when it is not held.
+// versionOf is name's version (a blocked name's: see lockdelay.go), 0
+// when it is neither held nor blocked.
 func (t *Table) versionOf(name string) uint64 {
 	if h, ok := t.byName[name]; ok {
 		return h.version
+	}
+	if b, ok := t.blocked[name]; ok {
+		return b.version
 	}
 	return 0
 }
@@ -164,6 +168,12 @@ func (t *Table) set(c *Command) resp.Value {
 	case c.Flags&FlagIfNe != 0 && exists && h.owner == c.Match:
 		ok = false
 	}
+	if ok && !past && !exists && t.blocked[c.Name] != nil {
+		if c.Flags&FlagNX == 0 {
+			return t.blockedError(c.Name)
+		}
+		ok = false
+	}
 	if ok {
 		switch {
 		case past:
@@ -182,6 +192,7 @@ func (t *Table) set(c *Command) resp.Value {
 				t.stats.Hold.observeSince(h.since, t.now)
 				t.stats.Grants++
 				h.owner, h.token, h.since = c.Owner, t.fence, t.now
+				defer t.wake(c.Name) // once its lease is set too
 			}
 			if c.Flags&FlagKeepTTL == 0 {
 				t.setLease(c.Name, h, ttl)

@@ -359,8 +359,8 @@ func sharedTable(tb testing.TB) *Table {
 func TestSharedSnapshotRoundTrip(t *testing.T) {
 	src := sharedTable(t)
 	snap := src.Snapshot()
-	if snap[0] != snapshotVersionShared {
-		t.Fatalf("snapshot version %d, want %d", snap[0], snapshotVersionShared)
+	if snap[0] != snapshotVersionPrimitives {
+		t.Fatalf("snapshot version %d, want %d", snap[0], snapshotVersionPrimitives)
 	}
 	dst := NewTable()
 	if err := dst.Restore(snap); err != nil {
@@ -534,7 +534,7 @@ func TestSharedIsDeterministic(t *testing.T) {
 // checkInvariants: each name is held or waited for, each lease is in the
 // heap, each queued request has its wait record; it returns how many
 // leases and queued requests they have.
-func sharedInvariants(tb testing.TB, tab *Table) (leased, queued int) {
+func sharedInvariants(tb testing.TB, tab *Table, records map[waitRec]bool) (leased, queued int) {
 	tb.Helper()
 	for name, s := range tab.sharedLocks {
 		if len(s.holders) == 0 && len(s.waiters) == 0 {
@@ -554,6 +554,7 @@ func sharedInvariants(tb testing.TB, tab *Table) (leased, queued int) {
 		}
 		for _, w := range s.waiters {
 			queued++
+			records[waitRec{at: w.deadline, name: name, id: w.id, shared: true}] = true
 			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id}); !ok {
 				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
 			}

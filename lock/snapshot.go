@@ -17,17 +17,18 @@ import (
 // fingerprints of remembered request IDs; version 3 the key space (key
 // versions, replies of remembered key-space commands, the script registry)
 // and the order of locks by treeKey; version 4 the ACL users, after the
-// scripts; version 5 the read/write locks and semaphores, after the users
+// scripts; version 5 the read/write locks and semaphores (sharedsnap.go),
+// then the lock-delays and multi-locks (snapshotmutex.go), after the users
 // (which may then be none). A table without users writes version 3, which
 // a node that predates users reads too (so a cluster can be upgraded node
-// by node until the first ACL SETUSER); one without read/write locks and
-// semaphores writes version 3 or 4, for the same reason. Restore reads
-// versions 3 to 5 and refuses any other, and a version 4 without users
-// (never written).
+// by node until the first ACL SETUSER); one without read/write locks,
+// semaphores, lock-delays and multi-locks writes version 3 or 4, for the
+// same reason. Restore reads versions 3 to 5 and refuses any other, and a
+// version 4 without users (never written).
 const (
-	snapshotVersionShared  = 5
-	snapshotVersion        = 4
-	snapshotVersionNoUsers = 3
+	snapshotVersionPrimitives = 5
+	snapshotVersion           = 4
+	snapshotVersionNoUsers    = 3
 )
 
 // Snapshot returns the table's whole state in a canonical binary form: locks
@@ -58,6 +59,7 @@ type SnapshotView struct {
 	scripts  []string                  // bodies, in registration order
 	users    *acl.Users                // never changed once made
 	shared   []sharedEntry             // a copy (see viewShared)
+	mutex    mutexView
 }
 
 // View captures the table's state for Encode. It takes the write lock:
@@ -80,6 +82,7 @@ func (t *Table) View() *SnapshotView {
 		scripts:  t.scripts.bodies(),
 		users:    t.users.Load(),
 		shared:   t.viewShared(),
+		mutex:    t.viewMutex(),
 	}
 }
 
@@ -96,10 +99,7 @@ func (r *scriptRegistry) bodies() []string {
 func (v *SnapshotView) Encode() []byte {
 	b := make([]byte, 0, 64+v.locks.Len()*48+len(v.seen)*24)
 	version := byte(snapshotVersion)
-	switch {
-	case len(v.shared) > 0:
-		version = snapshotVersionShared
-	case v.users.Len() == 0:
+	if v.users.Len() == 0 {
 		version = snapshotVersionNoUsers
 	}
 	b = append(b, version)
@@ -115,14 +115,7 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendUvarint(b, h.token)
 		b = binary.AppendVarint(b, h.deadline)
 		b = binary.AppendUvarint(b, h.version)
-		b = binary.AppendUvarint(b, uint64(len(h.waiters)))
-		for _, w := range h.waiters {
-			b = binary.AppendUvarint(b, w.id)
-			b = binary.AppendUvarint(b, uint64(len(w.owner)))
-			b = append(b, w.owner...)
-			b = binary.AppendVarint(b, w.ttl)
-			b = binary.AppendVarint(b, w.deadline)
-		}
+		b = appendWaiters(b, h.waiters)
 		return true
 	})
 	b = binary.AppendUvarint(b, uint64(len(v.seen)))
@@ -137,21 +130,24 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendVarint(b, r.at)
 		b = binary.AppendVarint(b, val)
 		b = binary.LittleEndian.AppendUint32(b, r.fp)
-		if r.reply == nil {
+		if reply := v.mutex.reply(r.id, r.reply); reply == nil {
 			b = append(b, 0)
 		} else {
-			b = resp.Append(append(b, 1), *r.reply)
+			b = resp.Append(append(b, 1), *reply)
 		}
 	}
 	b = appendStrings(b, v.scripts)
-	if version == snapshotVersionNoUsers {
+	mutex, hasMutex := v.mutex.appendMutex(nil, v.locks)
+	switch {
+	case hasMutex || len(v.shared) > 0:
+		b[0] = snapshotVersionPrimitives
+		b = appendUsers(b, v.users)
+		b = appendShared(b, v.shared)
+		return append(b, mutex...)
+	case version == snapshotVersionNoUsers:
 		return b
 	}
-	b = appendUsers(b, v.users)
-	if version == snapshotVersionShared {
-		b = appendShared(b, v.shared)
-	}
-	return b
+	return appendUsers(b, v.users)
 }
 
 // appendUsers appends the users section: their number, then each one's
@@ -205,8 +201,8 @@ func (d *decoder) users() *acl.Users {
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
 	version := d.byte()
-	if d.err == nil && (version < snapshotVersionNoUsers || version > snapshotVersionShared) {
-		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d to %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersionShared)
+	if d.err == nil && (version < snapshotVersionNoUsers || version > snapshotVersionPrimitives) {
+		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d to %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersionPrimitives)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -299,9 +295,10 @@ func (t *Table) Restore(data []byte) error {
 		if users = d.users(); d.err == nil && users.Len() == 0 {
 			return ErrCorrupt
 		}
-	case snapshotVersionShared:
+	case snapshotVersionPrimitives:
 		users = d.users()
 		d.sharedLocks(n)
+		d.mutex(n)
 	}
 	if d.err != nil {
 		return d.err
@@ -316,6 +313,7 @@ func (t *Table) Restore(data []byte) error {
 	defer t.mu.Unlock()
 	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence, t.mod = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence, n.mod
 	t.sharedLocks = n.sharedLocks
+	t.blocked, t.delays, t.multiReplies, t.multiWaiting = n.blocked, n.delays, nil, n.multiWaiting
 	t.scripts = n.scripts
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0

@@ -43,6 +43,12 @@ type Table struct {
 	leases leaseHeap              // the lease of each held lock that has one
 	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
 	fence  uint64                 // the last token granted
+	// blocked holds the names nobody holds that no one may take yet, in a
+	// lock-delay or reserved for a multi-lock (see lockdelay.go); delays
+	// the end of each lock-delay.
+	blocked      map[string]*blocked
+	delays       *btree.BTreeG[delayRec]
+	multiWaiting int // queued multi-locks
 
 	sharedLocks map[string]*sharedLock // read/write locks and semaphores (shared.go)
 
@@ -59,10 +65,13 @@ type Table struct {
 	// compaction copies the live records to a new array instead of moving
 	// them down in place.
 	shared bool
+	// multiReplies is the reply of each multi-lock in answered that was
+	// granted (see multilock.go).
+	multiReplies map[uint64]*resp.Value
 
 	out     []Result // results of queued requests, produced during one Apply
 	scratch []byte   // the encoding of the last command fingerprinted
-	waiting int      // queued requests on all locks
+	waiting int      // entries of all queues (a multi-lock counts once per name)
 
 	scripts scriptRegistry
 	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
@@ -94,6 +103,7 @@ type held struct {
 	deadline int64  // logical ms; 0 = no lease
 	since    int64  // logical ms when owner got it; unknownSince after Restore
 	lease    *lease // its entry in Table.leases; nil when deadline is 0
+	delay    int64  // the lock-delay, in ms, its lease leaves when it runs out
 	waiters  []waiter
 	gen      uint64 // Table.gen when it was made
 }
@@ -105,6 +115,9 @@ type waiter struct {
 	ttl      int64
 	deadline int64 // logical ms when it gives up
 	since    int64 // logical ms when it was queued; unknownSince after Restore
+
+	delay int64     // the lock-delay of the hold it asks for
+	multi *multiReq // the multi-lock it is part of; nil for a LOCK ... WAIT
 }
 
 // Info describes a held lock.
@@ -122,7 +135,9 @@ type Info struct {
 // also get Queued, and any command Conflict. A key-space command's result is
 // Reply (Value 0), or Retry for an OpEffects whose checks failed. The shared
 // operations (shared.go) answer as OpLock/OpLockWait, OpUnlock and OpRenew
-// do, or with an error Reply (Value 0) that refuses them.
+// do, or with an error Reply (Value 0) that refuses them. An
+// OpMultiLock's grant is Reply, the array of its tokens, with Value the
+// number of names; its refusal Value 0 and no Reply; it may be Queued.
 type Result struct {
 	ID    uint64
 	Value int64
@@ -131,7 +146,7 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), blocked: make(map[string]*blocked), delays: newDelaySet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
 		usersChanged: make(chan struct{})}
 }
 
@@ -187,6 +202,9 @@ func (t *Table) advance(term uint64, stamp int64) {
 
 // run executes one command and returns its result (without ID).
 func (t *Table) run(c *Command) Result {
+	if c.Op == OpMultiLock {
+		return t.mlock(c)
+	}
 	if c.Op.keySpace() {
 		v, retry := t.execKey(c)
 		if retry {
@@ -204,20 +222,17 @@ func (t *Table) exec(c *Command) int64 {
 	h, ok := t.byName[c.Name]
 	switch c.Op {
 	case OpLock, OpLockWait:
-		if !ok {
-			t.grant(c.Name, c.Owner, c.TTL)
+		if _, blocked := t.blocked[c.Name]; !ok && !blocked {
+			t.grant(c.Name, c.Owner, c.TTL).delay = c.Delay
 			t.note(EventGrant, c.Name)
 			return int64(t.fence)
 		}
-		if h.owner == c.Owner {
-			if c.TTL != 0 || h.deadline != 0 {
-				t.note(EventExpire, c.Name)
-			}
-			t.setLease(c.Name, h, c.TTL)
+		if ok && h.owner == c.Owner {
+			t.regrant(c.Name, h, c.TTL, c.Delay)
 			return int64(h.token)
 		}
 		if c.Op == OpLockWait && c.Wait > 0 {
-			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now})
+			t.enqueue(c.Name, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now, delay: c.Delay})
 			return Queued
 		}
 		t.stats.Refusals++
@@ -230,13 +245,15 @@ func (t *Table) exec(c *Command) int64 {
 		}
 		return 0
 	case OpCancel:
-		if ok {
-			if i := slices.IndexFunc(h.waiters, func(w waiter) bool { return w.id == c.Target }); i >= 0 {
-				t.dropWaiter(c.Name, h, i)
+		if q := t.queueOf(c.Name); q != nil {
+			if i := slices.IndexFunc(q, func(w waiter) bool { return w.id == c.Target }); i >= 0 {
+				t.drop(c.Name, q[i])
 			}
 		}
 		t.dropSharedWaiter(c.Name, c.Target)
 		return 0
+	case OpMultiUnlock:
+		return t.munlock(c)
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {
 			t.setLease(c.Name, h, c.TTL)
@@ -287,73 +304,64 @@ func (t *Table) changed(name string, h *held) *held {
 	return h
 }
 
-// enqueue puts w at the end of the queue of name, held as h. A request
-// already queued there with the same ID and deadline (the same request,
-// delivered again after its ID was forgotten) is not queued twice.
-func (t *Table) enqueue(name string, h *held, w waiter) {
+// regrant gives the lock name, held as h by the owner asking again, the
+// lease of ttl ms (none when 0) and the lock-delay delay: its token stays.
+func (t *Table) regrant(name string, h *held, ttl, delay int64) {
+	if ttl != 0 || h.deadline != 0 {
+		t.note(EventExpire, name)
+	}
+	if h.delay != delay {
+		h = t.own(name, h)
+		h.delay = delay
+	}
+	t.setLease(name, h, ttl)
+}
+
+// enqueue puts w at the end of the queue of name. A request already queued
+// there with the same ID and deadline (the same request, delivered again
+// after its ID was forgotten) is not queued twice.
+func (t *Table) enqueue(name string, w waiter) {
 	if _, again := t.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); again {
 		return
 	}
-	h = t.own(name, h)
-	h.waiters = append(h.waiters, w)
-	t.waiting++
+	t.push(name, w)
 }
 
 // release ends h's hold on name and hands the lock to the first waiter
-// whose wait has not run out.
+// whose wait has not run out (see settle; a LOCK ... WAIT at the head whose
+// wait has not run out takes it at once).
 func (t *Table) release(name string, h *held) {
+	if q := h.waiters; len(q) > 0 && q[0].multi == nil && q[0].deadline > t.now {
+		if h.lease != nil {
+			heap.Remove(&t.leases, h.lease.index)
+		}
+		t.stats.Hold.observeSince(h.since, t.now)
+		t.handTo(name, h.key, q[0], q[1:])
+		return
+	}
+	if t.free(name, h) {
+		t.settle(name)
+	}
+}
+
+// free ends h's hold on name, leaving its queue, if any, on the name
+// blocked; it reports whether there was a queue.
+func (t *Table) free(name string, h *held) bool {
 	if h.lease != nil {
 		heap.Remove(&t.leases, h.lease.index)
 	}
 	t.stats.Hold.observeSince(h.since, t.now)
-	for queue := h.waiters; len(queue) > 0; {
-		w := queue[0]
-		queue = queue[1:]
-		t.unqueue(name, w)
-		if w.deadline <= t.now {
-			t.stats.WaitTimeouts++
-			t.answer(w.id, 0)
-			continue
-		}
-		t.fence++
-		t.mod++
-		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
-		t.stats.Grants++
-		t.stats.Wait.observeSince(w.since, t.now)
-		if len(queue) > 0 {
-			next.waiters = queue
-		}
-		t.put(name, next)
-		t.setLease(name, next, w.ttl)
-		t.answer(w.id, int64(next.token))
-		t.note(EventGrant, name)
-		return
-	}
 	t.locks.Delete(h.key)
 	delete(t.byName, name)
-}
-
-// dropWaiter takes h.waiters[i] out of the queue of name, held as h, and
-// answers it 0.
-func (t *Table) dropWaiter(name string, h *held, i int) {
-	w := h.waiters[i]
-	h = t.own(name, h)
-	h.waiters = append(h.waiters[:i:i], h.waiters[i+1:]...)
 	if len(h.waiters) == 0 {
-		h.waiters = nil
+		return false
 	}
-	t.unqueue(name, w)
-	t.stats.WaitTimeouts++
-	t.answer(w.id, 0)
+	t.block(name).waiters = h.waiters
+	return true
 }
 
-// unqueue forgets the wait of w, which has left the queue of name.
-func (t *Table) unqueue(name string, w waiter) {
-	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
-	t.waiting--
-}
-
-// answer gives a queued request its final result.
+// answer gives a queued request its final result (a multi-lock's grant:
+// see answerMulti).
 func (t *Table) answer(id uint64, v int64) {
 	if r, ok := t.seen[id]; ok {
 		r.v = v
@@ -377,7 +385,8 @@ func (t *Table) Get(name string) (Info, bool) {
 	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters), Version: h.version}, true
 }
 
-// Waiting returns the number of requests queued for locks.
+// Waiting returns the number of requests queued for locks, a multi-lock
+// once per name.
 func (t *Table) Waiting() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()

@@ -155,10 +155,11 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 	return r.Value, err
 }
 
-// DoWait is ExecuteWait for any waiting command (an OpLockWait, or an
-// OpRWLock or OpSemLock with a Wait): it returns the whole first result
-// that is not Queued, with the reply that refuses a command (a shared
-// command's error), or the final result of a queued one.
+// DoWait is ExecuteWait for any command that may be queued (an
+// OpLockWait, an OpRWLock or OpSemLock with a Wait, an OpMultiLock with a
+// Wait): it returns the whole first result that is not Queued, with its
+// reply (a shared command's refusing error, a multi-lock's tokens), or the
+// final result of a queued one.
 func (n *Node) DoWait(ctx context.Context, cmd lock.Command) (lock.Result, error) {
 	if err := n.failed(); err != nil {
 		return lock.Result{}, err

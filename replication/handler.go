@@ -88,6 +88,7 @@ var forwardable = map[lock.Op]bool{
 	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true, lock.OpPublish: true,
 	lock.OpACLSetUser: true, lock.OpACLDelUser: true,
 	lock.OpRWLock: true, lock.OpSemLock: true, lock.OpSharedUnlock: true, lock.OpSharedRenew: true,
+	lock.OpMultiLock: true, lock.OpMultiUnlock: true,
 }
 
 // checkForwarded checks a command a peer forwards: one of the client

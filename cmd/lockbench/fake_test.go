@@ -161,8 +161,8 @@ func (f *fakeServer) release(name, owner string) int {
 	return 1
 }
 
-//
-// A run whose window measured nothing and saw no error (on a loaded
+// runJSON runs lockbench with args for a short window and returns its
+// report, exit code and stderr. A run whose window measured nothing and saw no error (on a loaded
 // machine no answer may come within 300 ms) is run again with a window
 // twice as long, up to four times.
 func runJSON(t *testing.T, args ...string) (report, int, string) {
