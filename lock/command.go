@@ -425,6 +425,20 @@ func (d *decoder) count(min int) int {
 	return int(n)
 }
 
+// countAny reads a count of items of at least min bytes each, refusing
+// one that the rest of the input cannot hold; unlike count, it allows
+// more than maxNested (a snapshot's sections).
+func (d *decoder) countAny(min int) int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(len(d.b)/min) {
+		d.err = ErrCorrupt
+	}
+	if d.err != nil {
+		return 0
+	}
+	return int(n)
+}
+
 func (d *decoder) strings() []string {
 	n := d.count(1)
 	var ss []string

@@ -57,7 +57,7 @@ func (h *leaseHeap) Pop() any {
 
 // waitRec is the end of the wait of the queued request id on the lock name,
 // at logical time at; shared when it waits for a read/write lock or a
-// semaphore (IDs are unique, so the order needs no shared).
+// semaphore.
 type waitRec struct {
 	at     int64
 	name   string
@@ -65,9 +65,13 @@ type waitRec struct {
 	shared bool
 }
 
-// waitRecLess orders records by (at, name, id), a total order: the order of
-// expiries never depends on how the set was built (a restored table builds
-// it anew).
+// waitRecLess orders records by (at, name, id, shared), a total order: the
+// order of expiries never depends on how the set was built (a restored
+// table builds it anew). shared is part of it: a LOCK key and a read/write
+// lock of the same name are two queues, and a request ID a node sends again
+// once the table forgot it may meet itself in the other one with the same
+// deadline; in one order they would be one record, and the wait's end
+// would look for the request in the wrong queue.
 func waitRecLess(a, b waitRec) bool {
 	if a.at != b.at {
 		return a.at < b.at
@@ -75,7 +79,10 @@ func waitRecLess(a, b waitRec) bool {
 	if a.name != b.name {
 		return a.name < b.name
 	}
-	return a.id < b.id
+	if a.id != b.id {
+		return a.id < b.id
+	}
+	return !a.shared && b.shared
 }
 
 // newWaitSet returns an empty ordered set of wait records. The table's lock

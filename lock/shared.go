@@ -51,6 +51,12 @@ func (m Mode) String() string {
 // MaxSemLimit is the largest number of permits a semaphore may have.
 const MaxSemLimit = 1024
 
+// MaxReaders is the most readers a read/write lock has at once; a reader
+// past it waits (or is refused) as behind a writer. The bound keeps the
+// work of one entry (each hold found by a scan of the holders) small
+// whatever clients send.
+const MaxReaders = 1024
+
 // sharedOp reports whether o acts on read/write locks and semaphores.
 func (o Op) sharedOp() bool { return o >= OpRWLock && o <= OpSharedRenew }
 
@@ -110,7 +116,7 @@ func (s *sharedLock) fits(m Mode) bool {
 	case m == ModeWrite:
 		return len(s.holders) == 0
 	}
-	return len(s.holders) == 0 || s.holders[0].mode == ModeRead
+	return len(s.holders) == 0 || s.holders[0].mode == ModeRead && len(s.holders) < MaxReaders
 }
 
 // holderIndex returns the index of owner's hold, or -1.

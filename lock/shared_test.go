@@ -555,7 +555,7 @@ func sharedInvariants(tb testing.TB, tab *Table, records map[waitRec]bool) (leas
 		for _, w := range s.waiters {
 			queued++
 			records[waitRec{at: w.deadline, name: name, id: w.id, shared: true}] = true
-			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id}); !ok {
+			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id, shared: true}); !ok {
 				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
 			}
 		}

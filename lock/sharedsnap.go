@@ -76,9 +76,12 @@ func appendShared(b []byte, entries []sharedEntry) []byte {
 // sharedLocks reads the shared section into n, whose fence is read
 // already: names ascending, each held or waited for, holders and waiters
 // of modes of its kind, holders that fit together (no reader beside a
-// writer, no more than the limit), tokens given out, waiter IDs unique.
+// writer, no more than the limit or MaxReaders), tokens given out, waiter
+// IDs unique, a queue whose head cannot be answered yet. Its counts are
+// bounded by the bytes left, not by maxNested: nothing else bounds the
+// names or a queue.
 func (d *decoder) sharedLocks(n *Table) {
-	count := d.count(4)
+	count := d.countAny(4)
 	prev := ""
 	for i := 0; i < count && d.err == nil; i++ {
 		name := d.string()
@@ -88,7 +91,7 @@ func (d *decoder) sharedLocks(n *Table) {
 			d.err = ErrCorrupt
 		}
 		prev = name
-		nh := d.count(4)
+		nh := d.countAny(4)
 		for j := 0; j < nh && d.err == nil; j++ {
 			h := holder{owner: d.string(), mode: Mode(d.byte()), token: d.uvarint(), deadline: d.varint(), since: unknownSince}
 			if d.err == nil && (h.owner == "" || !s.modeOK(h.mode) || h.token == 0 || h.token > n.fence || h.deadline < 0 ||
@@ -104,7 +107,7 @@ func (d *decoder) sharedLocks(n *Table) {
 			}
 			s.holders = append(s.holders, h)
 		}
-		nw := d.count(5)
+		nw := d.countAny(5)
 		for j := 0; j < nw && d.err == nil; j++ {
 			w := sharedWaiter{id: d.uvarint(), owner: d.string(), mode: Mode(d.byte()), ttl: d.varint(), deadline: d.varint(), since: unknownSince}
 			if d.err == nil && (w.id == 0 || w.owner == "" || !s.modeOK(w.mode) || w.ttl < 0) {
@@ -121,6 +124,11 @@ func (d *decoder) sharedLocks(n *Table) {
 			n.waiting++
 		}
 		if d.err == nil && len(s.holders) == 0 && len(s.waiters) == 0 {
+			d.err = ErrCorrupt
+		}
+		// The table never leaves a queue whose head could be answered:
+		// restored, it would wait out its WAIT on a lock it may take.
+		if d.err == nil && len(s.waiters) > 0 && (s.holderIndex(s.waiters[0].owner) >= 0 || s.fits(s.waiters[0].mode)) {
 			d.err = ErrCorrupt
 		}
 		if d.err == nil {
