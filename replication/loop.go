@@ -287,3 +287,17 @@ func (n *Node) submit(cmd lock.Command) {
 	}
 	n.loop.props.put(cmd)
 }
+
+// submitAll submits cmds as submit does each, with one put into the
+// proposal mailbox for those that are not script requests.
+func (n *Node) submitAll(cmds []lock.Command) {
+	props := cmds[:0]
+	for _, c := range cmds {
+		if c.Op == lock.OpScript {
+			n.submit(c)
+		} else {
+			props = append(props, c)
+		}
+	}
+	n.loop.props.putAll(props)
+}

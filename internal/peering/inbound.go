@@ -202,6 +202,8 @@ type frameReader struct {
 	from uint64
 	rd   *redcon.Reader
 
+	cmds []lock.Command // a FORWARD or FORWARDS frame's, reused
+
 	snap     *raftpb.Message // a snapshot being received
 	snapSize int
 	snapData []byte
@@ -256,7 +258,18 @@ func (r *frameReader) frame(a [][]byte) error {
 		if err != nil || len(rest) != 0 {
 			return fmt.Errorf("bad forwarded command: %v", err)
 		}
-		t.h.Forward(r.from, c)
+		r.cmds = append(r.cmds[:0], c)
+		r.forward()
+		return nil
+	case kind == "FORWARDS" && len(a) == 2:
+		if len(arg) > maxForwardFrame {
+			return fmt.Errorf("forwards frame of %d bytes", len(arg))
+		}
+		var err error
+		if r.cmds, err = decodeForwards(r.cmds[:0], arg); err != nil {
+			return err
+		}
+		r.forward()
 		return nil
 	case kind == "ADMIN" && len(a) == 2:
 		if len(arg) > maxAdminFrame {
@@ -298,6 +311,13 @@ func (r *frameReader) frame(a [][]byte) error {
 		return t.h.Step(m)
 	}
 	return fmt.Errorf("unknown frame %s with %d arguments", clipString(kind), len(a)-1)
+}
+
+// forward hands the commands of a forwarding frame to the handler, and
+// then lets go of them.
+func (r *frameReader) forward() {
+	r.t.h.Forward(r.from, r.cmds)
+	clear(r.cmds)
 }
 
 // checkMessage checks that a raft message is one a peer may send: from the

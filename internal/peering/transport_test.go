@@ -66,10 +66,12 @@ func (r *recorder) Step(m *raftpb.Message) error {
 	}
 }
 
-func (r *recorder) Forward(from uint64, c lock.Command) {
-	select {
-	case r.forwards <- forwarded{from, c}:
-	default:
+func (r *recorder) Forward(from uint64, cmds []lock.Command) {
+	for _, c := range cmds {
+		select {
+		case r.forwards <- forwarded{from, c}:
+		default:
+		}
 	}
 }
 
@@ -248,7 +250,8 @@ func (p *rawPeer) recv() ([]string, string) {
 }
 
 // handshake runs the dialer side as node `as` with the given incarnation.
-// It returns the listener's refusal, or "" once the verdict is OK.
+// It returns the listener's refusal, or "" once the verdict is OK and the
+// listener announced its features.
 func (p *rawPeer) handshake(cluster string, as uint64, secret, incarnation string) string {
 	p.t.Helper()
 	dn := bytes.Repeat([]byte{byte(as)}, nonceSize)
@@ -277,6 +280,9 @@ func (p *rawPeer) handshake(cluster string, as uint64, secret, incarnation strin
 	}
 	if v[1] != "OK" {
 		return v[1]
+	}
+	if f, r := p.recv(); r != "" || len(f) != 2 || f[0] != "FEATURES" || f[1] != featureForwards {
+		p.t.Fatalf("after its verdict the listener wrote %q %q; want FEATURES %s", f, r, featureForwards)
 	}
 	return ""
 }
