@@ -44,6 +44,7 @@ type forwarded struct {
 type recorder struct {
 	steps     chan *raftpb.Message
 	forwards  chan forwarded
+	sizes     chan int // commands per Forward call
 	admins    chan forwardedAdmin
 	snapshots chan raft.SnapshotStatus
 	lost      chan error
@@ -52,7 +53,7 @@ type recorder struct {
 
 func newRecorder() *recorder {
 	return &recorder{
-		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64), admins: make(chan forwardedAdmin, 64),
+		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64), sizes: make(chan int, 64), admins: make(chan forwardedAdmin, 64),
 		snapshots: make(chan raft.SnapshotStatus, 64), lost: make(chan error, 1), known: map[uint64]string{},
 	}
 }
@@ -67,6 +68,10 @@ func (r *recorder) Step(m *raftpb.Message) error {
 }
 
 func (r *recorder) Forward(from uint64, cmds []lock.Command) {
+	select {
+	case r.sizes <- len(cmds):
+	default:
+	}
 	for _, c := range cmds {
 		select {
 		case r.forwards <- forwarded{from, c}:
@@ -366,6 +371,11 @@ func TestBadFramesAreRefused(t *testing.T) {
 	}{
 		{"a 512 MiB raft frame", []byte("*2\r\n$4\r\nRAFT\r\n$536870912\r\n")},
 		{"a 1 MiB forward", frameOf([]byte("FORWARD"), make([]byte, 1<<20))},
+		{"a 1 MiB forwards frame", frameOf([]byte("FORWARDS"), make([]byte, 1<<20))},
+		{"a forwards frame of garbage", frameOf([]byte("FORWARDS"), []byte("garbage"))},
+		{"an empty forwards frame", frameOf([]byte("FORWARDS"), nil)},
+		{"a forwards frame with a command cut short", frameOf([]byte("FORWARDS"), forwardsPayload(2, 10)[:20])},
+		{"a forwards frame of 1025 commands", frameOf([]byte("FORWARDS"), forwardsPayload(2, maxForwardBatch+1))},
 		{"a snapshot over the ceiling", frameOf([]byte("SNAP"), mustMarshal(t, &raftpb.Message{
 			Type: raftpb.MsgSnap.Enum(), From: &as, To: &to, Snapshot: &raftpb.Snapshot{}}), []byte("2000000000"))},
 		{"a raft message from another node", frameOf([]byte("RAFT"), mustMarshal(t, &raftpb.Message{
