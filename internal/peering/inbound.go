@@ -28,7 +28,9 @@ const (
 	maxConnsPerPeer = 2
 	// Frame sizes, by kind. A raft message carries at most MaxSizePerMsg
 	// (1 MiB) of entries, or one entry, which the proposer keeps under
-	// maxEntryBytes; a forwarded command is bounded by the client limits.
+	// maxEntryBytes; a forwarded command is bounded by the client limits,
+	// and so are the commands of a FORWARDS frame together (and by
+	// maxForwardBatch).
 	maxRaftFrame    = 4 << 20
 	maxForwardFrame = 256 << 10
 	maxAdminFrame   = 4 << 10
@@ -48,6 +50,8 @@ var wireLimits = respguard.Limits{
 //
 //	RAFT <raftpb.Message>          any raft message but a snapshot
 //	FORWARD <lock.Command>         a client command for the leader
+//	FORWARDS <lock.Command>...     client commands for the leader, in one
+//	                               argument (listeners announce it: features.go)
 //	ADMIN <payload>                a membership change request or answer
 //	SNAP <raftpb.Message> <size>   a snapshot message without its data,
 //	SNAPDATA <chunk>               then its data in chunks of at most 1 MiB,
