@@ -350,17 +350,13 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// appendFrame appends f as a RESP array: RAFT <message>, FORWARD <command>
-// or ADMIN <payload>.
+// appendFrame appends f, which is not a forwarded command (forwardBatch
+// writes those), as a RESP array: RAFT <message> or ADMIN <payload>.
 func appendFrame(b []byte, f frame) []byte {
 	b = redcon.AppendArray(b, 2)
 	if f.admin != nil {
 		b = redcon.AppendBulkString(b, "ADMIN")
 		return redcon.AppendBulk(b, f.admin)
-	}
-	if f.fwd {
-		b = redcon.AppendBulkString(b, "FORWARD")
-		return redcon.AppendBulk(b, lock.AppendCommand(nil, &f.cmd))
 	}
 	b = redcon.AppendBulkString(b, "RAFT")
 	b = append(b, '$')
