@@ -223,7 +223,7 @@ func (l *loop) setSoftState(s *raft.SoftState) {
 
 // stepMsg steps a message from a peer or a storage goroutine into raft. A
 // peer's proposal is dropped: followers never forward proposals through
-// raft (commands come as FORWARD frames, membership changes as ADMIN ones,
+// raft (commands come as FORWARD(S) frames, membership changes as ADMIN ones,
 // each checked), so one is forged. A
 // heartbeat carries the commit index up to what this node acknowledged; one
 // beyond this node's log means the node lost entries it had acknowledged
