@@ -288,8 +288,9 @@ func (n *Node) submit(cmd lock.Command) {
 	n.loop.props.put(cmd)
 }
 
-// submitAll submits cmds as submit does each, with one put into the
-// proposal mailbox for those that are not script requests.
+// submitAll submits cmds as submit does each, in order, with one put into
+// the proposal mailbox for those that are not script requests. It
+// overwrites cmds.
 func (n *Node) submitAll(cmds []lock.Command) {
 	props := cmds[:0]
 	for _, c := range cmds {
