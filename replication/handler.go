@@ -30,21 +30,27 @@ func (h handler) Step(m *raftpb.Message) error {
 	}
 }
 
-// Forward proposes a command a peer forwarded, if it passes checkForwarded;
-// a leader transfer request goes to the loop instead (transfer.go).
-func (h handler) Forward(from uint64, c lock.Command) {
+// Forward proposes the commands a peer forwarded (one FORWARD or FORWARDS
+// frame's) that pass checkForwarded, with one put into the proposal
+// mailbox; a leader transfer request goes to the loop instead
+// (transfer.go).
+func (h handler) Forward(from uint64, cmds []lock.Command) {
 	n := h.n
-	if c.Op == lock.OpLeaderTransfer {
-		n.transferForwarded(from, c)
-		return
+	ok := cmds[:0] // cmds is ours until we return: filtered in place
+	for _, c := range cmds {
+		if c.Op == lock.OpLeaderTransfer {
+			n.transferForwarded(from, c)
+			continue
+		}
+		if err := n.checkForwarded(from, &c); err != nil {
+			// A command the leader would refuse from a client of its own:
+			// dropped, and its sender's request times out.
+			n.log.Warn("refused a forwarded command", "peer", from, "op", c.Op, "err", err)
+			continue
+		}
+		ok = append(ok, c)
 	}
-	if err := n.checkForwarded(from, &c); err != nil {
-		// A command the leader would refuse from a client of its own:
-		// dropped, and its sender's request times out.
-		n.log.Warn("refused a forwarded command", "peer", from, "op", c.Op, "err", err)
-		return
-	}
-	n.submit(c)
+	n.submitAll(ok)
 }
 
 func (h handler) Admin(from uint64, data []byte) { h.n.admin(from, data) }

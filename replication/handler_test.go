@@ -33,7 +33,7 @@ func asMember(t testing.TB, node, as *Node) *peering.Transport {
 type silent struct{}
 
 func (silent) Step(*raftpb.Message) error                 { return nil }
-func (silent) Forward(uint64, lock.Command)               {}
+func (silent) Forward(uint64, []lock.Command)             {}
 func (silent) Admin(uint64, []byte)                       {}
 func (silent) Heard(uint64)                               {}
 func (silent) PeerClientAddr(uint64, string)              {}

@@ -223,7 +223,7 @@ func (l *loop) setSoftState(s *raft.SoftState) {
 
 // stepMsg steps a message from a peer or a storage goroutine into raft. A
 // peer's proposal is dropped: followers never forward proposals through
-// raft (commands come as FORWARD frames, membership changes as ADMIN ones,
+// raft (commands come as FORWARD(S) frames, membership changes as ADMIN ones,
 // each checked), so one is forged. A
 // heartbeat carries the commit index up to what this node acknowledged; one
 // beyond this node's log means the node lost entries it had acknowledged
@@ -286,4 +286,19 @@ func (n *Node) submit(cmd lock.Command) {
 		return
 	}
 	n.loop.props.put(cmd)
+}
+
+// submitAll submits cmds as submit does each, in order, with one put into
+// the proposal mailbox for those that are not script requests. It
+// overwrites cmds.
+func (n *Node) submitAll(cmds []lock.Command) {
+	props := cmds[:0]
+	for _, c := range cmds {
+		if c.Op == lock.OpScript {
+			n.submit(c)
+		} else {
+			props = append(props, c)
+		}
+	}
+	n.loop.props.putAll(props)
 }

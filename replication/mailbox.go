@@ -43,6 +43,24 @@ func (m *mailbox[T]) put(v T) bool {
 	return true
 }
 
+// putAll queues vs as put queues each, in order, under one lock and with
+// at most one wake-up; what passes the limit is dropped. It reports how
+// many it queued.
+func (m *mailbox[T]) putAll(vs []T) int {
+	m.mu.Lock()
+	k := len(vs)
+	if m.limit > 0 {
+		k = max(0, min(k, m.limit-len(m.items)))
+	}
+	m.items = append(m.items, vs[:k]...)
+	first := k > 0 && len(m.items) == k
+	m.mu.Unlock()
+	if first {
+		signal(m.wake)
+	}
+	return k
+}
+
 // ready is readable when items may be waiting; after reading it the reader
 // calls take. A wake-up may find the mailbox empty (items taken since).
 func (m *mailbox[T]) ready() <-chan struct{} { return m.wake }

@@ -76,6 +76,27 @@ func TestMailbox(t *testing.T) {
 			t.Fatal("refused after a take made room")
 		}
 	})
+	t.Run("putAll queues in order up to the limit, with one wake-up", func(t *testing.T) {
+		m := newMailbox[int](4)
+		m.put(0)
+		<-m.ready()
+		m.take()
+		if n := m.putAll([]int{1, 2}); n != 2 || !woken(m) || woken(m) {
+			t.Fatalf("putAll of two queued %d, or woke the reader other than once", n)
+		}
+		if n := m.putAll([]int{3, 4, 5}); n != 2 || woken(m) {
+			t.Fatalf("putAll past the limit queued %d of 3 (want 2), or woke the reader again", n)
+		}
+		if n := m.putAll([]int{6}); n != 0 {
+			t.Fatalf("putAll into a full mailbox queued %d", n)
+		}
+		if got := m.take(); !slices.Equal(got, []int{1, 2, 3, 4}) {
+			t.Fatalf("take = %v", got)
+		}
+		if n := m.putAll(nil); n != 0 || woken(m) {
+			t.Fatal("putAll of nothing woke the reader")
+		}
+	})
 	t.Run("a taken batch is the reader's until its next take", func(t *testing.T) {
 		m := newMailbox[int](0)
 		m.put(1)

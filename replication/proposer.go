@@ -27,7 +27,7 @@ func cmdSize(c *lock.Command) int { return len(c.Name) + len(c.Owner) + 40 }
 // deadline, and one every LeaseTick while any lease is held.
 //
 // Commands reach it through the loop's props mailbox, from Execute on this
-// node and from FORWARD frames of followers; the loop takes them only when
+// node and from FORWARD(S) frames of followers; the loop takes them only when
 // it may propose, so commands that arrive while an entry is in flight cost
 // the loop no wake-up each. On a node that is not the leader they are
 // dropped; their senders resend. Script requests do not come this way:

@@ -16,7 +16,7 @@ import (
 // Leader hand-off. A transfer request reaches the leader's loop as a
 // MsgTransferLeader in its local mailbox: put there by TransferLeader on
 // the leader itself, or by the handler when a follower forwards a
-// lock.OpLeaderTransfer in a FORWARD frame (raft's own forwarding of the
+// lock.OpLeaderTransfer in a FORWARD(S) frame (raft's own forwarding of the
 // message would carry the transferee's id as its sender, which the cluster
 // port refuses from any other peer). The loop picks the transferee when
 // none is named (mostCaughtUp) and hands it to raft, which catches it up,

@@ -21,6 +21,9 @@
 //
 //	RAFT <raftpb.Message>          any raft message but a snapshot, ≤ 4 MiB
 //	FORWARD <lock.Command>         a client command for the leader, ≤ 256 KiB
+//	FORWARDS <lock.Command>...     client commands for the leader, back to
+//	                               back in one argument: ≤ 256 KiB and
+//	                               ≤ 1024 commands (maxForwardBatch)
 //	ADMIN <payload>                a membership change request or its
 //	                               answer (the node's encoding), ≤ 4 KiB
 //	SNAP <raftpb.Message> <size>   a snapshot message without its data,
@@ -33,11 +36,20 @@
 // raft's local types; anything else drops the connection. A member may hold
 // 2 authenticated connections: a third closes its oldest.
 //
+// The listener writes one thing after its verdict: FEATURES FORWARDS, the
+// frames it reads beyond FORWARD (features.go). A dialer sends FORWARDS
+// frames only to a listener that said so, and an older dialer discards it,
+// so a cluster of two versions keeps forwarding during a rolling upgrade.
+//
 // Outbound, Send and Forward never block: each peer has a queue bounded in
 // frames (Config.QueueLen) and in bytes (16 MiB), and a full queue drops the
 // frame (counted in PeerStatus.Dropped). The link's goroutine dials with
 // backoff (50 ms to 1 s), then writes queued frames in batches of about
-// 256 KiB with one write each; a snapshot is streamed in chunks, each write
+// 256 KiB with one write each; forwarded commands taken from the queue
+// together go in one FORWARDS frame (forwards.go), and before it takes them
+// the link lets the goroutines that are runnable go first, so that commands
+// of other clients arriving at the same moment join them (a yield, never a
+// timer: a lone command goes at once, as a FORWARD frame); a snapshot is streamed in chunks, each write
 // with its own 2 s deadline. A lost link is reported
 // (Handler.ReportUnreachable), and so is each snapshot sent or failed
 // (Handler.ReportSnapshot).

@@ -59,6 +59,9 @@ type peerClaims struct {
 	id          uint64
 	incarnation string
 	clientAddr  string
+	// after, on the dialer's side, reads what the listener writes after
+	// its verdict (features.go).
+	after *handshakeConn
 }
 
 // mac computes the HMAC-SHA256 under secret of label and fields, each
@@ -161,7 +164,7 @@ func (t *Transport) dialerHandshake(conn net.Conn, peer uint64) (*peerClaims, er
 	}
 	switch verdict := string(v[0]); {
 	case verdict == "OK":
-		return &peerClaims{id: peer, incarnation: linc}, nil
+		return &peerClaims{id: peer, incarnation: linc, after: h}, nil
 	case len(verdict) > 10 && verdict[:10] == "LOSTSTATE ":
 		return nil, &lostStateVerdict{peer: peer, text: verdict[10:]}
 	default:
@@ -243,6 +246,9 @@ func (t *Transport) listenerHandshake(conn net.Conn) (*peerClaims, error) {
 	}
 	if verdict != "OK" {
 		return nil, lost
+	}
+	if err := t.announceFeatures(conn); err != nil {
+		return nil, err
 	}
 	return &peerClaims{id: did, incarnation: string(dinc), clientAddr: string(addr)}, nil
 }

@@ -28,7 +28,9 @@ const (
 	maxConnsPerPeer = 2
 	// Frame sizes, by kind. A raft message carries at most MaxSizePerMsg
 	// (1 MiB) of entries, or one entry, which the proposer keeps under
-	// maxEntryBytes; a forwarded command is bounded by the client limits.
+	// maxEntryBytes; a forwarded command is bounded by the client limits,
+	// and so are the commands of a FORWARDS frame together (and by
+	// maxForwardBatch).
 	maxRaftFrame    = 4 << 20
 	maxForwardFrame = 256 << 10
 	maxAdminFrame   = 4 << 10
@@ -48,6 +50,8 @@ var wireLimits = respguard.Limits{
 //
 //	RAFT <raftpb.Message>          any raft message but a snapshot
 //	FORWARD <lock.Command>         a client command for the leader
+//	FORWARDS <lock.Command>...     client commands for the leader, in one
+//	                               argument (listeners announce it: features.go)
 //	ADMIN <payload>                a membership change request or answer
 //	SNAP <raftpb.Message> <size>   a snapshot message without its data,
 //	SNAPDATA <chunk>               then its data in chunks of at most 1 MiB,
@@ -202,6 +206,8 @@ type frameReader struct {
 	from uint64
 	rd   *redcon.Reader
 
+	cmds []lock.Command // a FORWARD or FORWARDS frame's, reused
+
 	snap     *raftpb.Message // a snapshot being received
 	snapSize int
 	snapData []byte
@@ -256,7 +262,18 @@ func (r *frameReader) frame(a [][]byte) error {
 		if err != nil || len(rest) != 0 {
 			return fmt.Errorf("bad forwarded command: %v", err)
 		}
-		t.h.Forward(r.from, c)
+		r.cmds = append(r.cmds[:0], c)
+		r.forward()
+		return nil
+	case kind == "FORWARDS" && len(a) == 2:
+		if len(arg) > maxForwardFrame {
+			return fmt.Errorf("forwards frame of %d bytes", len(arg))
+		}
+		var err error
+		if r.cmds, err = decodeForwards(r.cmds[:0], arg); err != nil {
+			return err
+		}
+		r.forward()
 		return nil
 	case kind == "ADMIN" && len(a) == 2:
 		if len(arg) > maxAdminFrame {
@@ -298,6 +315,13 @@ func (r *frameReader) frame(a [][]byte) error {
 		return t.h.Step(m)
 	}
 	return fmt.Errorf("unknown frame %s with %d arguments", clipString(kind), len(a)-1)
+}
+
+// forward hands the commands of a forwarding frame to the handler, and
+// then lets go of them.
+func (r *frameReader) forward() {
+	r.t.h.Forward(r.from, r.cmds)
+	clear(r.cmds)
 }
 
 // checkMessage checks that a raft message is one a peer may send: from the

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -129,7 +130,7 @@ func (p *peer) run() {
 			return
 		default:
 		}
-		conn, err := p.connect()
+		conn, after, err := p.connect()
 		var lost *lostStateVerdict
 		switch {
 		case errors.As(err, &lost):
@@ -143,7 +144,7 @@ func (p *peer) run() {
 			backoff = backoffMin
 			p.connected.Store(true)
 			log.Info("connected to peer", "addr", p.addr)
-			err = p.pump(conn)
+			err = p.pump(conn, after)
 			p.connected.Store(false)
 			conn.Close()
 			if errors.Is(err, errStop) {
@@ -166,65 +167,77 @@ func (p *peer) run() {
 }
 
 // connect dials the peer and completes the handshake.
-func (p *peer) connect() (net.Conn, error) {
+// It also returns the reader of what the peer writes after the handshake.
+func (p *peer) connect() (net.Conn, *handshakeConn, error) {
 	ctx, cancel := context.WithTimeout(p.ctx, dialTimeout)
 	defer cancel()
 	conn, err := p.t.cfg.Dial(ctx, p.addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if conn, err = p.t.dialTLS(conn, p.addr); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if _, err := p.t.dialerHandshake(conn, p.id); err != nil {
+	claims, err := p.t.dialerHandshake(conn, p.id)
+	if err != nil {
 		conn.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	return conn, nil
+	return conn, claims.after, nil
 }
 
 var errStop = errors.New("stopping")
 
 // pump writes queued frames to conn until a write fails or the Transport
-// closes.
-func (p *peer) pump(conn net.Conn) error {
-	// The peer never writes on this connection: a read returns only when it
-	// is gone, and closing conn then makes the next write fail at once.
+// closes. after reads what the peer writes on conn after the handshake.
+func (p *peer) pump(conn net.Conn, after *handshakeConn) error {
+	// The peer writes nothing on this connection but its features
+	// (features.go): a read returns only when it is gone, and closing conn
+	// then makes the next write fail at once.
+	var fb forwardBatch
 	go func() {
+		readFeatures(after, &fb.batches)
 		io.Copy(io.Discard, conn)
 		conn.Close()
 	}()
 	buf := make([]byte, 0, 64<<10)
 	for {
 		var snap *raftpb.Message
-		frames := uint64(0) // in buf
 		select {
 		case f := <-p.q:
 			if f = p.take(f); isSnap(f) {
 				snap = f.msg
 			} else {
-				buf = appendFrame(buf[:0], f)
-				frames++
+				buf = fb.add(buf[:0], f)
+				if f.fwd {
+					// Let the goroutines that are runnable now go first:
+					// under load they are clients whose next commands
+					// follow, and they join this one's frame and write.
+					// Alone, the command goes at once.
+					runtime.Gosched()
+				}
 			}
 		case <-p.ctx.Done():
 			return errStop
 		case <-p.drain:
-			return p.flushQueued(conn, buf[:0])
+			return p.flushQueued(conn, buf[:0], &fb)
 		}
 	drain:
-		for snap == nil && len(buf) < flushBytes {
+		for snap == nil && len(buf)+len(fb.payload) < flushBytes {
 			select {
 			case f := <-p.q:
 				if f = p.take(f); isSnap(f) {
 					snap = f.msg // written after what is buffered
 					break drain
 				}
-				buf = appendFrame(buf, f)
-				frames++
+				buf = fb.add(buf, f)
 			default:
 				break drain
 			}
 		}
+		buf = fb.flush(buf)
+		frames := fb.frames
+		fb.frames = 0
 		if len(buf) > 0 {
 			conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if _, err := conn.Write(buf); err != nil {
@@ -254,17 +267,18 @@ func (p *peer) pump(conn net.Conn) error {
 
 // flushQueued writes the frames queued for a removed member, but
 // snapshots, in one write, and returns errStop.
-func (p *peer) flushQueued(conn net.Conn, buf []byte) error {
+func (p *peer) flushQueued(conn net.Conn, buf []byte, fb *forwardBatch) error {
 	for queued := true; queued; {
 		select {
 		case f := <-p.q:
 			if f = p.take(f); !isSnap(f) {
-				buf = appendFrame(buf, f)
+				buf = fb.add(buf, f)
 			}
 		default:
 			queued = false
 		}
 	}
+	buf = fb.flush(buf)
 	conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	conn.Write(buf)
 	return errStop
@@ -336,17 +350,13 @@ func isNetErr(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET)
 }
 
-// appendFrame appends f as a RESP array: RAFT <message>, FORWARD <command>
-// or ADMIN <payload>.
+// appendFrame appends f, which is not a forwarded command (forwardBatch
+// writes those), as a RESP array: RAFT <message> or ADMIN <payload>.
 func appendFrame(b []byte, f frame) []byte {
 	b = redcon.AppendArray(b, 2)
 	if f.admin != nil {
 		b = redcon.AppendBulkString(b, "ADMIN")
 		return redcon.AppendBulk(b, f.admin)
-	}
-	if f.fwd {
-		b = redcon.AppendBulkString(b, "FORWARD")
-		return redcon.AppendBulk(b, lock.AppendCommand(nil, &f.cmd))
 	}
 	b = redcon.AppendBulkString(b, "RAFT")
 	b = append(b, '$')

@@ -58,10 +58,12 @@ type Handler interface {
 	// takes it. An error drops the connection; it is logged unless it is
 	// ErrStopped.
 	Step(m *raftpb.Message) error
-	// Forward takes a command a peer forwarded, decoded from a well-formed
-	// FORWARD frame; whether the command is acceptable is the handler's to
-	// check.
-	Forward(from uint64, c lock.Command)
+	// Forward takes the commands a peer forwarded, in the order it sent
+	// them, decoded from a well-formed FORWARD frame (one command) or
+	// FORWARDS frame (up to maxForwardBatch); whether each is acceptable is
+	// the handler's to check. cmds is the handler's, to read or overwrite,
+	// only until it returns.
+	Forward(from uint64, cmds []lock.Command)
 	// Admin takes the payload of an ADMIN frame (a membership change
 	// request or its answer; the node encodes them). It must not block.
 	Admin(from uint64, data []byte)
@@ -115,6 +117,10 @@ type Transport struct {
 	links   sync.WaitGroup // the peer links' goroutines
 
 	serverTLS *tls.Config // the accepting side's, nil without Config.TLS
+
+	// noFeatures makes the listener announce no features (features.go),
+	// as one of an older version: for tests.
+	noFeatures bool
 
 	stopc     chan struct{}
 	ctx       context.Context // cancelled by Close

@@ -44,6 +44,7 @@ type forwarded struct {
 type recorder struct {
 	steps     chan *raftpb.Message
 	forwards  chan forwarded
+	sizes     chan int // commands per Forward call
 	admins    chan forwardedAdmin
 	snapshots chan raft.SnapshotStatus
 	lost      chan error
@@ -52,7 +53,7 @@ type recorder struct {
 
 func newRecorder() *recorder {
 	return &recorder{
-		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64), admins: make(chan forwardedAdmin, 64),
+		steps: make(chan *raftpb.Message, 64), forwards: make(chan forwarded, 64), sizes: make(chan int, 64), admins: make(chan forwardedAdmin, 64),
 		snapshots: make(chan raft.SnapshotStatus, 64), lost: make(chan error, 1), known: map[uint64]string{},
 	}
 }
@@ -66,10 +67,16 @@ func (r *recorder) Step(m *raftpb.Message) error {
 	}
 }
 
-func (r *recorder) Forward(from uint64, c lock.Command) {
+func (r *recorder) Forward(from uint64, cmds []lock.Command) {
 	select {
-	case r.forwards <- forwarded{from, c}:
+	case r.sizes <- len(cmds):
 	default:
+	}
+	for _, c := range cmds {
+		select {
+		case r.forwards <- forwarded{from, c}:
+		default:
+		}
 	}
 }
 
@@ -248,7 +255,8 @@ func (p *rawPeer) recv() ([]string, string) {
 }
 
 // handshake runs the dialer side as node `as` with the given incarnation.
-// It returns the listener's refusal, or "" once the verdict is OK.
+// It returns the listener's refusal, or "" once the verdict is OK and the
+// listener announced its features.
 func (p *rawPeer) handshake(cluster string, as uint64, secret, incarnation string) string {
 	p.t.Helper()
 	dn := bytes.Repeat([]byte{byte(as)}, nonceSize)
@@ -277,6 +285,9 @@ func (p *rawPeer) handshake(cluster string, as uint64, secret, incarnation strin
 	}
 	if v[1] != "OK" {
 		return v[1]
+	}
+	if f, r := p.recv(); r != "" || len(f) != 2 || f[0] != "FEATURES" || f[1] != featureForwards {
+		p.t.Fatalf("after its verdict the listener wrote %q %q; want FEATURES %s", f, r, featureForwards)
 	}
 	return ""
 }
@@ -360,6 +371,11 @@ func TestBadFramesAreRefused(t *testing.T) {
 	}{
 		{"a 512 MiB raft frame", []byte("*2\r\n$4\r\nRAFT\r\n$536870912\r\n")},
 		{"a 1 MiB forward", frameOf([]byte("FORWARD"), make([]byte, 1<<20))},
+		{"a 1 MiB forwards frame", frameOf([]byte("FORWARDS"), make([]byte, 1<<20))},
+		{"a forwards frame of garbage", frameOf([]byte("FORWARDS"), []byte("garbage"))},
+		{"an empty forwards frame", frameOf([]byte("FORWARDS"), nil)},
+		{"a forwards frame with a command cut short", frameOf([]byte("FORWARDS"), forwardsPayload(2, 10)[:20])},
+		{"a forwards frame of 1025 commands", frameOf([]byte("FORWARDS"), forwardsPayload(2, maxForwardBatch+1))},
 		{"a snapshot over the ceiling", frameOf([]byte("SNAP"), mustMarshal(t, &raftpb.Message{
 			Type: raftpb.MsgSnap.Enum(), From: &as, To: &to, Snapshot: &raftpb.Snapshot{}}), []byte("2000000000"))},
 		{"a raft message from another node", frameOf([]byte("RAFT"), mustMarshal(t, &raftpb.Message{
