@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestHistoryRecords(t *testing.T) {
 			t.Errorf("op %d returns before its call: %v", i, op)
 		}
 		op.Call, op.Return = 0, 0
-		if op != want[i] {
+		if !reflect.DeepEqual(op, want[i]) {
 			t.Errorf("op %d = %+v, want %+v", i, op, want[i])
 		}
 	}
