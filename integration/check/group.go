@@ -213,8 +213,8 @@ func groupModel() porcupine.Model {
 		Step: func(state, input, output any) (bool, any) {
 			return groupStep(state.(groupState), input.(groupInput), output.(groupOutput))
 		},
-		Equal: func(a, b any) bool { return a.(groupState).equal(b.(groupState)) },
-		Hash:  func(state any) uint64 { return state.(groupState).hash() },
+		Equal:             func(a, b any) bool { return a.(groupState).equal(b.(groupState)) },
+		Hash:              func(state any) uint64 { return state.(groupState).hash() },
 		DescribeOperation: describeGroupOperation,
 		DescribeState: func(state any) string {
 			s := state.(groupState)
