@@ -159,6 +159,11 @@ func (o Op) result() string {
 			return "null"
 		}
 		return o.Holder
+	case KindSetNX:
+		if o.Granted {
+			return "OK"
+		}
+		return "null"
 	case KindMLock:
 		if o.Tokens == nil {
 			return "null"
