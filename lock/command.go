@@ -71,7 +71,11 @@ const (
 	// OpACLDelUser deletes the users Name and X.Args. Both reply as Redis.
 	OpACLSetUser Op = 24
 	OpACLDelUser Op = 25
-	maxOp           = OpACLDelUser
+	// OpMultiLock takes Name and X.Keys for Owner all at once or none (see
+	// multilock.go); OpMultiUnlock releases those of them Owner holds.
+	OpMultiLock   Op = 30
+	OpMultiUnlock Op = 31
+	maxOp            = OpMultiUnlock
 )
 
 // Flags are the options of key-space commands.
@@ -177,6 +181,10 @@ func (o Op) String() string {
 		return "ACL SETUSER"
 	case OpACLDelUser:
 		return "ACL DELUSER"
+	case OpMultiLock:
+		return "MLOCK"
+	case OpMultiUnlock:
+		return "MUNLOCK"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -189,7 +197,9 @@ func (o Op) String() string {
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
 // Wait (OpLockWait only) is how long to stay queued, in ms; Target
 // (OpCancel) is the ID of the queued request to cancel, or (OpLeaderTransfer)
-// the node to hand leadership to.
+// the node to hand leadership to. Delay (OpLock, OpLockWait, OpMultiLock)
+// is the lock-delay, in ms, that the hold leaves behind when its lease runs
+// out (see lockdelay.go).
 //
 // Key-space commands use Owner for the value, Flags and Match for their
 // options and At for an absolute deadline (EXAT, PXAT, EXPIREAT) in Unix ms,
@@ -207,6 +217,7 @@ type Command struct {
 	Flags  Flags
 	Match  string
 	At     int64
+	Delay  int64
 	X      *Extra
 }
 
@@ -242,6 +253,9 @@ const maxNested = 1 << 16
 
 // AppendCommand appends the binary form of c to dst.
 func AppendCommand(dst []byte, c *Command) []byte {
+	if c.Delay != 0 && (c.Op == OpLock || c.Op == OpLockWait) {
+		return appendDelayed(dst, c)
+	}
 	dst = append(dst, byte(c.Op))
 	dst = binary.AppendUvarint(dst, c.ID)
 	dst = appendString(dst, c.Name)
@@ -252,6 +266,8 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = binary.AppendVarint(dst, c.Wait)
 	case OpCancel, OpLeaderTransfer:
 		dst = binary.AppendUvarint(dst, c.Target)
+	case OpMultiLock, OpMultiUnlock:
+		return appendMulti(dst, c)
 	}
 	if !c.Op.keySpace() {
 		return dst
@@ -305,7 +321,11 @@ func DecodeCommand(data []byte) (Command, []byte, error) {
 
 func (d *decoder) command(depth int) Command {
 	var c Command
-	c.Op = Op(d.byte())
+	op := d.byte()
+	if op&delayedOp != 0 {
+		return d.delayed(op)
+	}
+	c.Op = Op(op)
 	c.ID = d.uvarint()
 	c.Name = d.string()
 	c.Owner = d.string()
@@ -315,8 +335,10 @@ func (d *decoder) command(depth int) Command {
 		c.Wait = d.varint()
 	case OpCancel, OpLeaderTransfer:
 		c.Target = d.uvarint()
+	case OpMultiLock, OpMultiUnlock:
+		d.multi(&c)
 	}
-	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {
+	if d.err == nil && (c.Op < OpLock || (c.Op > OpACLDelUser && c.Op < OpMultiLock) || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {
 		d.err = ErrCorrupt
 	}
 	if d.err != nil || !c.Op.keySpace() {

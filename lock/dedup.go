@@ -92,6 +92,7 @@ func (t *Table) forget() {
 		delete(t.seen, id)
 		if len(t.answered) > 0 {
 			delete(t.answered, id)
+			delete(t.multiReplies, id)
 		}
 		t.head++
 	}

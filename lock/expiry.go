@@ -73,25 +73,29 @@ func newWaitSet() *btree.BTreeG[waitRec] {
 	return btree.NewBTreeGOptions(waitRecLess, btree.Options{NoLocks: true})
 }
 
-// expire ends the leases and waits that ran out by now, in the order of
-// their deadlines (see expiresBefore). The heap and the set hold exactly the
-// leases and the queued requests, so each lease names a lock that is held,
-// and each wait record a request in its queue; ending it takes it out.
+// expire ends the leases, waits and lock-delays that ran out by now, in
+// the order of their deadlines, then names (see expiresBefore; on the same
+// name a wait ends before a lock-delay, and a name in a lock-delay has no
+// lease). The heap and the sets hold exactly the leases, the queued
+// requests and the lock-delays, so each lease names a lock that is held,
+// each wait record a request in its queue (a multi-lock's under its first
+// name), and each delay a blocked name; ending it takes it out.
 func (t *Table) expire() {
 	for {
 		lok := len(t.leases) > 0 && t.leases[0].deadline <= t.now
 		w, wok := t.waits.Min()
 		wok = wok && w.at <= t.now
+		d, dok := t.delays.Min()
+		dok = dok && d.at <= t.now
 		switch {
-		case lok && (!wok || t.leases[0].expiresBefore(w)):
-			name := t.leases[0].name
-			t.note(EventExpired, name)
-			t.stats.Expiries++
-			t.release(name, t.byName[name])
-		case wok:
-			h := t.byName[w.name]
-			i := slices.IndexFunc(h.waiters, func(q waiter) bool { return q.id == w.id && q.deadline == w.at })
-			t.dropWaiter(w.name, h, i)
+		case lok && (!wok || t.leases[0].expiresBefore(w)) && (!dok || t.leases[0].expiresBefore(waitRec{at: d.at, name: d.name})):
+			t.expireLease(t.leases[0].name)
+		case wok && (!dok || w.at < d.at || w.at == d.at && w.name <= d.name):
+			q := t.queueOf(w.name)
+			i := slices.IndexFunc(q, func(q waiter) bool { return q.id == w.id && q.deadline == w.at })
+			t.drop(w.name, q[i])
+		case dok:
+			t.endDelay(d)
 		default:
 			return
 		}
@@ -108,8 +112,8 @@ func (l *lease) expiresBefore(w waitRec) bool {
 	return l.name < w.name
 }
 
-// NextDeadline returns the earliest deadline of a lease or a queued
-// request's wait, or, when there is none, the moment every remembered
+// NextDeadline returns the earliest deadline of a lease, a queued
+// request's wait or a lock-delay, or, when there is none, the moment every remembered
 // request ID will have left the dedup window, in logical ms. A leader stamps
 // the log at it, so an idle table forgets the IDs of a past burst and gives
 // their memory back.
@@ -117,6 +121,9 @@ func (t *Table) NextDeadline() (int64, bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	w, wok := t.waits.Min()
+	if d, ok := t.delays.Min(); ok && (!wok || d.at < w.at) {
+		w, wok = waitRec{at: d.at}, true
+	}
 	switch {
 	case len(t.leases) > 0 && (!wok || t.leases[0].deadline <= w.at):
 		return t.leases[0].deadline, true

@@ -316,11 +316,31 @@ func populated(tb testing.TB) *Table {
 
 // checkInvariants checks what the table keeps beside its locks: the lease
 // heap holds exactly the lease of each held lock that has one, the wait set
-// one record per queued request, Waiting counts the queued requests, and the
-// remembered IDs are exactly the live records of their order.
+// one record per queued request (a multi-lock's under its first name),
+// Waiting counts the entries of the queues, the delay set holds the end of
+// each blocked name's lock-delay, a blocked name is not held and has a
+// lock-delay or a queue, and the remembered IDs are exactly the live
+// records of their order.
 func checkInvariants(tb testing.TB, tab *Table) {
 	tb.Helper()
 	leased, queued := 0, 0
+	records := map[waitRec]bool{}
+	checkQueue := func(name string, q []waiter) {
+		for _, w := range q {
+			queued++
+			rec := waitRec{at: w.deadline, name: name, id: w.id}
+			if w.multi != nil {
+				rec = w.multi.rec()
+				if !slices.Contains(w.multi.names, name) {
+					tb.Errorf("multi-lock %d is queued for %s, not one of its names %v", w.id, name, w.multi.names)
+				}
+			}
+			records[rec] = true
+			if _, ok := tab.waits.Get(rec); !ok {
+				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
+			}
+		}
+	}
 	tab.locks.Scan(func(key string, h *held) bool {
 		name := key[8:]
 		if h.key != key || tab.byName[name] != h {
@@ -335,19 +355,33 @@ func checkInvariants(tb testing.TB, tab *Table) {
 		default:
 			leased++
 		}
-		for _, w := range h.waiters {
-			queued++
-			if _, ok := tab.waits.Get(waitRec{at: w.deadline, name: name, id: w.id}); !ok {
-				tb.Errorf("request %d queued for %s until %d has no wait record", w.id, name, w.deadline)
-			}
-		}
+		checkQueue(name, h.waiters)
 		return true
 	})
+	delayed := 0
+	for name, b := range tab.blocked {
+		checkQueue(name, b.waiters)
+		if _, held := tab.byName[name]; held {
+			tb.Errorf("%s is held and blocked", name)
+		}
+		switch {
+		case b.until != 0:
+			delayed++
+			if _, ok := tab.delays.Get(delayRec{at: b.until, name: name}); !ok {
+				tb.Errorf("%s is in a lock-delay until %d without its record", name, b.until)
+			}
+		case len(b.waiters) == 0:
+			tb.Errorf("%s is blocked with neither a lock-delay nor a queue", name)
+		}
+	}
+	if tab.delays.Len() != delayed {
+		tb.Errorf("the delay set holds %d records for %d blocked names in a lock-delay", tab.delays.Len(), delayed)
+	}
 	if len(tab.leases) != leased {
 		tb.Errorf("the lease heap holds %d leases for %d leased locks", len(tab.leases), leased)
 	}
-	if tab.waits.Len() != queued || tab.waiting != queued {
-		tb.Errorf("the wait set holds %d records and Waiting is %d for %d queued requests", tab.waits.Len(), tab.waiting, queued)
+	if tab.waits.Len() != len(records) || tab.waiting != queued {
+		tb.Errorf("the wait set holds %d records for %d requests, and Waiting is %d for %d queue entries", tab.waits.Len(), len(records), tab.waiting, queued)
 	}
 	live := tab.order[tab.head:]
 	if len(tab.seen) != len(live) {

@@ -132,10 +132,14 @@ func (t *Table) checksHold(x *Extra) bool {
 	return true
 }
 
-// versionOf is name's version, 0 when it is not held.
+// versionOf is name's version (a blocked name's: see lockdelay.go), 0
+// when it is neither held nor blocked.
 func (t *Table) versionOf(name string) uint64 {
 	if h, ok := t.byName[name]; ok {
 		return h.version
+	}
+	if b, ok := t.blocked[name]; ok {
+		return b.version
 	}
 	return 0
 }
@@ -160,6 +164,12 @@ func (t *Table) set(c *Command) resp.Value {
 	case c.Flags&FlagIfEq != 0 && (!exists || h.owner != c.Match):
 		ok = false
 	case c.Flags&FlagIfNe != 0 && exists && h.owner == c.Match:
+		ok = false
+	}
+	if ok && !past && !exists && t.blocked[c.Name] != nil {
+		if c.Flags&FlagNX == 0 {
+			return t.blockedError(c.Name)
+		}
 		ok = false
 	}
 	if ok {

@@ -48,7 +48,15 @@ func (t *Table) Load(s *Table, name string) Check {
 		c = *h
 		c.waiters = slices.Clone(h.waiters)
 	}
+	b, isBlocked := t.blocked[name]
+	if isBlocked {
+		// It stays blocked for the script, which cannot serve its queue.
+		s.blocked[name] = &blocked{until: b.until, version: b.version}
+	}
 	t.mu.RUnlock()
+	if isBlocked {
+		return Check{Name: name, Version: s.blocked[name].version}
+	}
 	if !ok {
 		return Check{Name: name}
 	}

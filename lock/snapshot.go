@@ -20,7 +20,8 @@ import (
 // scripts. A table without users writes version 3, which a node that
 // predates users reads too (so a cluster can be upgraded node by node
 // until the first ACL SETUSER). Restore reads versions 3 and 4 and refuses
-// any other, and a version 4 without users (never written).
+// any other, and a version 4 without users (never written). Version 5
+// (snapshotmutex.go) adds lock-delays and multi-locks after the users.
 const (
 	snapshotVersion        = 4
 	snapshotVersionNoUsers = 3
@@ -53,6 +54,7 @@ type SnapshotView struct {
 	answered map[uint64]int64          // later results of some of them
 	scripts  []string                  // bodies, in registration order
 	users    *acl.Users                // never changed once made
+	mutex    mutexView
 }
 
 // View captures the table's state for Encode. It takes the write lock:
@@ -74,6 +76,7 @@ func (t *Table) View() *SnapshotView {
 		answered: maps.Clone(t.answered),
 		scripts:  t.scripts.bodies(),
 		users:    t.users.Load(),
+		mutex:    t.viewMutex(),
 	}
 }
 
@@ -106,14 +109,7 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendUvarint(b, h.token)
 		b = binary.AppendVarint(b, h.deadline)
 		b = binary.AppendUvarint(b, h.version)
-		b = binary.AppendUvarint(b, uint64(len(h.waiters)))
-		for _, w := range h.waiters {
-			b = binary.AppendUvarint(b, w.id)
-			b = binary.AppendUvarint(b, uint64(len(w.owner)))
-			b = append(b, w.owner...)
-			b = binary.AppendVarint(b, w.ttl)
-			b = binary.AppendVarint(b, w.deadline)
-		}
+		b = appendWaiters(b, h.waiters)
 		return true
 	})
 	b = binary.AppendUvarint(b, uint64(len(v.seen)))
@@ -128,13 +124,17 @@ func (v *SnapshotView) Encode() []byte {
 		b = binary.AppendVarint(b, r.at)
 		b = binary.AppendVarint(b, val)
 		b = binary.LittleEndian.AppendUint32(b, r.fp)
-		if r.reply == nil {
+		if reply := v.mutex.reply(r.id, r.reply); reply == nil {
 			b = append(b, 0)
 		} else {
-			b = resp.Append(append(b, 1), *r.reply)
+			b = resp.Append(append(b, 1), *reply)
 		}
 	}
 	b = appendStrings(b, v.scripts)
+	if section, ok := v.mutex.appendMutex(nil, v.locks); ok {
+		b[0] = snapshotVersionMutex
+		return append(appendUsers(b, v.users), section...)
+	}
 	if version == snapshotVersionNoUsers {
 		return b
 	}
@@ -192,8 +192,8 @@ func (d *decoder) users() *acl.Users {
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
 	version := d.byte()
-	if d.err == nil && version != snapshotVersion && version != snapshotVersionNoUsers {
-		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d and %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersion)
+	if d.err == nil && version != snapshotVersion && version != snapshotVersionNoUsers && version != snapshotVersionMutex {
+		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d to %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersionMutex)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -281,10 +281,14 @@ func (t *Table) Restore(data []byte) error {
 		n.scripts.add(body)
 	}
 	var users *acl.Users
-	if version == snapshotVersion {
+	switch version {
+	case snapshotVersion:
 		if users = d.users(); d.err == nil && users.Len() == 0 {
 			return ErrCorrupt
 		}
+	case snapshotVersionMutex:
+		users = d.users()
+		d.mutex(n)
 	}
 	if d.err != nil {
 		return d.err
@@ -298,6 +302,7 @@ func (t *Table) Restore(data []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence, t.mod = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence, n.mod
+	t.blocked, t.delays, t.multiReplies = n.blocked, n.delays, nil
 	t.scripts = n.scripts
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0

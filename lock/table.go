@@ -43,6 +43,11 @@ type Table struct {
 	leases leaseHeap              // the lease of each held lock that has one
 	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
 	fence  uint64                 // the last token granted
+	// blocked holds the names nobody holds that no one may take yet, in a
+	// lock-delay or reserved for a multi-lock (see lockdelay.go); delays
+	// the end of each lock-delay.
+	blocked map[string]*blocked
+	delays  *btree.BTreeG[delayRec]
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
@@ -51,8 +56,11 @@ type Table struct {
 	seen     map[uint64]remembered // request ID -> result and fingerprint
 	seenPeak int                   // the most IDs seen has held since it was made
 	answered map[uint64]int64      // IDs whose result changed after it was remembered
-	order    []seenRec             // IDs in the order they were applied
-	head     int                   // order[head:] are live
+	// multiReplies is the reply of each multi-lock in answered that was
+	// granted (see multilock.go).
+	multiReplies map[uint64]*resp.Value
+	order        []seenRec // IDs in the order they were applied
+	head         int       // order[head:] are live
 	// shared is set while a SnapshotView may read order's array: the next
 	// compaction copies the live records to a new array instead of moving
 	// them down in place.
@@ -92,6 +100,7 @@ type held struct {
 	deadline int64  // logical ms; 0 = no lease
 	since    int64  // logical ms when owner got it; unknownSince after Restore
 	lease    *lease // its entry in Table.leases; nil when deadline is 0
+	delay    int64  // the lock-delay, in ms, its lease leaves when it runs out
 	waiters  []waiter
 	gen      uint64 // Table.gen when it was made
 }
@@ -101,8 +110,10 @@ type waiter struct {
 	id       uint64
 	owner    string
 	ttl      int64
-	deadline int64 // logical ms when it gives up
-	since    int64 // logical ms when it was queued; unknownSince after Restore
+	deadline int64     // logical ms when it gives up
+	since    int64     // logical ms when it was queued; unknownSince after Restore
+	delay    int64     // the lock-delay of the hold it asks for
+	multi    *multiReq // the multi-lock it is part of; nil for a LOCK ... WAIT
 }
 
 // Info describes a held lock.
@@ -127,7 +138,7 @@ type Result struct {
 
 // NewTable returns an empty table.
 func NewTable() *Table {
-	return &Table{byName: make(map[string]*held), waits: newWaitSet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
+	return &Table{byName: make(map[string]*held), waits: newWaitSet(), blocked: make(map[string]*blocked), delays: newDelaySet(), seen: make(map[uint64]remembered), scripts: newScriptRegistry(),
 		usersChanged: make(chan struct{})}
 }
 
@@ -183,6 +194,9 @@ func (t *Table) advance(term uint64, stamp int64) {
 
 // run executes one command and returns its result (without ID).
 func (t *Table) run(c *Command) Result {
+	if c.Op == OpMultiLock {
+		return t.mlock(c)
+	}
 	if c.Op.keySpace() {
 		v, retry := t.execKey(c)
 		if retry {
@@ -197,20 +211,17 @@ func (t *Table) exec(c *Command) int64 {
 	h, ok := t.byName[c.Name]
 	switch c.Op {
 	case OpLock, OpLockWait:
-		if !ok {
-			t.grant(c.Name, c.Owner, c.TTL)
+		if _, blocked := t.blocked[c.Name]; !ok && !blocked {
+			t.grant(c.Name, c.Owner, c.TTL).delay = c.Delay
 			t.note(EventGrant, c.Name)
 			return int64(t.fence)
 		}
-		if h.owner == c.Owner {
-			if c.TTL != 0 || h.deadline != 0 {
-				t.note(EventExpire, c.Name)
-			}
-			t.setLease(c.Name, h, c.TTL)
+		if ok && h.owner == c.Owner {
+			t.regrant(c.Name, h, c.TTL, c.Delay)
 			return int64(h.token)
 		}
 		if c.Op == OpLockWait && c.Wait > 0 {
-			t.enqueue(c.Name, h, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now})
+			t.enqueue(c.Name, waiter{id: c.ID, owner: c.Owner, ttl: c.TTL, deadline: addSat(t.now, uint64(c.Wait)), since: t.now, delay: c.Delay})
 			return Queued
 		}
 		t.stats.Refusals++
@@ -223,12 +234,14 @@ func (t *Table) exec(c *Command) int64 {
 		}
 		return 0
 	case OpCancel:
-		if ok {
-			if i := slices.IndexFunc(h.waiters, func(w waiter) bool { return w.id == c.Target }); i >= 0 {
-				t.dropWaiter(c.Name, h, i)
+		if q := t.queueOf(c.Name); q != nil {
+			if i := slices.IndexFunc(q, func(w waiter) bool { return w.id == c.Target }); i >= 0 {
+				t.drop(c.Name, q[i])
 			}
 		}
 		return 0
+	case OpMultiUnlock:
+		return t.munlock(c)
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {
 			t.setLease(c.Name, h, c.TTL)
@@ -279,73 +292,55 @@ func (t *Table) changed(name string, h *held) *held {
 	return h
 }
 
-// enqueue puts w at the end of the queue of name, held as h. A request
-// already queued there with the same ID and deadline (the same request,
-// delivered again after its ID was forgotten) is not queued twice.
-func (t *Table) enqueue(name string, h *held, w waiter) {
+// regrant gives the lock name, held as h by the owner asking again, the
+// lease of ttl ms (none when 0) and the lock-delay delay: its token stays.
+func (t *Table) regrant(name string, h *held, ttl, delay int64) {
+	if ttl != 0 || h.deadline != 0 {
+		t.note(EventExpire, name)
+	}
+	if h.delay != delay {
+		h = t.own(name, h)
+		h.delay = delay
+	}
+	t.setLease(name, h, ttl)
+}
+
+// enqueue puts w at the end of the queue of name. A request already queued
+// there with the same ID and deadline (the same request, delivered again
+// after its ID was forgotten) is not queued twice.
+func (t *Table) enqueue(name string, w waiter) {
 	if _, again := t.waits.Set(waitRec{at: w.deadline, name: name, id: w.id}); again {
 		return
 	}
-	h = t.own(name, h)
-	h.waiters = append(h.waiters, w)
-	t.waiting++
+	t.push(name, w)
 }
 
 // release ends h's hold on name and hands the lock to the first waiter
-// whose wait has not run out.
+// whose wait has not run out (see settle).
 func (t *Table) release(name string, h *held) {
+	if t.free(name, h) {
+		t.settle(name)
+	}
+}
+
+// free ends h's hold on name, leaving its queue, if any, on the name
+// blocked; it reports whether there was a queue.
+func (t *Table) free(name string, h *held) bool {
 	if h.lease != nil {
 		heap.Remove(&t.leases, h.lease.index)
 	}
 	t.stats.Hold.observeSince(h.since, t.now)
-	for queue := h.waiters; len(queue) > 0; {
-		w := queue[0]
-		queue = queue[1:]
-		t.unqueue(name, w)
-		if w.deadline <= t.now {
-			t.stats.WaitTimeouts++
-			t.answer(w.id, 0)
-			continue
-		}
-		t.fence++
-		t.mod++
-		next := &held{key: h.key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now}
-		t.stats.Grants++
-		t.stats.Wait.observeSince(w.since, t.now)
-		if len(queue) > 0 {
-			next.waiters = queue
-		}
-		t.put(name, next)
-		t.setLease(name, next, w.ttl)
-		t.answer(w.id, int64(next.token))
-		t.note(EventGrant, name)
-		return
-	}
 	t.locks.Delete(h.key)
 	delete(t.byName, name)
-}
-
-// dropWaiter takes h.waiters[i] out of the queue of name, held as h, and
-// answers it 0.
-func (t *Table) dropWaiter(name string, h *held, i int) {
-	w := h.waiters[i]
-	h = t.own(name, h)
-	h.waiters = append(h.waiters[:i:i], h.waiters[i+1:]...)
 	if len(h.waiters) == 0 {
-		h.waiters = nil
+		return false
 	}
-	t.unqueue(name, w)
-	t.stats.WaitTimeouts++
-	t.answer(w.id, 0)
+	t.block(name).waiters = h.waiters
+	return true
 }
 
-// unqueue forgets the wait of w, which has left the queue of name.
-func (t *Table) unqueue(name string, w waiter) {
-	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
-	t.waiting--
-}
-
-// answer gives a queued request its final result.
+// answer gives a queued request its final result (a multi-lock's grant:
+// see answerMulti).
 func (t *Table) answer(id uint64, v int64) {
 	if r, ok := t.seen[id]; ok {
 		r.v = v

@@ -49,7 +49,7 @@ var categoryOfFlag = map[string]acl.Category{
 var categoryOfName = map[acl.Category][]string{
 	acl.CatKeyspace: {"del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl",
 		"expiretime", "pexpiretime", "persist", "type", "scan", "keys", "dbsize", "delex", "delifeq"},
-	acl.CatLock:        {"lock", "unlock", "renew", "owner", "lockinfo"},
+	acl.CatLock:        {"lock", "unlock", "renew", "owner", "lockinfo", "mlock", "munlock"},
 	acl.CatConnection:  {"ping", "echo", "quit", "select", "auth", "hello", "client", "command"},
 	acl.CatTransaction: {"multi", "exec", "discard", "watch", "unwatch"},
 	acl.CatScripting:   {"eval", "evalsha", "eval_ro", "evalsha_ro", "script"},
@@ -180,6 +180,9 @@ func keyArgs(spec *commandSpec, args [][]byte) [][]byte {
 			return nil
 		}
 		return args[3 : 3+n]
+	}
+	if spec.name == "mlock" || spec.name == "munlock" {
+		return multiKeys(args)
 	}
 	if spec.key == 0 || spec.key >= len(args) {
 		return nil

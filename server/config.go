@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockd/lockd/internal/tlsfiles"
+	"github.com/lockd/lockd/lock"
 	"github.com/lockd/lockd/replication"
 	"github.com/lockd/lockd/respguard"
 )
@@ -18,6 +19,7 @@ const (
 	DefaultMaxNameLen   = 512                // bytes of a lock name
 	DefaultMaxOwnerLen  = 256                // bytes of an owner
 	DefaultMaxTTL       = 7 * 24 * time.Hour // longest lease a client may ask for
+	DefaultLockDelay    = time.Duration(0)   // the lock-delay of LOCK and MLOCK without DELAY: none
 	DefaultMaxClients   = 10000              // open client connections
 	DefaultWriteTimeout = 30 * time.Second   // each write of replies
 	DefaultReadTimeout  = time.Second        // a read waiting for the local replica
@@ -76,6 +78,10 @@ type Config struct {
 	MaxOwnerLen int
 	// MaxTTL bounds PX/EX (default DefaultMaxTTL).
 	MaxTTL time.Duration
+	// LockDelay is the lock-delay of a LOCK or MLOCK that gives no DELAY
+	// (default DefaultLockDelay, none; at most lock.MaxDelay ms): this node
+	// puts it in the command, so every node applies the same.
+	LockDelay time.Duration
 	// MaxClients bounds open client connections (default DefaultMaxClients);
 	// past it a new connection is told "max number of clients reached" and
 	// closed.
@@ -237,6 +243,8 @@ func (c *Config) validate() error {
 		return errors.New("name and owner limits must be positive")
 	case c.MaxTTL < time.Millisecond:
 		return fmt.Errorf("max ttl %v: too small", c.MaxTTL)
+	case c.LockDelay < 0 || c.LockDelay > lock.MaxDelay*time.Millisecond:
+		return fmt.Errorf("lock delay %v: not between 0 and %v", c.LockDelay, lock.MaxDelay*time.Millisecond)
 	case c.MaxClients < 1:
 		return errors.New("max clients must be positive")
 	case c.IdleTimeout < 0:

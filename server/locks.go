@@ -27,49 +27,28 @@ func (s *Server) lockWait(c *client, r reply, spec *commandSpec, cmd lock.Comman
 }
 
 // lockReply is the reply to a lock command whose result is v: LOCK's
-// token, or a null when not granted; UNLOCK's and RENEW's 1 or 0.
+// token, or a null when not granted (MLOCK's too: its grant is a reply);
+// UNLOCK's, RENEW's and MUNLOCK's count.
 func lockReply(op lock.Op, v int64) resp.Value {
-	if (op == lock.OpLock || op == lock.OpLockWait) && v <= 0 {
+	if (op == lock.OpLock || op == lock.OpLockWait || op == lock.OpMultiLock) && v <= 0 {
 		return resp.NilValue()
 	}
 	return resp.IntValue(v)
 }
 
-// lockArgs: LOCK name owner [PX ms | EX s] [WAIT ms] → the token, or a null
-// when the lock is held by another owner (after waiting up to WAIT ms).
+// lockArgs: LOCK name owner [PX ms | EX s] [WAIT ms] [DELAY ms] → the
+// token, or a null when the lock is held by another owner or blocked
+// (after waiting up to WAIT ms).
 func (s *Server) lockArgs(args [][]byte) (lock.Command, error) {
 	cmd := lock.Command{Op: lock.OpLock}
 	if err := s.nameOwner(&cmd, args); err != nil {
 		return cmd, err
 	}
-	var haveTTL, haveWait bool
-	for i := 3; i < len(args); i += 2 {
-		opt := strings.ToUpper(string(args[i]))
-		if i+1 >= len(args) {
-			return cmd, errSyntax
-		}
-		switch {
-		case (opt == "PX" || opt == "EX") && !haveTTL && !haveWait:
-			ttl, err := s.ttlArg("lock", opt, args[i+1])
-			if err != nil {
-				return cmd, err
-			}
-			cmd.TTL, haveTTL = ttl, true
-		case opt == "WAIT" && !haveWait:
-			wait, err := parseInt(args[i+1])
-			if err != nil {
-				return cmd, err
-			}
-			if wait < 0 || wait > s.cfg.MaxTTL.Milliseconds() {
-				return cmd, errInvalidWait
-			}
-			haveWait = true
-			if wait > 0 {
-				cmd.Op, cmd.Wait = lock.OpLockWait, wait
-			}
-		default:
-			return cmd, errSyntax
-		}
+	if err := s.lockOptions(&cmd, args[3:]); err != nil {
+		return cmd, err
+	}
+	if cmd.Wait > 0 {
+		cmd.Op = lock.OpLockWait
 	}
 	return cmd, nil
 }

@@ -33,6 +33,8 @@ func (s *Server) validCommand(c *lock.Command) error {
 		return s.validTx(c)
 	case lock.OpACLSetUser, lock.OpACLDelUser:
 		return s.validACL(c)
+	case lock.OpMultiLock, lock.OpMultiUnlock:
+		return s.validMulti(c)
 	}
 	return s.validOne(c)
 }
@@ -61,6 +63,8 @@ func (s *Server) validOne(c *lock.Command) error {
 	switch {
 	case c.Op != lock.OpLockWait && c.Wait != 0, c.Op != lock.OpCancel && c.Target != 0:
 		return errMalformed
+	case c.Delay < 0 || c.Delay > lock.MaxDelay || c.Delay != 0 && c.Op != lock.OpLock && c.Op != lock.OpLockWait:
+		return errInvalidDelay
 	case f&^opFlags[c.Op] != 0, f&lock.FlagNX != 0 && f&lock.FlagXX != 0, f&lock.FlagGT != 0 && f&lock.FlagLT != 0:
 		return errMalformed
 	case c.Match != "" && f&(lock.FlagIfEq|lock.FlagIfNe) == 0:

@@ -66,6 +66,7 @@ type options struct {
 	maxNameLen     int
 	maxOwnerLen    int
 	maxTTL         time.Duration
+	lockDelay      time.Duration
 	maxClients     int
 	timeout        int
 	logLevel       string
@@ -116,6 +117,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.maxNameLen, "max-name-len", server.DefaultMaxNameLen, "longest lock name, in bytes")
 	fs.IntVar(&o.maxOwnerLen, "max-owner-len", server.DefaultMaxOwnerLen, "longest owner, in bytes")
 	fs.DurationVar(&o.maxTTL, "max-ttl", server.DefaultMaxTTL, "longest lease a client may ask for")
+	fs.DurationVar(&o.lockDelay, "lock-delay", server.DefaultLockDelay, "lock-delay of LOCK and MLOCK without DELAY: how long a name whose lease ran out stays unavailable (0: none; at most 1h)")
 	fs.IntVar(&o.maxClients, "max-clients", server.DefaultMaxClients, "most client connections at once")
 	fs.IntVar(&o.timeout, "timeout", 0, "close a client connection idle for this many seconds (0: never); one blocked in LOCK ... WAIT is not idle")
 	fs.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -273,6 +275,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 		MaxNameLen:  o.maxNameLen,
 		MaxOwnerLen: o.maxOwnerLen,
 		MaxTTL:      o.maxTTL,
+		LockDelay:   o.lockDelay,
 		MaxClients:  o.maxClients,
 		IdleTimeout: time.Duration(o.timeout) * time.Second,
 
