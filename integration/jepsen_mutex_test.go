@@ -62,9 +62,10 @@ type mutexWorkload struct {
 }
 
 // startMutexWorkload starts the group clients and the lock-delay pair on wg
-// until ctx is done; on a failed test their histories are written to dir.
-func startMutexWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c *cluster, seed int64, dir string) *mutexWorkload {
-	mw := &mutexWorkload{c: c, seed: seed, nodes: len(c.nodes), groups: check.NewHistory(), delays: check.NewHistory()}
+// until ctx is done, recording on hist's clock; on a failed test their
+// histories are written to dir.
+func startMutexWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c *cluster, hist *check.History, seed int64, dir string) *mutexWorkload {
+	mw := &mutexWorkload{c: c, seed: seed, nodes: len(c.nodes), groups: hist.Sibling(), delays: hist.Sibling()}
 	mw.nextPID.Store(mutexClients - 1)
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -188,7 +188,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	for i := range cfg.leaseClients {
 		wg.Go(func() { lw.run(ctx, i) })
 	}
-	mw := startMutexWorkload(t, ctx, &wg, c, cfg.seed, dir) // jepsen_mutex_test.go
+	mw := startMutexWorkload(t, ctx, &wg, c, hist, cfg.seed, dir) // jepsen_mutex_test.go
 
 	// The nemesis runs here, on the test goroutine.
 	nem := newNemesis(t, c, lt, cfg.seed)

@@ -189,6 +189,12 @@ func NewHistory() *History {
 	return &History{base: time.Now()}
 }
 
+// Sibling returns an empty history on h's clock: the times of its ops and of h's compare,
+// so the two can be checked together (CheckFencing over both, say).
+func (h *History) Sibling() *History {
+	return &History{base: h.base}
+}
+
 // Now returns monotonic nanoseconds since NewHistory. Use it to time ops recorded by hand.
 func (h *History) Now() int64 {
 	return int64(time.Since(h.base))

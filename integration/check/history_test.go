@@ -229,3 +229,17 @@ func TestRecordedConcurrentHistory(t *testing.T) {
 		})
 	}
 }
+
+func TestSiblingSharesTheClock(t *testing.T) {
+	h := NewHistory()
+	h.Begin(0, KindLock, "x", "a").Locked(1)
+	s := h.Sibling()
+	s.Begin(0, KindLock, "y", "b").Locked(2)
+	a, b := h.Ops()[0], s.Ops()[0]
+	if b.Call < a.Return {
+		t.Fatalf("the sibling's later op was called at %d, before the first op returned at %d", b.Call, a.Return)
+	}
+	if len(h.Ops()) != 1 || len(s.Ops()) != 1 {
+		t.Fatalf("the histories share ops: %d and %d", len(h.Ops()), len(s.Ops()))
+	}
+}
