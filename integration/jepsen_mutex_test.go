@@ -22,7 +22,7 @@ import (
 // MLOCK and DELAY), run alongside the lock and lease workloads under the same
 // nemesis:
 //   - group clients send MLOCK of two or three names of a group of four
-//     (sometimes with a short WAIT), MUNLOCK, and LOCK, UNLOCK and
+//     (one in four with a WAIT of 50-200 ms), MUNLOCK, and LOCK, UNLOCK and
 //     linearizable OWNER on single names of the group, to their home node;
 //     the group moves to fresh names every mutexRotate ops. Checked with
 //     check.CheckGroups (the names of one MLOCK move together), with final
@@ -174,7 +174,7 @@ func (gc *groupClient) run(ctx context.Context) {
 			for i, k := range perm {
 				some[i] = names[k]
 			}
-			o = gc.mlock(some, gc.rng.Intn(3) == 0)
+			o = gc.mlock(some, gc.rng.Intn(4) == 0)
 		default:
 			o = gc.lock(names[gc.rng.Intn(len(names))])
 		}
@@ -213,7 +213,7 @@ func (gc *groupClient) mlock(names []string, withWait bool) outcome {
 	args = append(args, gc.owner)
 	if withWait {
 		gc.mw.waits.Add(1)
-		args = append(args, "WAIT", 100+gc.rng.Intn(200))
+		args = append(args, "WAIT", 50+gc.rng.Intn(150))
 	}
 	p := gc.begin(check.Op{Kind: check.KindMLock, Names: names, Wait: withWait})
 	tokens, err := gc.rdb.Do(ctx, args...).Int64Slice()
@@ -429,9 +429,10 @@ func (mw *mutexWorkload) check(t testing.TB, leader *redis.Client, seed int64, t
 	}
 	ops, delays := mw.groups.Ops(), mw.delays.Ops()
 	start := time.Now()
-	if err := check.CheckGroups(ops, check.GroupOptions{
+	gsum, err := check.CheckGroups(ops, check.GroupOptions{
 		Timeout: timeout, VisualizationPath: filepath.Join(dir, "multilock.html"), RequireFinalReads: true,
-	}); err != nil {
+	})
+	if err != nil {
 		t.Errorf("multi-lock: %v", err)
 	}
 	took := time.Since(start)
@@ -459,8 +460,10 @@ func (mw *mutexWorkload) check(t testing.TB, leader *redis.Client, seed int64, t
 	for _, k := range slices.Sorted(maps.Keys(byKind)) {
 		kinds = append(kinds, fmt.Sprintf("%s=%d", k, byKind[k]))
 	}
-	t.Logf("REPORT seed %d: multi-lock: %d ops (+%d final reads) in groups of %d names (%d MLOCK sent with WAIT): %s; check took %v",
-		seed, len(ops)-final, final, mutexGroupSize, mw.waits.Load(), strings.Join(kinds, " "), took.Round(time.Millisecond))
+	t.Logf("REPORT seed %d: multi-lock: %d ops (+%d final reads) in %d groups (%d MLOCK sent with WAIT): %s; check took %v",
+		seed, len(ops)-final, final, gsum.Groups, mw.waits.Load(), strings.Join(kinds, " "), took.Round(time.Millisecond))
+	t.Logf("REPORT seed %d: multi-lock: %d null replies to LOCK and MLOCK, %d of them while an MLOCK WAIT on one of their names was in flight (allowed on a free name)",
+		seed, gsum.Nulls, gsum.Reservable)
 	t.Logf("REPORT seed %d: lock-delay: %d rounds of LOCK PX %d DELAY %d (%d found the fresh name held), %d ops; %d holds judged, %d grants to the other owner after them, the closest %v after the delay could end; %d polls gave up after %v",
 		seed, mw.rounds.Load(), delayPX, delayDelay, mw.unheld.Load(), len(delays), sum.Holds, sum.Grants, sum.MinMargin, mw.gaveUp.Load(), delayPollFor)
 }

@@ -272,16 +272,18 @@ type GroupOptions struct {
 // have taken effect; a null reply may come from a name reserved for a waiting MLOCK (see
 // groupState). Ops should not carry leases (PX) or lock-delays: the model has no clock.
 //
-// It returns nil when every group is linearizable; a *LinearizabilityError (matching
-// ErrNotLinearizable and/or ErrUndecided) whose failures are named by group (its names
-// joined by "+"); an ErrBadHistory error for a malformed history. ops is not modified.
-func CheckGroups(ops []Op, opts GroupOptions) error {
+// It returns what it checked, and nil when every group is linearizable; a
+// *LinearizabilityError (matching ErrNotLinearizable and/or ErrUndecided) whose failures
+// are named by group (its names joined by "+"); an ErrBadHistory error for a malformed
+// history. ops is not modified.
+func CheckGroups(ops []Op, opts GroupOptions) (GroupSummary, error) {
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
 	groups := groupsOf(ops)
 	reserved := reservable(ops)
+	var sum GroupSummary
 	pops, err := operations(ops, func(op Op) string { return groups[op.names()[0]].key }, func(op Op, total int) (any, any) {
 		g := groups[op.names()[0]]
 		names := op.names()
@@ -291,23 +293,45 @@ func CheckGroups(ops []Op, opts GroupOptions) error {
 		}
 		if op.Status == StatusOK && (op.Kind == KindLock && op.Token == 0 || op.Kind == KindMLock && op.Tokens == nil) {
 			in.reserved = reserved(op)
+			sum.Nulls++
+			if in.reserved {
+				sum.Reservable++
+			}
 		}
 		return in, groupOutput{opOutput: lockOutput(op), tokens: op.Tokens, count: op.Count}
 	})
 	if err != nil {
-		return err
+		return GroupSummary{}, err
 	}
 	for i, op := range ops {
 		if op.Kind == KindSetNX {
-			return fmt.Errorf("%w: op #%d %s: SET NX is not part of the group model", ErrBadHistory, i, op)
+			return GroupSummary{}, fmt.Errorf("%w: op #%d %s: SET NX is not part of the group model", ErrBadHistory, i, op)
 		}
 	}
 	if opts.RequireFinalReads {
 		if err := checkFinalReads(ops); err != nil {
-			return err
+			return GroupSummary{}, err
 		}
 	}
-	return checkModel(groupModel(), pops, timeout, opts.VisualizationPath)
+	sum.Groups = countGroups(groups)
+	return sum, checkModel(groupModel(), pops, timeout, opts.VisualizationPath)
+}
+
+// GroupSummary says what CheckGroups looked at.
+type GroupSummary struct {
+	Groups int // groups of names (the partitions checked)
+	// Nulls counts the null replies to LOCK and MLOCK; Reservable, those of them that came
+	// while an MLOCK ... WAIT naming one of their names was in flight, which the model
+	// allows even on free names (see groupState).
+	Nulls, Reservable int
+}
+
+func countGroups(groups map[string]*group) int {
+	seen := make(map[*group]bool)
+	for _, g := range groups {
+		seen[g] = true
+	}
+	return len(seen)
 }
 
 // group is one connected component of names.

@@ -279,7 +279,7 @@ func TestCheckGroups(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "groups.html")
 			orig := make([]Op, len(tt.ops))
 			copy(orig, tt.ops)
-			err := CheckGroups(tt.ops, GroupOptions{Timeout: 10 * time.Second, VisualizationPath: path, RequireFinalReads: tt.final})
+			_, err := CheckGroups(tt.ops, GroupOptions{Timeout: 10 * time.Second, VisualizationPath: path, RequireFinalReads: tt.final})
 			if !reflect.DeepEqual(orig, tt.ops) {
 				t.Fatal("ops modified")
 			}
@@ -449,10 +449,29 @@ func TestRecordedGroupHistory(t *testing.T) {
 			if err := h.FinalReads(10, names, func(name string) (string, error) { return srv.read(name), nil }); err != nil {
 				t.Fatal(err)
 			}
-			err := CheckGroups(h.Ops(), GroupOptions{Timeout: 30 * time.Second, RequireFinalReads: true})
+			_, err := CheckGroups(h.Ops(), GroupOptions{Timeout: 30 * time.Second, RequireFinalReads: true})
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
 				t.Fatalf("CheckGroups = %v, want %v", err, tt.wantErr)
 			}
 		})
+	}
+}
+
+func TestCheckGroupsSummary(t *testing.T) {
+	ops := []Op{
+		lockOK(1, "b", "B", 0, 10, 2),
+		mlockWait(0, "A", 11, 100, []string{"a", "b"}, []int64{5, 6}),
+		lockOK(2, "a", "C", 20, 30, 0),                               // while A waits: reservable
+		mlockOK(2, "C", 33, 34, []string{"a", "c"}, nil),             // the same
+		unlockOK(1, "b", "B", 40, 50, true),                          //
+		lockOK(2, "b", "C", 101, 102, 0),                             // held by A
+		mlockOK(3, "D", 110, 120, []string{"x", "y"}, []int64{8, 9}), // a second group
+	}
+	sum, err := CheckGroups(ops, GroupOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (GroupSummary{Groups: 2, Nulls: 3, Reservable: 2}); sum != want {
+		t.Fatalf("summary = %+v, want %+v", sum, want)
 	}
 }
