@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 // sameBatch compares batches, treating a nil and an empty command list alike.
 func sameBatch(a, b Batch) bool {
-	return a.Term == b.Term && a.Stamp == b.Stamp && slices.Equal(a.Cmds, b.Cmds)
+	return a.Term == b.Term && a.Stamp == b.Stamp && slices.EqualFunc(a.Cmds, b.Cmds, func(x, y Command) bool { return reflect.DeepEqual(x, y) })
 }
 
 func TestOpString(t *testing.T) {
@@ -337,6 +338,13 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	}
 	f.Add([]byte{})
+	f.Add(AppendBatch(nil, &Batch{Term: 1, Cmds: func() []Command {
+		var cs []Command
+		for _, tt := range mutexCommands {
+			cs = append(cs, tt.c)
+		}
+		return cs
+	}()}))
 	f.Add([]byte{batchVersion, 1, 0, 1, 1, 0, 0, 0, 0})
 	f.Add(cat([]byte{batchVersion}, uv(1), sv(0), uv(1<<62)))
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -372,7 +372,24 @@ func checkInvariants(tb testing.TB, tab *Table) {
 			}
 		case len(b.waiters) == 0:
 			tb.Errorf("%s is blocked with neither a lock-delay nor a queue", name)
+		case b.waiters[0].multi == nil:
+			tb.Errorf("%s is free with request %d at the head of its queue", name, b.waiters[0].id)
+		case tab.ready(b.waiters[0].multi):
+			tb.Errorf("multi-lock %d can take all its names %v but waits", b.waiters[0].id, b.waiters[0].multi.names)
 		}
+	}
+	multis := map[*multiReq]bool{}
+	for rec := range records {
+		if q := tab.queueOf(rec.name); len(q) > 0 {
+			for _, w := range q {
+				if w.multi != nil && w.id == rec.id {
+					multis[w.multi] = true
+				}
+			}
+		}
+	}
+	if len(multis) != tab.multiWaiting {
+		tb.Errorf("%d multi-locks queued, multiWaiting is %d", len(multis), tab.multiWaiting)
 	}
 	if tab.delays.Len() != delayed {
 		tb.Errorf("the delay set holds %d records for %d blocked names in a lock-delay", tab.delays.Len(), delayed)

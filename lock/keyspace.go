@@ -190,6 +190,7 @@ func (t *Table) set(c *Command) resp.Value {
 				t.stats.Hold.observeSince(h.since, t.now)
 				t.stats.Grants++
 				h.owner, h.token, h.since = c.Owner, t.fence, t.now
+				defer t.wake(c.Name) // once its lease is set too
 			}
 			if c.Flags&FlagKeepTTL == 0 {
 				t.setLease(c.Name, h, ttl)

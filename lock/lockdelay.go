@@ -189,6 +189,7 @@ func (t *Table) settle(name string) {
 			t.stats.Wait.observeSince(w.since, t.now)
 			t.answer(w.id, int64(h.token))
 			t.note(EventGrant, name)
+			t.wake(name)
 			return
 		}
 	}

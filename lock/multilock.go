@@ -83,6 +83,7 @@ func (t *Table) mlock(c *Command) Result {
 	for _, n := range names {
 		t.push(n, waiter{id: r.id, owner: r.owner, ttl: r.ttl, deadline: r.deadline, since: r.since, delay: r.delay, multi: r})
 	}
+	t.multiWaiting++
 	return Result{Value: Queued}
 }
 
@@ -111,6 +112,9 @@ func (t *Table) ready(r *multiReq) bool {
 // and is answered the array.
 func (t *Table) takeAll(names []string, owner string, ttl, delay int64, r *multiReq) resp.Value {
 	tokens := make([]resp.Value, len(names))
+	if r != nil {
+		t.multiWaiting--
+	}
 	for i, n := range names {
 		if r != nil {
 			t.unlink(n, slices.IndexFunc(t.queueOf(n), func(w waiter) bool { return w.multi == r }))
@@ -136,7 +140,38 @@ func (t *Table) takeAll(names []string, owner string, ttl, delay int64, r *multi
 		t.stats.Wait.observeSince(r.since, t.now)
 		t.answerMulti(r.id, len(names), v)
 	}
+	for _, n := range names {
+		t.wake(n)
+	}
 	return v
+}
+
+// wake grants their names to the queued multi-locks in the queue of name
+// that its new holder asked for, when they can take them all now: a name
+// their owner holds counts as theirs. It costs nothing while no multi-lock
+// waits.
+func (t *Table) wake(name string) {
+	h, ok := t.byName[name]
+	if !ok || t.multiWaiting == 0 {
+		return
+	}
+	var mine []*multiReq
+	for _, w := range h.waiters {
+		if w.multi != nil && w.owner == h.owner {
+			mine = append(mine, w.multi)
+		}
+	}
+	for _, r := range mine {
+		if t.queued(r) && t.ready(r) {
+			t.takeAll(r.names, r.owner, r.ttl, r.delay, r)
+		}
+	}
+}
+
+// queued reports whether the multi-lock r still waits.
+func (t *Table) queued(r *multiReq) bool {
+	_, ok := t.waits.Get(r.rec())
+	return ok
 }
 
 // dropMulti takes the queued multi-lock r out of all its queues, answers
@@ -145,6 +180,7 @@ func (t *Table) dropMulti(r *multiReq) {
 	for _, n := range r.names {
 		t.unlink(n, slices.IndexFunc(t.queueOf(n), func(w waiter) bool { return w.multi == r }))
 	}
+	t.multiWaiting--
 	t.waits.Delete(r.rec())
 	t.stats.WaitTimeouts++
 	t.answer(r.id, 0)

@@ -302,7 +302,7 @@ func (t *Table) Restore(data []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence, t.mod = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence, n.mod
-	t.blocked, t.delays, t.multiReplies = n.blocked, n.delays, nil
+	t.blocked, t.delays, t.multiReplies, t.multiWaiting = n.blocked, n.delays, nil, n.multiWaiting
 	t.scripts = n.scripts
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0

@@ -219,6 +219,7 @@ func (d *decoder) mutex(n *Table) {
 			ok = false
 		case e.r != nil:
 			n.waits.Set(e.r.rec())
+			n.multiWaiting++
 		}
 	}
 	if !ok {

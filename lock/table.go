@@ -46,8 +46,9 @@ type Table struct {
 	// blocked holds the names nobody holds that no one may take yet, in a
 	// lock-delay or reserved for a multi-lock (see lockdelay.go); delays
 	// the end of each lock-delay.
-	blocked map[string]*blocked
-	delays  *btree.BTreeG[delayRec]
+	blocked      map[string]*blocked
+	delays       *btree.BTreeG[delayRec]
+	multiWaiting int // queued multi-locks
 
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
@@ -56,15 +57,15 @@ type Table struct {
 	seen     map[uint64]remembered // request ID -> result and fingerprint
 	seenPeak int                   // the most IDs seen has held since it was made
 	answered map[uint64]int64      // IDs whose result changed after it was remembered
-	// multiReplies is the reply of each multi-lock in answered that was
-	// granted (see multilock.go).
-	multiReplies map[uint64]*resp.Value
-	order        []seenRec // IDs in the order they were applied
-	head         int       // order[head:] are live
+	order    []seenRec             // IDs in the order they were applied
+	head     int                   // order[head:] are live
 	// shared is set while a SnapshotView may read order's array: the next
 	// compaction copies the live records to a new array instead of moving
 	// them down in place.
 	shared bool
+	// multiReplies is the reply of each multi-lock in answered that was
+	// granted (see multilock.go).
+	multiReplies map[uint64]*resp.Value
 
 	out     []Result // results of queued requests, produced during one Apply
 	scratch []byte   // the encoding of the last command fingerprinted
@@ -110,10 +111,11 @@ type waiter struct {
 	id       uint64
 	owner    string
 	ttl      int64
-	deadline int64     // logical ms when it gives up
-	since    int64     // logical ms when it was queued; unknownSince after Restore
-	delay    int64     // the lock-delay of the hold it asks for
-	multi    *multiReq // the multi-lock it is part of; nil for a LOCK ... WAIT
+	deadline int64 // logical ms when it gives up
+	since    int64 // logical ms when it was queued; unknownSince after Restore
+
+	delay int64     // the lock-delay of the hold it asks for
+	multi *multiReq // the multi-lock it is part of; nil for a LOCK ... WAIT
 }
 
 // Info describes a held lock.
