@@ -77,7 +77,11 @@ func startMutexWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c
 		gc := mw.newGroupClient(id)
 		wg.Go(func() { defer gc.close(); gc.run(ctx) })
 	}
-	wg.Go(func() { mw.runDelayPair(ctx) })
+	rdbs := map[int]*redis.Client{} // made here: the nemesis adds to c.nodes later
+	for i := 1; i <= mw.nodes; i++ {
+		rdbs[i] = jepsenClient(c.nodes[i].client, c.clientTLS())
+	}
+	wg.Go(func() { mw.runDelayPair(ctx, rdbs) })
 	return mw
 }
 
@@ -310,14 +314,14 @@ func (gc *groupClient) read(name string) outcome {
 // runDelayPair repeats, on fresh names until ctx is done: client a takes
 // LOCK name a PX delayPX DELAY delayDelay and walks away; client b polls
 // LOCK name b until it is granted (or delayPollFor passes). Each op goes to
-// a node picked at random.
-func (mw *mutexWorkload) runDelayPair(ctx context.Context) {
+// one of rdbs (a client per node) picked at random; it closes them.
+func (mw *mutexWorkload) runDelayPair(ctx context.Context, rdbs map[int]*redis.Client) {
 	rng := rand.New(rand.NewSource(mw.seed*7727 + 1))
-	rdbs := map[int]*redis.Client{}
-	for i := 1; i <= mw.nodes; i++ {
-		rdbs[i] = jepsenClient(mw.c.nodes[i].client, mw.c.clientTLS())
-		defer rdbs[i].Close()
-	}
+	defer func() {
+		for _, r := range rdbs {
+			r.Close()
+		}
+	}()
 	send := func(client int, name, owner string, opts ...any) (check.Pending, int64, error) {
 		op := check.Op{Client: client, Kind: check.KindLock, Name: name, Owner: owner}
 		if len(opts) > 0 {
