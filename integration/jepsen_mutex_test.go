@@ -28,10 +28,10 @@ import (
 //     check.CheckGroups (the names of one MLOCK move together), with final
 //     reads after recovery, and their tokens with the others' by
 //     check.CheckFencing.
-//   - a lock-delay pair: one client takes LOCK name a PX 300 DELAY 700 and
-//     walks away; the other polls LOCK name b until it is granted; repeated
-//     on fresh names, each op on a node picked at random. Checked with
-//     check.CheckLockDelay.
+//   - a lock-delay pair: one client takes LOCK name a PX 300 DELAY 700 (every
+//     other round MLOCK of two names) and walks away; the other polls LOCK
+//     name b (MLOCK) until it is granted; repeated on fresh names, each op on
+//     a node picked at random. Checked with check.CheckLockDelay.
 
 const (
 	mutexClients   = 4
@@ -312,9 +312,10 @@ func (gc *groupClient) read(name string) outcome {
 }
 
 // runDelayPair repeats, on fresh names until ctx is done: client a takes
-// LOCK name a PX delayPX DELAY delayDelay and walks away; client b polls
-// LOCK name b until it is granted (or delayPollFor passes). Each op goes to
-// one of rdbs (a client per node) picked at random; it closes them.
+// LOCK name a PX delayPX DELAY delayDelay (every other round MLOCK 2 x y a
+// PX ... DELAY ...) and walks away; client b polls LOCK name b (MLOCK 2 x y
+// b) until it is granted (or delayPollFor passes). Each op goes to one of
+// rdbs (a client per node) picked at random; it closes them.
 func (mw *mutexWorkload) runDelayPair(ctx context.Context, rdbs map[int]*redis.Client) {
 	rng := rand.New(rand.NewSource(mw.seed*7727 + 1))
 	defer func() {
@@ -322,43 +323,25 @@ func (mw *mutexWorkload) runDelayPair(ctx context.Context, rdbs map[int]*redis.C
 			r.Close()
 		}
 	}()
-	send := func(client int, name, owner string, opts ...any) (check.Pending, int64, error) {
-		op := check.Op{Client: client, Kind: check.KindLock, Name: name, Owner: owner}
-		if len(opts) > 0 {
-			op.PX, op.Delay = delayPX, delayDelay
-		}
-		octx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
-		defer cancel()
-		p := mw.delays.BeginOp(op)
-		tok, err := lockCmd(octx, rdbs[1+rng.Intn(len(rdbs))], name, owner, opts...)
-		return p, tok, err
-	}
 	for round := 0; ctx.Err() == nil; round++ {
-		name := fmt.Sprintf("d%d-r%d", mw.seed, round)
-		p, tok, err := send(0, name, "a", "PX", delayPX, "DELAY", delayDelay)
-		if err != nil {
-			if mw.finish(p, "LOCK PX DELAY", err) == outcomeFailed {
-				wait(ctx, time.Duration(100+rng.Intn(200))*time.Millisecond)
-				continue
-			}
-		} else {
-			p.Locked(tok)
-			if tok == 0 {
-				mw.unheld.Add(1) // nobody had touched the name: a bug, reported by check
-				continue
-			}
+		names := []string{fmt.Sprintf("d%d-r%d", mw.seed, round)}
+		if round%2 == 1 {
+			names = []string{names[0] + "-x", names[0] + "-y"}
+		}
+		granted, err := mw.delayLock(rdbs[1+rng.Intn(len(rdbs))], 0, names, "a", true)
+		switch {
+		case err != nil && classify(err) == outcomeFailed:
+			wait(ctx, time.Duration(100+rng.Intn(200))*time.Millisecond)
+			continue
+		case err == nil && !granted:
+			mw.unheld.Add(1) // nobody had touched the names: a bug, reported by check
+			continue
 		}
 		mw.rounds.Add(1)
 		deadline := time.Now().Add(delayPollFor)
 		for ctx.Err() == nil {
-			p, tok, err := send(1, name, "b")
-			if err != nil {
-				mw.finish(p, "LOCK (poll)", err)
-			} else {
-				p.Locked(tok)
-				if tok > 0 {
-					break
-				}
+			if granted, err := mw.delayLock(rdbs[1+rng.Intn(len(rdbs))], 1, names, "b", false); err == nil && granted {
+				break
 			}
 			if time.Now().After(deadline) {
 				mw.gaveUp.Add(1)
@@ -367,6 +350,56 @@ func (mw *mutexWorkload) runDelayPair(ctx context.Context, rdbs map[int]*redis.C
 			wait(ctx, time.Duration(20+rng.Intn(20))*time.Millisecond)
 		}
 	}
+}
+
+// delayLock sends LOCK (one name) or MLOCK (more) for owner through rdb,
+// with PX delayPX DELAY delayDelay if hold, records it in the lock-delay
+// history as client, and says whether it was granted.
+func (mw *mutexWorkload) delayLock(rdb *redis.Client, client int, names []string, owner string, hold bool) (bool, error) {
+	op := check.Op{Client: client, Kind: check.KindLock, Owner: owner}
+	args := []any{"LOCK", names[0], owner}
+	if len(names) > 1 {
+		op.Kind, op.Names = check.KindMLock, names
+		args = []any{"MLOCK", len(names)}
+		for _, n := range names {
+			args = append(args, n)
+		}
+		args = append(args, owner)
+	} else {
+		op.Name = names[0]
+	}
+	if hold {
+		op.PX, op.Delay = delayPX, delayDelay
+		args = append(args, "PX", delayPX, "DELAY", delayDelay)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+	defer cancel()
+	p := mw.delays.BeginOp(op)
+	cmd := rdb.Do(ctx, args...)
+	if op.Kind == check.KindLock {
+		tok, err := cmd.Int64()
+		switch {
+		case errors.Is(err, redis.Nil):
+			p.Locked(0)
+			return false, nil
+		case err != nil:
+			mw.finish(p, "LOCK", err)
+			return false, err
+		}
+		p.Locked(tok)
+		return tok > 0, nil
+	}
+	tokens, err := cmd.Int64Slice()
+	switch {
+	case errors.Is(err, redis.Nil):
+		p.MLocked(nil)
+		return false, nil
+	case err != nil:
+		mw.finish(p, "MLOCK", err)
+		return false, err
+	}
+	p.MLocked(tokens)
+	return true, nil
 }
 
 // groupNames returns every name of the group history, sorted.
@@ -471,6 +504,6 @@ func (mw *mutexWorkload) check(t testing.TB, leader *redis.Client, seed int64, t
 		seed, len(ops)-final, final, gsum.Groups, mw.waits.Load(), strings.Join(kinds, " "), took.Round(time.Millisecond))
 	t.Logf("REPORT seed %d: multi-lock: %d null replies to LOCK and MLOCK, %d of them while an MLOCK WAIT on one of their names was in flight (allowed on a free name)",
 		seed, gsum.Nulls, gsum.Reservable)
-	t.Logf("REPORT seed %d: lock-delay: %d rounds of LOCK PX %d DELAY %d, %d ops; %d holds judged, %d grants to the other owner after them, the closest %v after the delay could end; %d polls gave up after %v",
+	t.Logf("REPORT seed %d: lock-delay: %d rounds of LOCK or MLOCK PX %d DELAY %d, %d ops; %d holds judged, %d grants to the other owner after them, the closest %v after the delay could end; %d polls gave up after %v",
 		seed, mw.rounds.Load(), delayPX, delayDelay, len(delays), sum.Holds, sum.Grants, sum.MinMargin, mw.gaveUp.Load(), delayPollFor)
 }

@@ -89,8 +89,8 @@ type Op struct {
 	// Arguments beyond name and owner (BeginOp).
 	Names []string // MLOCK, MUNLOCK: the names, in the order sent (Name is empty)
 	Wait  bool     // LOCK, MLOCK: sent with WAIT (it may queue, and an MLOCK reserve names)
-	PX    int64    // LOCK: the lease sent, in ms; 0 for none
-	Delay int64    // LOCK: the DELAY sent, in ms; 0 for none
+	PX    int64    // LOCK, MLOCK: the lease sent, in ms; 0 for none
+	Delay int64    // LOCK, MLOCK: the DELAY sent, in ms; 0 for none
 
 	Token    int64   // LOCK: the fencing token granted; 0 means the null reply (held by another)
 	Granted  bool    // SETNX: true for OK, false for the null reply

@@ -42,8 +42,8 @@ func (e *LockDelayError) Error() string {
 // LockDelaySummary says what CheckLockDelay looked at, so a run can tell a passing check
 // from an empty one.
 type LockDelaySummary struct {
-	Holds  int // acknowledged holds with a lease and a lock-delay, never released or renewed
-	Grants int // grants of their names to other owners, called after the hold returned
+	Holds  int // acknowledged holds of a name with a lease and a lock-delay, never released or renewed
+	Grants int // grants of their names to other owners, called after the hold returned (per hold)
 	// MinMargin is the smallest time by which such a grant returned after the earliest
 	// moment the lock-delay can have ended (negative: a violation); 0 when Grants is 0.
 	MinMargin time.Duration
@@ -51,8 +51,8 @@ type LockDelaySummary struct {
 
 // CheckLockDelay checks that no name was granted to another owner inside a lock-delay.
 //
-// A hold is a LOCK acknowledged with a token, sent with PX p and DELAY d (both > 0) at
-// real time c (its Call). Its lease starts no earlier than c and the table's clock runs no
+// A hold is a LOCK acknowledged with a token, or an MLOCK with tokens (a hold of each of
+// its names), sent with PX p and DELAY d (both > 0) at real time c (its Call). Its lease starts no earlier than c and the table's clock runs no
 // faster than real time, so if its owner never released or renewed it, the name is not
 // free for anyone else before c + p + d. Then every grant of the name to another owner
 // (LOCK with a token, MLOCK with tokens, SET NX granted) that is certainly later than the
@@ -80,7 +80,7 @@ func CheckLockDelay(ops []Op) (LockDelaySummary, error) {
 	for _, name := range sortedKeys(byName) {
 		named := byName[name]
 		for _, hold := range named {
-			if hold.Kind != KindLock || hold.Status != StatusOK || hold.Token == 0 || hold.PX <= 0 || hold.Delay <= 0 ||
+			if (hold.Kind != KindLock && hold.Kind != KindMLock) || !granted(hold) || hold.PX <= 0 || hold.Delay <= 0 ||
 				touchedAgain(named, hold) {
 				continue
 			}

@@ -18,6 +18,13 @@ func holdOK(c int, name, owner string, call, ret, token, px, delay int64) Op {
 	return op
 }
 
+// mholdOK is MLOCK names owner PX px DELAY delay, acknowledged with tokens.
+func mholdOK(c int, owner string, call, ret int64, names []string, tokens []int64, px, delay int64) Op {
+	op := mlockOK(c, owner, call, ret, names, tokens)
+	op.PX, op.Delay = px, delay
+	return op
+}
+
 func TestCheckLockDelay(t *testing.T) {
 	hold := holdOK(0, "x", "a", 0, ms(10), 1, 300, 700) // the delay ends at 1000 ms at the earliest
 	tests := []struct {
@@ -104,6 +111,16 @@ func TestCheckLockDelay(t *testing.T) {
 			name:      "MLOCK granted inside the delay",
 			ops:       []Op{hold, mlockOK(1, "b", ms(500), ms(510), []string{"y", "x"}, []int64{2, 3})},
 			want:      LockDelaySummary{Holds: 1, Grants: 1, MinMargin: -490 * time.Millisecond},
+			violation: []int{1},
+		},
+		{
+			name: "MLOCK's hold delays each of its names",
+			ops: []Op{
+				mholdOK(0, "a", 0, ms(10), []string{"x", "y"}, []int64{1, 2}, 300, 700),
+				lockOK(1, "y", "b", ms(400), ms(410), 3),
+				mlockOK(1, "b", ms(1000), ms(1010), []string{"x", "y"}, []int64{4, 3}),
+			},
+			want:      LockDelaySummary{Holds: 2, Grants: 3, MinMargin: -590 * time.Millisecond},
 			violation: []int{1},
 		},
 		{
