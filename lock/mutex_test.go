@@ -291,3 +291,19 @@ func TestMutexIsDeterministic(t *testing.T) {
 		t.Fatalf("%d queued multi-locks granted, %d lock-delays seen: the test tests nothing", multiGrants, delayed)
 	}
 }
+
+// A queued MLOCK whose owner is handed one of its names (by its own LOCK
+// ... WAIT, or a SET) counts that name as its own: it is granted as soon
+// as the others are reserved for it.
+func TestMultiLockOwnerHandedOneOfItsNames(t *testing.T) {
+	m := newMutexTable(t)
+	m.want(m.at(0).do(lk("a", "p", 0, 0, 0), lk("b", "q", 0, 0, 0)), "1", "2")
+	m.want(m.do(lk("a", "x", 0, 1000, 0), mlk("x", 0, 1000, 0, "b", "a")), "queued", "queued") // IDs 3, 4
+	m.want(m.do(unlk("b", "q")), "1")                                                          // b reserved for 4
+	m.want(m.do(unlk("a", "p")), "1", "#3=3", "#4=[4 3]")
+
+	m.want(m.do(lk("c", "p", 0, 0, 0), lk("d", "q", 0, 0, 0)), "5", "6")
+	m.want(m.do(mlk("y", 0, 1000, 0, "c", "d")), "queued") // ID 9
+	m.want(m.do(unlk("c", "p")), "1")
+	m.want(m.do(setCmd("d", "y", 0)), "OK", "#9=[8 7]")
+}

@@ -123,7 +123,9 @@ func appendWaiters(b []byte, q []waiter) []byte {
 // mutex reads the mutex section into n, a table restored up to it: it sets
 // the held locks' delays, blocks names, and ties every queued request to
 // its delay and multi-lock (a multi-lock's wait record is then one, under
-// its first name). Anything inconsistent is ErrCorrupt.
+// its first name). Anything inconsistent is ErrCorrupt: a request tied to
+// no queue or to another multi-lock's names, a blocked name that is held,
+// or one neither in a lock-delay nor reserved for a multi-lock.
 func (d *decoder) mutex(n *Table) {
 	count := d.count(2)
 	for i := 0; i < count && d.err == nil; i++ {
@@ -211,7 +213,7 @@ func (d *decoder) mutex(n *Table) {
 		ok = ok && tie(name, h.waiters)
 	}
 	for name, b := range n.blocked {
-		ok = ok && tie(name, b.waiters)
+		ok = ok && tie(name, b.waiters) && (b.until != 0 || b.waiters[0].multi != nil)
 	}
 	for _, e := range extras {
 		switch {
