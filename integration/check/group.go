@@ -20,7 +20,8 @@ import (
 // model does. The multi-name ops:
 //
 //	MLOCK a -> [t...]  legal only if every name is free or held by a; a free name is granted
-//	                   with its token (t > that name's max, the new tokens all different),
+//	                   with its token (t > that name's max; new tokens increase in the order
+//	                   of the names, as PROTOCOL.md says),
 //	                   a name a holds keeps its token (a re-grant; the first sight of the
 //	                   token of an indeterminate grant, which must beat the name's max).
 //	MLOCK a -> null    legal only if some name is held by another owner, or reserved.
@@ -184,17 +185,21 @@ func heldByAnother(s groupState, in groupInput) bool {
 // mlock applies an MLOCK granted with tokens, one per name of in.idx.
 func mlock(s groupState, in groupInput, tokens []int64) (bool, groupState) {
 	next := s
-	var fresh []int64 // tokens of new grants: all different
+	var seen []int64 // tokens of new grants and first sights: all different
+	var last int64   // the last new grant's token: they increase in the order given
 	for j, i := range in.idx {
 		l, t := s.lock(i), tokens[j]
 		switch {
 		case l.owner != "" && l.owner != in.owner:
 			return false, s
 		case l.owner == "" || l.token == 0: // a new grant, or the first sight of one's token
-			if t <= l.max || slices.Contains(fresh, t) {
+			if t <= l.max || slices.Contains(seen, t) || (l.owner == "" && t <= last) {
 				return false, s
 			}
-			fresh = append(fresh, t)
+			if l.owner == "" {
+				last = t
+			}
+			seen = append(seen, t)
 			next = next.with(i, lockState{owner: in.owner, token: t, max: t})
 		case t != l.token: // a re-grant keeps its token
 			return false, s

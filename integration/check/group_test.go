@@ -89,7 +89,7 @@ func TestCheckGroups(t *testing.T) {
 			name: "MLOCK WAIT granted once the other owner releases",
 			ops: []Op{
 				mlockOK(1, "B", 0, 10, []string{"b", "c"}, []int64{1, 2}),
-				mlockWait(0, "A", 11, 100, ab, []int64{4, 3}),
+				mlockWait(0, "A", 11, 100, ab, []int64{3, 4}),
 				munlockOK(1, "B", 20, 30, []string{"b", "c"}, 2),
 				read(2, "b", 101, 102, "A"),
 			},
@@ -210,6 +210,11 @@ func TestCheckGroups(t *testing.T) {
 			ops: []Op{
 				mlockOK(0, "A", 0, 10, ab, []int64{4, 4}),
 			},
+			wantErr: ErrNotLinearizable,
+		},
+		{
+			name:    "new tokens out of the order of the names",
+			ops:     []Op{mlockOK(0, "A", 0, 10, ab, []int64{5, 4})},
 			wantErr: ErrNotLinearizable,
 		},
 		{
