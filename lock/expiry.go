@@ -113,8 +113,8 @@ func (l *lease) expiresBefore(w waitRec) bool {
 }
 
 // NextDeadline returns the earliest deadline of a lease, a queued
-// request's wait or a lock-delay, or, when there is none, the moment every remembered
-// request ID will have left the dedup window, in logical ms. A leader stamps
+// request's wait or a lock-delay, or, when there is none, the moment every
+// remembered request ID will have left the dedup window, in logical ms. A leader stamps
 // the log at it, so an idle table forgets the IDs of a past burst and gives
 // their memory back.
 func (t *Table) NextDeadline() (int64, bool) {

@@ -177,22 +177,31 @@ func (t *Table) settle(name string) {
 			}
 			return
 		default:
-			rest := b.waiters[1:]
 			delete(t.blocked, name)
-			t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
-			t.waiting--
-			h := t.grant(name, w.owner, w.ttl)
-			h.delay = w.delay
-			if len(rest) > 0 {
-				h.waiters = rest
-			}
-			t.stats.Wait.observeSince(w.since, t.now)
-			t.answer(w.id, int64(h.token))
-			t.note(EventGrant, name)
-			t.wake(name)
+			t.handTo(name, treeKey(name), w, b.waiters[1:])
 			return
 		}
 	}
+}
+
+// handTo grants name, whose tree key is key and which nobody holds, to the
+// LOCK ... WAIT w at the head of its queue, and leaves rest queued.
+func (t *Table) handTo(name, key string, w waiter, rest []waiter) {
+	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
+	t.waiting--
+	t.fence++
+	t.mod++
+	h := &held{key: key, owner: w.owner, token: t.fence, version: t.mod, gen: t.gen, since: t.now, delay: w.delay}
+	if len(rest) > 0 {
+		h.waiters = rest
+	}
+	t.stats.Grants++
+	t.stats.Wait.observeSince(w.since, t.now)
+	t.put(name, h)
+	t.setLease(name, h, w.ttl)
+	t.answer(w.id, int64(h.token))
+	t.note(EventGrant, name)
+	t.wake(name)
 }
 
 // blockedError is the reply to a SET that would create the blocked name.

@@ -62,8 +62,9 @@ func (m *mutexTable) at(stamp int64) *mutexTable { m.stamp = stamp; return m }
 
 // do applies cmds, each with the next request ID, in one batch, and returns
 // their results in order, then the later answers of queued requests as
-// "#id=result". A result is the integer, "nil" for a refused LOCK or MLOCK,
-// "queued", "[t1 t2]" for an MLOCK's tokens, or a reply.
+// "#id=result". A result is the integer (0 for a refused LOCK or MLOCK),
+// "queued", "[t1 t2]" for an MLOCK's tokens, or a reply ("nil", "OK",
+// "-ERR ...").
 func (m *mutexTable) do(cmds ...Command) []string {
 	m.tb.Helper()
 	first := m.id + 1

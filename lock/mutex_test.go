@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/lockd/lockd/resp"
 )
 
 // Lock-delay: a hold taken with DELAY whose lease runs out leaves the name
@@ -184,7 +186,7 @@ func TestMutexSnapshotMidWait(t *testing.T) {
 }
 
 // randomMutexLog is a random log of LOCK (with WAIT and DELAY), MLOCK,
-// MUNLOCK, UNLOCK, cancels, SET NX and ticks on a few names.
+// MUNLOCK, UNLOCK, cancels, SET (NX or not), DEL and ticks on a few names.
 func randomMutexLog(r *rand.Rand, n int) []entry {
 	names, owners := []string{"a", "b", "c", "d"}, []string{"x", "y", "z"}
 	var log []entry
@@ -206,7 +208,7 @@ func randomMutexLog(r *rand.Rand, n int) []entry {
 				return out
 			}
 			var c Command
-			switch r.IntN(8) {
+			switch r.IntN(10) {
 			case 0:
 				c = lk(name, owner, r.Int64N(200), 0, r.Int64N(3)*30)
 			case 1:
@@ -221,6 +223,10 @@ func randomMutexLog(r *rand.Rand, n int) []entry {
 				c = cancel(name, uint64(1+r.Int64N(int64(id))))
 			case 6:
 				c = setCmd(name, owner, FlagNX)
+			case 7:
+				c = setCmd(name, owner, 0)
+			case 8:
+				c = Command{Op: OpDel, Name: name}
 			default:
 				c = tickCmd()
 			}
@@ -306,4 +312,44 @@ func TestMultiLockOwnerHandedOneOfItsNames(t *testing.T) {
 	m.want(m.do(mlk("y", 0, 1000, 0, "c", "d")), "queued") // ID 9
 	m.want(m.do(unlk("c", "p")), "1")
 	m.want(m.do(setCmd("d", "y", 0)), "OK", "#9=[8 7]")
+}
+
+// Version 5 carries the users section too, empty or not, before the
+// lock-delays and multi-locks.
+func TestMutexSnapshotKeepsUsers(t *testing.T) {
+	m := newMutexTable(t)
+	m.want(m.at(0).do(Command{Op: OpACLSetUser, Name: "app", X: &Extra{Args: []string{"on", "nopass", "~*", "+@all"}}}, lk("a", "x", 100, 0, 50)), "OK", "1")
+	m.at(100).do()
+	snap := m.Snapshot()
+	r := NewTable()
+	if err := r.Restore(snap); err != nil {
+		t.Fatal(err)
+	}
+	if snap[0] != snapshotVersionMutex || r.Users().Len() != 1 || len(r.blocked) != 1 {
+		t.Errorf("restored version %d: %d users, %d blocked names; want 1 and 1", snap[0], r.Users().Len(), len(r.blocked))
+	}
+	if !bytes.Equal(r.Snapshot(), snap) {
+		t.Errorf("restored table snapshots differently")
+	}
+}
+
+// A script sees a blocked name as the table does: it cannot SET it, and
+// its version changes when the name stops being blocked, so effects
+// computed against it are retried.
+func TestMutexScriptSeesBlockedNames(t *testing.T) {
+	m := newMutexTable(t)
+	m.want(m.at(0).do(lk("a", "x", 100, 0, 50)), "1")
+	m.at(100).do()
+	s := m.Scratch()
+	check := m.Load(s, "a")
+	if check.Version == 0 {
+		t.Fatalf("a blocked name loads with version 0, as a free one")
+	}
+	if v := s.Do(&Command{Op: OpSet, Name: "a", Owner: "y", Flags: FlagNX}); v.Kind != resp.Nil {
+		t.Errorf("SET NX of a blocked name in a script = %v", v)
+	}
+	m.at(150).do()
+	if m.versionOf("a") == check.Version {
+		t.Errorf("a's version did not change when its lock-delay ended")
+	}
 }

@@ -69,7 +69,7 @@ type Table struct {
 
 	out     []Result // results of queued requests, produced during one Apply
 	scratch []byte   // the encoding of the last command fingerprinted
-	waiting int      // queued requests on all locks
+	waiting int      // entries of all queues (a multi-lock counts once per name)
 
 	scripts scriptRegistry
 	loaded  map[string]struct{} // a scratch table's keys loaded so far (see Load)
@@ -131,7 +131,9 @@ type Info struct {
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
 // someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
 // also get Queued, and any command Conflict. A key-space command's result is
-// Reply (Value 0), or Retry for an OpEffects whose checks failed.
+// Reply (Value 0), or Retry for an OpEffects whose checks failed. An
+// OpMultiLock's grant is Reply, the array of its tokens, with Value the
+// number of names; its refusal Value 0 and no Reply; it may be Queued.
 type Result struct {
 	ID    uint64
 	Value int64
@@ -318,8 +320,17 @@ func (t *Table) enqueue(name string, w waiter) {
 }
 
 // release ends h's hold on name and hands the lock to the first waiter
-// whose wait has not run out (see settle).
+// whose wait has not run out (see settle; a LOCK ... WAIT at the head whose
+// wait has not run out takes it at once).
 func (t *Table) release(name string, h *held) {
+	if q := h.waiters; len(q) > 0 && q[0].multi == nil && q[0].deadline > t.now {
+		if h.lease != nil {
+			heap.Remove(&t.leases, h.lease.index)
+		}
+		t.stats.Hold.observeSince(h.since, t.now)
+		t.handTo(name, h.key, q[0], q[1:])
+		return
+	}
 	if t.free(name, h) {
 		t.settle(name)
 	}
@@ -366,7 +377,8 @@ func (t *Table) Get(name string) (Info, bool) {
 	return Info{Owner: h.owner, Token: h.token, Deadline: h.deadline, Waiters: len(h.waiters), Version: h.version}, true
 }
 
-// Waiting returns the number of requests queued for locks.
+// Waiting returns the number of requests queued for locks, a multi-lock
+// once per name.
 func (t *Table) Waiting() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()

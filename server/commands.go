@@ -48,6 +48,7 @@ func init() {
 		write         = []string{"write"}
 		writeFast     = []string{"write", "fast"}
 		writeOOM      = []string{"write", "denyoom"}
+		writeMovable  = []string{"write", "movablekeys"}
 		readFast      = []string{"readonly", "fast"}
 		txControl     = []string{"noscript", "loading", "stale", "fast", "allow_busy"}
 		pubsubControl = []string{"pubsub", "noscript", "loading", "stale"}
@@ -62,8 +63,8 @@ func init() {
 		{name: "owner", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpGet, 0), read: true},
 		{name: "lockinfo", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpLockInfo, 0), read: true, render: renderLockInfo},
 		{name: "dbsize", arity: 1, flags: readFast, run: (*Server).cmdDBSize},
-		{name: "mlock", arity: -4, flags: write, key: 2, noScript: true, run: (*Server).cmdMLock},     // mlock.go
-		{name: "munlock", arity: -4, flags: write, key: 2, noScript: true, run: (*Server).cmdMUnlock}, // mlock.go
+		{name: "mlock", arity: -4, flags: writeMovable, noScript: true, run: (*Server).cmdMLock},     // mlock.go: keys by numnames
+		{name: "munlock", arity: -4, flags: writeMovable, noScript: true, run: (*Server).cmdMUnlock}, // mlock.go
 
 		// The key space (keys.go).
 		{name: "set", arity: -3, flags: writeOOM, key: 1, build: (*Server).setArgs},

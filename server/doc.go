@@ -1,5 +1,5 @@
 // Package server is one lockd node as users see it: the RESP front end
-// (redcon), the command table (commands.go), argument parsing (locks.go,
+// (redcon), the command table (commands.go), argument parsing (locks.go, mlock.go,
 // keys.go, scan.go, multi.go), and the one place that turns results and
 // errors into RESP replies (reply.go), ACL users (acl.go checks every
 // command against its connection's user; aclcmd.go is the ACL command).

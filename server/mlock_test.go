@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lockd/lockd/replication"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -214,4 +216,20 @@ func TestMLockACLAndMulti(t *testing.T) {
 	admin.expect("+OK\r\n", "MULTI")
 	admin.expect("-ERR Command not allowed inside a transaction: lockd queues only key-space and lock commands\r\n", "MLOCK", "1", "orders:1", "me")
 	admin.expect("-EXECABORT Transaction discarded because of previous errors.\r\n", "EXEC")
+}
+
+// A node refuses a default lock-delay outside 0..1h.
+func TestLockDelayConfigBounds(t *testing.T) {
+	for _, d := range []time.Duration{-time.Millisecond, time.Hour + time.Millisecond} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := New(Config{Listener: ln, Node: replication.Config{ID: 1, DataDir: t.TempDir()}, LockDelay: d})
+		if err == nil {
+			srv.Close()
+			t.Errorf("New accepted LockDelay %v", d)
+		}
+		ln.Close()
+	}
 }
