@@ -188,6 +188,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	for i := range cfg.leaseClients {
 		wg.Go(func() { lw.run(ctx, i) })
 	}
+	mw := startMutexWorkload(t, ctx, &wg, c, hist, cfg.seed, dir) // jepsen_mutex_test.go
 
 	// The nemesis runs here, on the test goroutine.
 	nem := newNemesis(t, c, lt, cfg.seed)
@@ -271,6 +272,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	incErr := store.CheckIncrements()
 
 	report(t, cfg, w, lw, nem, ops, leaseOps, names, checkTook)
+	mw.check(t, leader, cfg.seed, cfg.linTimeout, dir, slices.Concat(ops, leaseOps))
 	if summary, err := notes.check(ops); err != nil {
 		t.Errorf("notifications: %v", err)
 	} else {

@@ -2,6 +2,7 @@ package check
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -130,7 +131,7 @@ func TestCheckFencing(t *testing.T) {
 			}
 			for i, w := range tt.want {
 				v := ferr.Violations[i]
-				if v.Earlier != tt.ops[w[0]] || v.Later != tt.ops[w[1]] {
+				if !reflect.DeepEqual(v.Earlier, tt.ops[w[0]]) || !reflect.DeepEqual(v.Later, tt.ops[w[1]]) {
 					t.Errorf("violation %d = %v, want earlier %v, later %v", i, v, tt.ops[w[0]], tt.ops[w[1]])
 				}
 				if !strings.Contains(err.Error(), tt.ops[w[1]].String()) {

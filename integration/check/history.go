@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 )
@@ -18,7 +19,12 @@ const (
 	// its reply. Its release is a compare-and-delete script, recorded as
 	// KindUnlock.
 	KindSetNX
+	KindMLock   // MLOCK numnames name... owner [WAIT ms]: Op.Names, reply Op.Tokens
+	KindMUnlock // MUNLOCK numnames name... owner: Op.Names, reply Op.Count
 )
+
+// multi says whether the kind names several locks (Op.Names) rather than one (Op.Name).
+func (k Kind) multi() bool { return k == KindMLock || k == KindMUnlock }
 
 func (k Kind) String() string {
 	switch k {
@@ -30,6 +36,10 @@ func (k Kind) String() string {
 		return "OWNER"
 	case KindSetNX:
 		return "SETNX"
+	case KindMLock:
+		return "MLOCK"
+	case KindMUnlock:
+		return "MUNLOCK"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -76,10 +86,26 @@ type Op struct {
 	Status Status // OK, Unknown or Failed
 	Final  bool   // an OWNER read taken after the whole cluster was restarted (FinalReads)
 
-	Token    int64  // LOCK: the fencing token granted; 0 means the null reply (held by another)
-	Granted  bool   // SETNX: true for OK, false for the null reply
-	Released bool   // UNLOCK: true for reply 1, false for 0
-	Holder   string // OWNER: the owner read; "" means the null reply
+	// Arguments beyond name and owner (BeginOp).
+	Names []string // MLOCK, MUNLOCK: the names, in the order sent (Name is empty)
+	Wait  bool     // LOCK, MLOCK: sent with WAIT (it may queue, and an MLOCK reserve names)
+	PX    int64    // LOCK, MLOCK: the lease sent, in ms; 0 for none
+	Delay int64    // LOCK, MLOCK: the DELAY sent, in ms; 0 for none
+
+	Token    int64   // LOCK: the fencing token granted; 0 means the null reply (held by another)
+	Granted  bool    // SETNX: true for OK, false for the null reply
+	Released bool    // UNLOCK: true for reply 1, false for 0
+	Holder   string  // OWNER: the owner read; "" means the null reply
+	Tokens   []int64 // MLOCK: one token per name of Names; nil means the null reply
+	Count    int     // MUNLOCK: how many of the names the owner held and released
+}
+
+// names returns the lock names the op is about: Names, or Name alone.
+func (o Op) names() []string {
+	if o.Kind.multi() {
+		return o.Names
+	}
+	return []string{o.Name}
 }
 
 // String renders the op compactly for error messages, e.g.
@@ -92,8 +118,16 @@ func (o Op) String() string {
 		if o.Final {
 			s += " (final)"
 		}
+	case KindMLock, KindMUnlock:
+		s = fmt.Sprintf("c%d %s %s owner=%s", o.Client, o.Kind, strings.Join(o.Names, ","), o.Owner)
 	default:
 		s = fmt.Sprintf("c%d %s %s owner=%s", o.Client, o.Kind, o.Name, o.Owner)
+	}
+	switch {
+	case o.Wait:
+		s += " WAIT"
+	case o.PX > 0 || o.Delay > 0:
+		s += fmt.Sprintf(" PX %d DELAY %d", o.PX, o.Delay)
 	}
 	return fmt.Sprintf("%s -> %s [%d,%s]", s, o.result(), o.Call, o.returnString())
 }
@@ -125,6 +159,18 @@ func (o Op) result() string {
 			return "null"
 		}
 		return o.Holder
+	case KindSetNX:
+		if o.Granted {
+			return "OK"
+		}
+		return "null"
+	case KindMLock:
+		if o.Tokens == nil {
+			return "null"
+		}
+		return fmt.Sprint(o.Tokens)
+	case KindMUnlock:
+		return fmt.Sprint(o.Count)
 	}
 	return "?"
 }
@@ -141,6 +187,12 @@ type History struct {
 // NewHistory returns an empty history whose clock starts now.
 func NewHistory() *History {
 	return &History{base: time.Now()}
+}
+
+// Sibling returns an empty history on h's clock: the times of its ops and of h's compare,
+// so the two can be checked together (CheckFencing over both, say).
+func (h *History) Sibling() *History {
+	return &History{base: h.base}
 }
 
 // Now returns monotonic nanoseconds since NewHistory. Use it to time ops recorded by hand.
@@ -164,13 +216,22 @@ func (h *History) Begin(client int, kind Kind, name, owner string) Pending {
 }
 
 func (h *History) begin(client int, kind Kind, name, owner string, final bool) Pending {
-	if kind < KindLock || kind > KindSetNX {
+	return h.BeginOp(Op{Client: client, Kind: kind, Name: name, Owner: owner, Final: final})
+}
+
+// BeginOp is Begin for an op with more arguments: op's Client, Kind, Name or Names, Owner,
+// Final, Wait, PX and Delay are recorded (Names is copied), its Call is stamped now, and its
+// result fields are ignored.
+func (h *History) BeginOp(op Op) Pending {
+	kind := op.Kind
+	if kind < KindLock || kind > KindMUnlock {
 		panic(fmt.Sprintf("check: Begin with invalid kind %v", kind))
 	}
 	if kind == KindOwner {
-		owner = ""
+		op.Owner = ""
 	}
-	op := Op{Client: client, Kind: kind, Name: name, Owner: owner, Final: final, Call: h.Now()}
+	op = Op{Client: op.Client, Kind: kind, Name: op.Name, Owner: op.Owner, Final: op.Final,
+		Names: append([]string(nil), op.Names...), Wait: op.Wait, PX: op.PX, Delay: op.Delay, Call: h.Now()}
 	h.mu.Lock()
 	i := len(h.ops)
 	h.ops = append(h.ops, op)
@@ -197,6 +258,16 @@ func (p Pending) Unlocked(released bool) {
 // Read finishes an OWNER with its reply: the owner, or "" for the null reply.
 func (p Pending) Read(holder string) {
 	p.finish(KindOwner, func(o *Op) { o.Status, o.Holder = StatusOK, holder })
+}
+
+// MLocked finishes an MLOCK with its reply: one token per name, or nil for the null reply.
+func (p Pending) MLocked(tokens []int64) {
+	p.finish(KindMLock, func(o *Op) { o.Status, o.Tokens = StatusOK, tokens })
+}
+
+// MUnlocked finishes an MUNLOCK with its reply: how many names were released.
+func (p Pending) MUnlocked(n int) {
+	p.finish(KindMUnlock, func(o *Op) { o.Status, o.Count = StatusOK, n })
 }
 
 // Unknown finishes an op whose outcome is indeterminate (timeout, connection error,
@@ -230,7 +301,7 @@ func (p Pending) finish(kind Kind, set func(*Op)) {
 }
 
 // Ops returns a copy of every op recorded so far, in call order of Begin. Ops not yet
-// finished appear with StatusUnknown.
+// finished appear with StatusUnknown. Their Names and Tokens are shared: do not modify them.
 func (h *History) Ops() []Op {
 	h.mu.Lock()
 	defer h.mu.Unlock()

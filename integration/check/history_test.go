@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -36,7 +37,7 @@ func TestHistoryRecords(t *testing.T) {
 			t.Errorf("op %d returns before its call: %v", i, op)
 		}
 		op.Call, op.Return = 0, 0
-		if op != want[i] {
+		if !reflect.DeepEqual(op, want[i]) {
 			t.Errorf("op %d = %+v, want %+v", i, op, want[i])
 		}
 	}
@@ -226,5 +227,19 @@ func TestRecordedConcurrentHistory(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+func TestSiblingSharesTheClock(t *testing.T) {
+	h := NewHistory()
+	h.Begin(0, KindLock, "x", "a").Locked(1)
+	s := h.Sibling()
+	s.Begin(0, KindLock, "y", "b").Locked(2)
+	a, b := h.Ops()[0], s.Ops()[0]
+	if b.Call < a.Return {
+		t.Fatalf("the sibling's later op was called at %d, before the first op returned at %d", b.Call, a.Return)
+	}
+	if len(h.Ops()) != 1 || len(s.Ops()) != 1 {
+		t.Fatalf("the histories share ops: %d and %d", len(h.Ops()), len(s.Ops()))
 	}
 }

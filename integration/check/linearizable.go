@@ -40,10 +40,10 @@ type LinearizabilityOptions struct {
 	RequireFinalReads bool
 }
 
-// LockFailure describes one lock whose history has no linearization.
+// LockFailure describes one lock (or group, CheckGroups) whose history has no linearization.
 type LockFailure struct {
-	Name  string
-	Total int // ops of this lock that were checked (indeterminate reads are dropped)
+	Name  string // the lock's name; for CheckGroups, the group's names joined by "+"
+	Total int    // ops of this lock that were checked (indeterminate reads are dropped)
 	// Linearized is the longest prefix of a linearization the search found, in order.
 	Linearized []Op
 	// Stuck are the ops that could be linearized next after Linearized (called before any
@@ -134,13 +134,18 @@ func CheckLinearizable(ops []Op, opts LinearizabilityOptions) error {
 			return err
 		}
 	}
-	model := lockModel()
+	return checkModel(lockModel(), pops, timeout, opts.VisualizationPath)
+}
+
+// checkModel checks each partition of pops (partitionByKey) against model, in parallel,
+// each bounded by timeout, and explains the illegal ones (see LinearizabilityError).
+func checkModel(model porcupine.Model, pops []porcupine.Operation, timeout time.Duration, visualization string) error {
 	parts := model.Partition(pops)
 	if len(parts) == 0 {
 		return nil
 	}
 
-	// Fast pass: every lock on its own goroutine, not verbose, each bounded by timeout.
+	// Fast pass: every partition on its own goroutine, not verbose, each bounded by timeout.
 	single := model
 	single.Partition = nil
 	results := make([]porcupine.CheckResult, len(parts))
@@ -153,7 +158,7 @@ func CheckLinearizable(ops []Op, opts LinearizabilityOptions) error {
 	lerr := &LinearizabilityError{Timeout: timeout}
 	var illegal [][]porcupine.Operation
 	for i, r := range results {
-		name := parts[i][0].Metadata.(opMeta).op.Name
+		name := parts[i][0].Metadata.(opMeta).key
 		switch r {
 		case porcupine.Illegal:
 			illegal = append(illegal, parts[i])
@@ -165,7 +170,7 @@ func CheckLinearizable(ops []Op, opts LinearizabilityOptions) error {
 		return nil
 	}
 	if len(illegal) > 0 {
-		explain(lerr, model, illegal, timeout, opts.VisualizationPath)
+		explain(lerr, model, illegal, timeout, visualization)
 	}
 	return lerr
 }
@@ -199,7 +204,7 @@ func explain(lerr *LinearizabilityError, model porcupine.Model, illegal [][]porc
 }
 
 func failure(part []porcupine.Operation, longest []int) LockFailure {
-	f := LockFailure{Name: part[0].Metadata.(opMeta).op.Name, Total: len(part)}
+	f := LockFailure{Name: part[0].Metadata.(opMeta).key, Total: len(part)}
 	in := make([]bool, len(part))
 	for _, id := range longest {
 		in[id] = true
@@ -233,7 +238,9 @@ func failure(part []porcupine.Operation, longest []int) LockFailure {
 func checkFinalReads(ops []Op) error {
 	names := make(map[string]bool) // name -> has a successful final read
 	for _, op := range ops {
-		names[op.Name] = names[op.Name] || (op.Final && op.Kind == KindOwner && op.Status == StatusOK)
+		for _, n := range op.names() {
+			names[n] = names[n] || (op.Final && op.Kind == KindOwner && op.Status == StatusOK)
+		}
 	}
 	var missing []string
 	for n, ok := range names {

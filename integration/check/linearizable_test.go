@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -282,7 +283,7 @@ func TestCheckLinearizable(t *testing.T) {
 				Timeout: 10 * time.Second, VisualizationPath: path, RequireFinalReads: tt.final,
 			})
 			for i := range orig {
-				if orig[i] != tt.ops[i] {
+				if !reflect.DeepEqual(orig[i], tt.ops[i]) {
 					t.Fatalf("op %d modified", i)
 				}
 			}
@@ -335,7 +336,7 @@ func TestCheckLinearizableFailureDetails(t *testing.T) {
 	if f.Name != "x" || f.Total != 3 || len(f.Linearized) != 2 {
 		t.Fatalf("failure = %+v", f)
 	}
-	if len(f.Stuck) != 1 || f.Stuck[0] != ops[2] {
+	if len(f.Stuck) != 1 || !reflect.DeepEqual(f.Stuck[0], ops[2]) {
 		t.Fatalf("stuck = %v, want [%v]", f.Stuck, ops[2])
 	}
 	if lerr.Visualization != "" {

@@ -124,28 +124,11 @@ func applyKnown(s lockState, in opInput, out opOutput) (bool, lockState) {
 
 var hashSeed = maphash.MakeSeed()
 
-// lockModel is the porcupine model of one lock; partition splits histories by lock name
-// (sorted), the same way toPartitions does, so partition i is the i-th name.
+// lockModel is the porcupine model of one lock; its partitions are the lock names.
 func lockModel() porcupine.Model {
 	return porcupine.Model{
-		Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-			byName := make(map[string][]porcupine.Operation)
-			for _, op := range history {
-				name := op.Metadata.(opMeta).op.Name
-				byName[name] = append(byName[name], op)
-			}
-			names := make([]string, 0, len(byName))
-			for n := range byName {
-				names = append(names, n)
-			}
-			slices.Sort(names)
-			out := make([][]porcupine.Operation, len(names))
-			for i, n := range names {
-				out[i] = byName[n]
-			}
-			return out
-		},
-		Init: func() any { return lockState{} },
+		Partition: partitionByKey,
+		Init:      func() any { return lockState{} },
 		Step: func(state, input, output any) (bool, any) {
 			return step(state.(lockState), input.(opInput), output.(opOutput))
 		},
@@ -165,20 +148,43 @@ func lockModel() porcupine.Model {
 			}
 			return fmt.Sprintf("held by %s, token %d", s.owner, s.token)
 		},
-		DescribeOperationMetadata: func(info any) string {
-			m, ok := info.(opMeta)
-			if !ok {
-				return ""
-			}
-			return fmt.Sprintf("op #%d: %s", m.index, m.op)
-		},
+		DescribeOperationMetadata: describeMetadata,
 	}
 }
 
 // opMeta travels with each porcupine operation so failures can name the original op.
 type opMeta struct {
-	index int // position in the slice given to CheckLinearizable
+	index int    // position in the slice given to the checker
+	key   string // the partition: the lock's name (CheckLinearizable) or group (CheckGroups)
 	op    Op
+}
+
+func describeMetadata(info any) string {
+	m, ok := info.(opMeta)
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("op #%d: %s", m.index, m.op)
+}
+
+// partitionByKey splits a history by opMeta.key, in the order of the keys, so that both
+// passes of a check (checkModel, explain) see the partitions in the same order.
+func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
+	byKey := make(map[string][]porcupine.Operation)
+	for _, op := range history {
+		k := op.Metadata.(opMeta).key
+		byKey[k] = append(byKey[k], op)
+	}
+	keys := make([]string, 0, len(byKey))
+	for k := range byKey {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([][]porcupine.Operation, len(keys))
+	for i, k := range keys {
+		out[i] = byKey[k]
+	}
+	return out
 }
 
 func describeOperation(input, output any) string {
@@ -213,16 +219,34 @@ func describeOperation(input, output any) string {
 	}
 }
 
-// toOperations converts a history for porcupine: indeterminate ops return at +∞;
-// indeterminate reads and failed ops are dropped. It rejects malformed ops.
+// toOperations converts a history for the lock model (see operations).
 func toOperations(ops []Op) ([]porcupine.Operation, error) {
-	total := make(map[string]int) // determinate ops per lock
+	for i, op := range ops {
+		if op.Kind.multi() {
+			return nil, fmt.Errorf("%w: op #%d %s: a multi-lock op (check it with CheckGroups)", ErrBadHistory, i, op)
+		}
+	}
+	return operations(ops, func(op Op) string { return op.Name }, func(op Op, total int) (any, any) {
+		return opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total}, lockOutput(op)
+	})
+}
+
+func lockOutput(op Op) opOutput {
+	return opOutput{unknown: op.Status != StatusOK, token: op.Token, released: op.Released, granted: op.Granted, holder: op.Holder}
+}
+
+// operations converts a history for porcupine: indeterminate ops return at +∞;
+// indeterminate reads and failed ops are dropped. key names each op's partition; conv
+// makes its model input and output, given the number of determinate ops of its partition
+// (for pruning). It rejects malformed ops.
+func operations(ops []Op, key func(Op) string, conv func(op Op, total int) (in, out any)) ([]porcupine.Operation, error) {
+	total := make(map[string]int) // determinate ops per partition
 	for i, op := range ops {
 		if err := validate(op); err != nil {
 			return nil, fmt.Errorf("%w: op #%d %s: %v", ErrBadHistory, i, op, err)
 		}
 		if op.Status == StatusOK {
-			total[op.Name]++
+			total[key(op)]++
 		}
 	}
 	out := make([]porcupine.Operation, 0, len(ops))
@@ -238,13 +262,15 @@ func toOperations(ops []Op) ([]porcupine.Operation, error) {
 		if unknown {
 			ret = math.MaxInt64
 		}
+		k := key(op)
+		in, res := conv(op, total[k])
 		out = append(out, porcupine.Operation{
 			ClientId: op.Client,
-			Input:    opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total[op.Name]},
+			Input:    in,
 			Call:     op.Call,
-			Output:   opOutput{unknown: unknown, token: op.Token, released: op.Released, granted: op.Granted, holder: op.Holder},
+			Output:   res,
 			Return:   ret,
-			Metadata: opMeta{index: i, op: op},
+			Metadata: opMeta{index: i, key: k, op: op},
 		})
 	}
 	return out, nil
@@ -252,10 +278,16 @@ func toOperations(ops []Op) ([]porcupine.Operation, error) {
 
 func validate(op Op) error {
 	switch {
-	case op.Kind < KindLock || op.Kind > KindSetNX:
+	case op.Kind < KindLock || op.Kind > KindMUnlock:
 		return fmt.Errorf("invalid kind")
+	case op.Kind.multi():
+		if err := validateNames(op); err != nil {
+			return err
+		}
 	case op.Name == "":
 		return fmt.Errorf("empty lock name")
+	}
+	switch {
 	case op.Kind != KindOwner && op.Owner == "":
 		return fmt.Errorf("empty owner")
 	case op.Status > StatusFailed:
@@ -264,6 +296,24 @@ func validate(op Op) error {
 		return fmt.Errorf("negative client id")
 	case op.Status == StatusOK && op.Return < op.Call:
 		return fmt.Errorf("returns before its call")
+	}
+	return nil
+}
+
+// validateNames checks the names of an MLOCK or MUNLOCK and the shape of an MLOCK's reply.
+func validateNames(op Op) error {
+	if len(op.Names) == 0 {
+		return fmt.Errorf("no names")
+	}
+	seen := make(map[string]bool, len(op.Names))
+	for _, n := range op.Names {
+		if n == "" || seen[n] {
+			return fmt.Errorf("empty or repeated name %q", n)
+		}
+		seen[n] = true
+	}
+	if op.Kind == KindMLock && op.Status == StatusOK && op.Tokens != nil && len(op.Tokens) != len(op.Names) {
+		return fmt.Errorf("%d tokens for %d names", len(op.Tokens), len(op.Names))
 	}
 	return nil
 }
