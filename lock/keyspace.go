@@ -191,7 +191,9 @@ func (t *Table) set(c *Command) resp.Value {
 				t.fence++
 				t.stats.Hold.observeSince(h.since, t.now)
 				t.stats.Grants++
-				h.owner, h.token, h.since = c.Owner, t.fence, t.now
+				// A new hold, taken without DELAY: the old one's lock-delay
+				// ends with it (as DEL would end it).
+				h.owner, h.token, h.since, h.delay = c.Owner, t.fence, t.now, 0
 				defer t.wake(c.Name) // once its lease is set too
 			}
 			if c.Flags&FlagKeepTTL == 0 {

@@ -122,7 +122,7 @@ func appendWaiters(b []byte, q []waiter) []byte {
 // no queue or to another multi-lock's names, a blocked name that is held,
 // or one neither in a lock-delay nor reserved for a multi-lock.
 func (d *decoder) mutex(n *Table) {
-	count := d.count(2)
+	count := d.countAny(2)
 	for i := 0; i < count && d.err == nil; i++ {
 		name, delay := d.string(), d.varint()
 		h, ok := n.byName[name]
@@ -140,7 +140,7 @@ func (d *decoder) mutex(n *Table) {
 		seen  int
 	}
 	extras := map[uint64]*extra{}
-	count = d.count(3)
+	count = d.countAny(3)
 	prevID := uint64(0)
 	for i := 0; i < count && d.err == nil; i++ {
 		id, e := d.uvarint(), &extra{delay: d.varint(), names: d.strings()}
@@ -150,12 +150,12 @@ func (d *decoder) mutex(n *Table) {
 		prevID = id
 		extras[id] = e
 	}
-	count = d.count(4)
+	count = d.countAny(4)
 	prev := ""
 	for i := 0; i < count && d.err == nil; i++ {
 		name, until, version := d.string(), d.varint(), d.uvarint()
 		b := &blocked{until: until, version: version}
-		nw := d.count(4)
+		nw := d.countAny(4)
 		for j := 0; j < nw && d.err == nil; j++ {
 			w := waiter{id: d.uvarint(), owner: d.string(), ttl: d.varint(), deadline: d.varint(), since: unknownSince}
 			if d.err != nil {
@@ -217,6 +217,13 @@ func (d *decoder) mutex(n *Table) {
 		case e.r != nil:
 			n.waits.Set(e.r.rec())
 			n.multiWaiting++
+		}
+	}
+	// The table never leaves a multi-lock waiting that could take all its
+	// names: restored, its names would stay blocked until its wait ran out.
+	for _, b := range n.blocked {
+		if ok && b.until == 0 && n.ready(b.waiters[0].multi) {
+			ok = false
 		}
 	}
 	if !ok {
