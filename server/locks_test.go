@@ -139,7 +139,8 @@ func TestLockWait(t *testing.T) {
 	})
 	t.Run("bad WAIT arguments change nothing", func(t *testing.T) {
 		c := c.with(t)
-		c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "PX", "100")
+		c.expect("$-1\r\n", "LOCK", "w", "bob", "WAIT", "100", "PX", "100") // options in any order (PROTOCOL.md); it waited, then null
+		c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "PX", "100", "EX", "1")
 		c.expect("-ERR syntax error\r\n", "LOCK", "w", "bob", "WAIT", "100", "WAIT", "100")
 		c.expect("-ERR value is not an integer or out of range\r\n", "LOCK", "w", "bob", "WAIT", "x")
 		c.expect("-ERR invalid wait time in 'lock' command\r\n", "LOCK", "w", "bob", "WAIT", "-1")

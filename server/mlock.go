@@ -21,7 +21,7 @@ var (
 )
 
 // lockOptions parses LOCK's and MLOCK's options, in any order and case,
-// each at most once (PX or EX before WAIT, as LOCK always had them):
+// each at most once:
 // PX ms or EX s (the lease), WAIT ms (0: do not wait) and DELAY ms (the
 // lock-delay, 0..lock.MaxDelay; without it this node's Config.LockDelay).
 func (s *Server) lockOptions(cmd *lock.Command, opts [][]byte) error {
@@ -33,7 +33,7 @@ func (s *Server) lockOptions(cmd *lock.Command, opts [][]byte) error {
 			return errSyntax
 		}
 		switch {
-		case (opt == "PX" || opt == "EX") && !haveTTL && !haveWait:
+		case (opt == "PX" || opt == "EX") && !haveTTL:
 			ttl, err := s.ttlArg("lock", opt, opts[i+1])
 			if err != nil {
 				return err
