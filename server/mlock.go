@@ -20,13 +20,19 @@ var (
 	errRepeatedName = errors.New("ERR a name is given twice")
 )
 
-// lockOptions parses LOCK's and MLOCK's options, in any order and case,
-// each at most once:
-// PX ms or EX s (the lease), WAIT ms (0: do not wait) and DELAY ms (the
-// lock-delay, 0..lock.MaxDelay; without it this node's Config.LockDelay).
+// lockOptions parses LOCK's and MLOCK's options (holdOptions, with DELAY);
+// without DELAY the lock-delay is this node's Config.LockDelay.
 func (s *Server) lockOptions(cmd *lock.Command, opts [][]byte) error {
-	var haveTTL, haveWait, haveDelay bool
 	cmd.Delay = s.cfg.LockDelay.Milliseconds()
+	return s.holdOptions(cmd, "lock", opts, true)
+}
+
+// holdOptions parses the options of the command name that takes a hold
+// (LOCK, MLOCK, RWLOCK, SEMLOCK), opts, into cmd, in any order and case,
+// each at most once: PX ms or EX s (the lease), WAIT ms (0: do not wait)
+// and, when delay, DELAY ms (the lock-delay, 0..lock.MaxDelay).
+func (s *Server) holdOptions(cmd *lock.Command, name string, opts [][]byte, delay bool) error {
+	var haveTTL, haveWait, haveDelay bool
 	for i := 0; i < len(opts); i += 2 {
 		opt := strings.ToUpper(string(opts[i]))
 		if i+1 >= len(opts) {
@@ -34,7 +40,7 @@ func (s *Server) lockOptions(cmd *lock.Command, opts [][]byte) error {
 		}
 		switch {
 		case (opt == "PX" || opt == "EX") && !haveTTL:
-			ttl, err := s.ttlArg("lock", opt, opts[i+1])
+			ttl, err := s.ttlArg(name, opt, opts[i+1])
 			if err != nil {
 				return err
 			}
@@ -45,18 +51,18 @@ func (s *Server) lockOptions(cmd *lock.Command, opts [][]byte) error {
 				return err
 			}
 			if wait < 0 || wait > s.cfg.MaxTTL.Milliseconds() {
-				return errInvalidWait
+				return waitError{cmd: name}
 			}
 			cmd.Wait, haveWait = wait, true
-		case opt == "DELAY" && !haveDelay:
-			delay, err := parseInt(opts[i+1])
+		case opt == "DELAY" && delay && !haveDelay:
+			d, err := parseInt(opts[i+1])
 			if err != nil {
 				return err
 			}
-			if delay < 0 || delay > lock.MaxDelay {
+			if d < 0 || d > lock.MaxDelay {
 				return errInvalidDelay
 			}
-			cmd.Delay, haveDelay = delay, true
+			cmd.Delay, haveDelay = d, true
 		default:
 			return errSyntax
 		}

@@ -16,10 +16,10 @@ import (
 // errInvalidLimit is the reply to a semaphore limit outside 1..MaxSemLimit.
 var errInvalidLimit = fmt.Errorf("ERR invalid semaphore limit: want an integer 1..%d", lock.MaxSemLimit)
 
-// sharedWaitError is the reply to a negative WAIT, or one past --max-ttl.
-type sharedWaitError struct{ cmd string }
+// waitError is the reply to a negative WAIT, or one past --max-ttl.
+type waitError struct{ cmd string }
 
-func (e sharedWaitError) Error() string {
+func (e waitError) Error() string {
 	return fmt.Sprintf("ERR invalid wait time in '%s' command", e.cmd)
 }
 
@@ -37,7 +37,7 @@ func (s *Server) rwlockArgs(args [][]byte) (lock.Command, error) {
 	default:
 		return cmd, errSyntax
 	}
-	return cmd, s.sharedOptions(&cmd, "rwlock", args[4:])
+	return cmd, s.holdOptions(&cmd, "rwlock", args[4:], false)
 }
 
 // semlockArgs: SEMLOCK name owner limit [PX ms | EX s] [WAIT ms].
@@ -54,39 +54,7 @@ func (s *Server) semlockArgs(args [][]byte) (lock.Command, error) {
 		return cmd, errInvalidLimit
 	}
 	cmd.Limit = limit
-	return cmd, s.sharedOptions(&cmd, "semlock", args[4:])
-}
-
-// sharedOptions parses the options of RWLOCK and SEMLOCK, opts, into cmd:
-// PX ms or EX s and WAIT ms, in any order and case, each at most once.
-func (s *Server) sharedOptions(cmd *lock.Command, name string, opts [][]byte) error {
-	var haveTTL, haveWait bool
-	for i := 0; i < len(opts); i += 2 {
-		opt := strings.ToUpper(string(opts[i]))
-		if i+1 >= len(opts) {
-			return errSyntax
-		}
-		switch {
-		case (opt == "PX" || opt == "EX") && !haveTTL:
-			ttl, err := s.ttlArg(name, opt, opts[i+1])
-			if err != nil {
-				return err
-			}
-			cmd.TTL, haveTTL = ttl, true
-		case opt == "WAIT" && !haveWait:
-			wait, err := parseInt(opts[i+1])
-			if err != nil {
-				return err
-			}
-			if wait < 0 || wait > s.cfg.MaxTTL.Milliseconds() {
-				return sharedWaitError{cmd: name}
-			}
-			cmd.Wait, haveWait = wait, true
-		default:
-			return errSyntax
-		}
-	}
-	return nil
+	return cmd, s.holdOptions(&cmd, "semlock", args[4:], false)
 }
 
 // sharedUnlockArgs builds RWUNLOCK (sem false) or SEMUNLOCK name owner.
@@ -160,7 +128,7 @@ func (s *Server) validShared(c *lock.Command) error {
 	case c.TTL < 0 || c.TTL > maxMS, c.Op == lock.OpSharedRenew && c.TTL == 0:
 		return expireError{cmd: c.Op.String()}
 	case c.Wait < 0 || c.Wait > maxMS:
-		return sharedWaitError{cmd: strings.ToLower(c.Op.String())}
+		return waitError{cmd: strings.ToLower(c.Op.String())}
 	}
 	return nil
 }
