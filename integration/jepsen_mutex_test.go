@@ -448,19 +448,7 @@ func asLocks(ops []check.Op) []check.Op {
 // others (the rest of the run's LOCKs), and reports.
 func (mw *mutexWorkload) check(t testing.TB, leader *redis.Client, seed int64, timeout time.Duration, dir string, others []check.Op) {
 	t.Helper()
-	err := mw.groups.FinalReads(int(mw.nextPID.Add(1)), groupNames(mw.groups.Ops()), func(name string) (string, error) {
-		var err error
-		for range 5 {
-			rctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
-			var o string
-			o, err = ownerOf(rctx, leader, name)
-			cancel()
-			if err == nil {
-				return o, nil
-			}
-		}
-		return "", err
-	})
+	err := mw.groups.FinalReads(int(mw.nextPID.Add(1)), groupNames(mw.groups.Ops()), finalOwner(leader))
 	if err != nil {
 		t.Errorf("multi-lock final reads: %v", err)
 	}

@@ -220,19 +220,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	names := usedNames(hist.Ops())
 	leader := jepsenClient(c.nodes[lead].client, c.clientTLS())
 	defer leader.Close()
-	err = hist.FinalReads(int(w.nextPID.Add(1)), names, func(name string) (string, error) {
-		var err error
-		for range 5 {
-			rctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
-			var o string
-			o, err = ownerOf(rctx, leader, name)
-			cancel()
-			if err == nil {
-				return o, nil
-			}
-		}
-		return "", err
-	})
+	err = hist.FinalReads(int(w.nextPID.Add(1)), names, finalOwner(leader))
 	if err != nil {
 		t.Errorf("final reads: %v", err)
 	}
@@ -300,6 +288,24 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	}
 	if len(w.unexpected) > 0 {
 		t.Errorf("unexpected errors (not -TRYAGAIN, timeout or network):\n  %s", strings.Join(w.unexpected, "\n  "))
+	}
+}
+
+// finalOwner returns a final read: name's owner through leader, asked up
+// to five times.
+func finalOwner(leader *redis.Client) func(name string) (string, error) {
+	return func(name string) (string, error) {
+		var err error
+		for range 5 {
+			rctx, cancel := context.WithTimeout(context.Background(), jepsenOpTimeout)
+			var o string
+			o, err = ownerOf(rctx, leader, name)
+			cancel()
+			if err == nil {
+				return o, nil
+			}
+		}
+		return "", err
 	}
 }
 
