@@ -166,24 +166,38 @@ func (t *Table) NextDeadline() (int64, bool) {
 // setLease gives the held lock name, h, a lease of ttl ms from now, or none
 // when ttl is 0, and moves its lease in t.leases.
 func (t *Table) setLease(name string, h *held, ttl int64) {
-	deadline := int64(0)
-	if ttl > 0 {
-		deadline = addSat(t.now, uint64(ttl))
-	}
+	deadline := t.leaseEnd(ttl)
 	if deadline == h.deadline {
 		return
 	}
 	h = t.changed(name, h)
 	h.deadline = deadline
+	t.placeLease(&h.lease, deadline, lease{name: name})
+}
+
+// leaseEnd is the deadline of a lease of ttl ms from now, 0 (none) when
+// ttl is 0.
+func (t *Table) leaseEnd(ttl int64) int64 {
+	if ttl > 0 {
+		return addSat(t.now, uint64(ttl))
+	}
+	return 0
+}
+
+// placeLease makes *l, a hold's lease, end at deadline in t.leases: taken
+// out when deadline is 0, fresh (with the deadline) pushed when there was
+// none, moved otherwise.
+func (t *Table) placeLease(l **lease, deadline int64, fresh lease) {
 	switch {
 	case deadline == 0:
-		heap.Remove(&t.leases, h.lease.index)
-		h.lease = nil
-	case h.lease == nil:
-		h.lease = &lease{deadline: deadline, name: name}
-		heap.Push(&t.leases, h.lease)
+		heap.Remove(&t.leases, (*l).index)
+		*l = nil
+	case *l == nil:
+		fresh.deadline = deadline
+		*l = &fresh
+		heap.Push(&t.leases, *l)
 	default:
-		h.lease.deadline = deadline
-		heap.Fix(&t.leases, h.lease.index)
+		(*l).deadline = deadline
+		heap.Fix(&t.leases, (*l).index)
 	}
 }

@@ -317,25 +317,12 @@ func (t *Table) forgetIfIdle(name string, s *sharedLock) {
 // setSharedLease gives the hold h of name a lease of ttl ms from now, or
 // none when ttl is 0, and moves its lease in t.leases.
 func (t *Table) setSharedLease(name string, h *holder, ttl int64) {
-	deadline := int64(0)
-	if ttl > 0 {
-		deadline = addSat(t.now, uint64(ttl))
-	}
+	deadline := t.leaseEnd(ttl)
 	if deadline == h.deadline {
 		return
 	}
 	h.deadline = deadline
-	switch {
-	case deadline == 0:
-		heap.Remove(&t.leases, h.lease.index)
-		h.lease = nil
-	case h.lease == nil:
-		h.lease = &lease{deadline: deadline, name: name, owner: h.owner, shared: true}
-		heap.Push(&t.leases, h.lease)
-	default:
-		h.lease.deadline = deadline
-		heap.Fix(&t.leases, h.lease.index)
-	}
+	t.placeLease(&h.lease, deadline, lease{name: name, owner: h.owner, shared: true})
 }
 
 // doShared executes a shared command inside a transaction and returns its
