@@ -8,8 +8,10 @@
 //
 // # Histories
 //
-// An Op is one LOCK, UNLOCK or OWNER as a client saw it: who sent it, its arguments, when it
-// was called and when it returned (monotonic nanoseconds from History.Now), and its outcome.
+// An Op is one LOCK, UNLOCK, OWNER or SET NX (or, in a history of their own, one RWLOCK,
+// RWUNLOCK, RWINFO, SEMLOCK, SEMUNLOCK or SEMINFO) as a client saw it: who sent it, its
+// arguments, when it was called and when it returned (monotonic nanoseconds from
+// History.Now), and its outcome.
 // An op whose outcome the client cannot know (timeout, connection error, -TRYAGAIN "outcome
 // unknown") has StatusUnknown: it may or may not have taken effect, at any time after its
 // call, and it is never a failure. An op that certainly did not take effect (a -TRYAGAIN
@@ -26,8 +28,12 @@
 //
 //   - CheckLinearizable checks each lock name's sub-history against a sequential mutex
 //     with fencing tokens (see model.go). With final reads (History.FinalReads: an OWNER
-//     of every lock after all nodes were restarted) it also proves durability.
-//   - CheckFencing checks the cluster-wide token order across all names.
+//     of every lock after all nodes were restarted) it also proves durability. A history of
+//     read/write locks and semaphores is checked against their model (sharedmodel.go):
+//     never a writer with a reader or a second writer, never more than limit holders,
+//     rising tokens, no stale INFO; with History.FinalInfo, durability too.
+//   - CheckFencing checks the cluster-wide token order across all names, LOCK's,
+//     read/write locks' and semaphores' grants together.
 //   - Store.CheckIncrements checks that no acknowledged fenced write was lost.
 //
 // Checkers return nil, or an error that matches one sentinel (ErrNotLinearizable,
