@@ -71,7 +71,17 @@ const (
 	// OpACLDelUser deletes the users Name and X.Args. Both reply as Redis.
 	OpACLSetUser Op = 24
 	OpACLDelUser Op = 25
-	maxOp           = OpACLDelUser
+	// Read/write locks and semaphores (shared.go), named by Name in their
+	// own namespace. OpRWLock takes Name for Owner in Mode (ModeRead or
+	// ModeWrite), OpSemLock a permit of the semaphore Name of Limit
+	// permits; with Wait they queue as OpLockWait does. OpSharedUnlock and
+	// OpSharedRenew release and renew Owner's hold, of a read/write lock
+	// (Mode ModeEither) or a semaphore (ModeSem).
+	OpRWLock       Op = 26
+	OpSemLock      Op = 27
+	OpSharedUnlock Op = 28
+	OpSharedRenew  Op = 29
+	maxOp             = OpSharedRenew
 )
 
 // Flags are the options of key-space commands.
@@ -177,6 +187,14 @@ func (o Op) String() string {
 		return "ACL SETUSER"
 	case OpACLDelUser:
 		return "ACL DELUSER"
+	case OpRWLock:
+		return "RWLOCK"
+	case OpSemLock:
+		return "SEMLOCK"
+	case OpSharedUnlock:
+		return "SHAREDUNLOCK"
+	case OpSharedRenew:
+		return "SHAREDRENEW"
 	}
 	return fmt.Sprintf("Op(%d)", uint8(o))
 }
@@ -187,7 +205,7 @@ func (o Op) String() string {
 // recent IDs, so a command delivered twice acts once (and another command
 // with a remembered ID gets Conflict). ID 0 means "no
 // deduplication" (ticks). TTL is the lease in milliseconds; 0 means no lease.
-// Wait (OpLockWait only) is how long to stay queued, in ms; Target
+// Wait (OpLockWait, OpRWLock and OpSemLock only) is how long to stay queued, in ms; Target
 // (OpCancel) is the ID of the queued request to cancel, or (OpLeaderTransfer)
 // the node to hand leadership to.
 //
@@ -208,6 +226,8 @@ type Command struct {
 	Match  string
 	At     int64
 	X      *Extra
+	Mode   Mode  // shared operations only (shared.go)
+	Limit  int64 // OpSemLock: the semaphore's permits
 }
 
 // keySpace reports whether op is one of the key-space operations or the
@@ -252,6 +272,10 @@ func AppendCommand(dst []byte, c *Command) []byte {
 		dst = binary.AppendVarint(dst, c.Wait)
 	case OpCancel, OpLeaderTransfer:
 		dst = binary.AppendUvarint(dst, c.Target)
+	case OpRWLock, OpSemLock, OpSharedUnlock, OpSharedRenew:
+		dst = append(dst, byte(c.Mode))
+		dst = binary.AppendVarint(dst, c.Limit)
+		dst = binary.AppendVarint(dst, c.Wait)
 	}
 	if !c.Op.keySpace() {
 		return dst
@@ -315,6 +339,13 @@ func (d *decoder) command(depth int) Command {
 		c.Wait = d.varint()
 	case OpCancel, OpLeaderTransfer:
 		c.Target = d.uvarint()
+	case OpRWLock, OpSemLock, OpSharedUnlock, OpSharedRenew:
+		c.Mode = Mode(d.byte())
+		c.Limit = d.varint()
+		c.Wait = d.varint()
+		if d.err == nil {
+			d.err = validShared(&c)
+		}
 	}
 	if d.err == nil && (c.Op < OpLock || c.Op > maxOp || c.TTL < 0 || c.Wait < 0) {
 		d.err = ErrCorrupt

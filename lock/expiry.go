@@ -13,14 +13,17 @@ import (
 type lease struct {
 	deadline int64 // logical ms
 	name     string
-	index    int // position in Table.leases
+	index    int    // position in Table.leases
+	shared   bool   // a hold of a read/write lock or semaphore (shared.go)
+	owner    string // its holder, when shared
 }
 
 // leaseHeap holds the lease of every held lock that has one, earliest
 // deadline first. A lock's lease is in it once: moved when it changes, taken
 // out when the lock is released or loses its lease. Ties on the deadline go
-// by name, a total order: the order of expiries never depends on the heap's
-// layout (a restored table builds its heap anew).
+// by name, then a LOCK's before a shared hold's, then owner: a total order,
+// so the order of expiries never depends on the heap's layout (a restored
+// table builds its heap anew).
 type leaseHeap []*lease
 
 func (h leaseHeap) Len() int { return len(h) }
@@ -28,7 +31,13 @@ func (h leaseHeap) Less(i, j int) bool {
 	if h[i].deadline != h[j].deadline {
 		return h[i].deadline < h[j].deadline
 	}
-	return h[i].name < h[j].name
+	if h[i].name != h[j].name {
+		return h[i].name < h[j].name
+	}
+	if h[i].shared != h[j].shared {
+		return !h[i].shared
+	}
+	return h[i].owner < h[j].owner
 }
 func (h leaseHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
@@ -47,11 +56,13 @@ func (h *leaseHeap) Pop() any {
 }
 
 // waitRec is the end of the wait of the queued request id on the lock name,
-// at logical time at.
+// at logical time at; shared when it waits for a read/write lock or a
+// semaphore (IDs are unique, so the order needs no shared).
 type waitRec struct {
-	at   int64
-	name string
-	id   uint64
+	at     int64
+	name   string
+	id     uint64
+	shared bool
 }
 
 // waitRecLess orders records by (at, name, id), a total order: the order of
@@ -84,10 +95,16 @@ func (t *Table) expire() {
 		wok = wok && w.at <= t.now
 		switch {
 		case lok && (!wok || t.leases[0].expiresBefore(w)):
-			name := t.leases[0].name
-			t.note(EventExpired, name)
+			l := t.leases[0]
+			t.note(EventExpired, l.name)
 			t.stats.Expiries++
-			t.release(name, t.byName[name])
+			if l.shared {
+				t.expireShared(l.name, l.owner)
+			} else {
+				t.release(l.name, t.byName[l.name])
+			}
+		case wok && w.shared:
+			t.dropSharedWaiter(w.name, w.id)
 		case wok:
 			h := t.byName[w.name]
 			i := slices.IndexFunc(h.waiters, func(q waiter) bool { return q.id == w.id && q.deadline == w.at })

@@ -343,6 +343,8 @@ func checkInvariants(tb testing.TB, tab *Table) {
 		}
 		return true
 	})
+	sl, sq := sharedInvariants(tb, tab)
+	leased, queued = leased+sl, queued+sq
 	if len(tab.leases) != leased {
 		tb.Errorf("the lease heap holds %d leases for %d leased locks", len(tab.leases), leased)
 	}

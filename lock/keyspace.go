@@ -101,6 +101,8 @@ func (t *Table) do(c *Command) resp.Value {
 		return resp.NilValue()
 	case c.Op == OpUnlock || c.Op == OpRenew:
 		return resp.IntValue(t.exec(c))
+	case c.Op.sharedOp():
+		return t.doShared(c)
 	case c.Op.keySpace() && c.Op != OpTx && c.Op != OpEffects && c.Op != OpScript && c.Op != OpACLSetUser && c.Op != OpACLDelUser:
 		v, _ := t.execKey(c)
 		return v

@@ -17,11 +17,15 @@ import (
 // fingerprints of remembered request IDs; version 3 the key space (key
 // versions, replies of remembered key-space commands, the script registry)
 // and the order of locks by treeKey; version 4 the ACL users, after the
-// scripts. A table without users writes version 3, which a node that
-// predates users reads too (so a cluster can be upgraded node by node
-// until the first ACL SETUSER). Restore reads versions 3 and 4 and refuses
-// any other, and a version 4 without users (never written).
+// scripts; version 5 the read/write locks and semaphores, after the users
+// (which may then be none). A table without users writes version 3, which
+// a node that predates users reads too (so a cluster can be upgraded node
+// by node until the first ACL SETUSER); one without read/write locks and
+// semaphores writes version 3 or 4, for the same reason. Restore reads
+// versions 3 to 5 and refuses any other, and a version 4 without users
+// (never written).
 const (
+	snapshotVersionShared  = 5
 	snapshotVersion        = 4
 	snapshotVersionNoUsers = 3
 )
@@ -53,6 +57,7 @@ type SnapshotView struct {
 	answered map[uint64]int64          // later results of some of them
 	scripts  []string                  // bodies, in registration order
 	users    *acl.Users                // never changed once made
+	shared   []sharedEntry             // a copy (see viewShared)
 }
 
 // View captures the table's state for Encode. It takes the write lock:
@@ -74,6 +79,7 @@ func (t *Table) View() *SnapshotView {
 		answered: maps.Clone(t.answered),
 		scripts:  t.scripts.bodies(),
 		users:    t.users.Load(),
+		shared:   t.viewShared(),
 	}
 }
 
@@ -90,7 +96,10 @@ func (r *scriptRegistry) bodies() []string {
 func (v *SnapshotView) Encode() []byte {
 	b := make([]byte, 0, 64+v.locks.Len()*48+len(v.seen)*24)
 	version := byte(snapshotVersion)
-	if v.users.Len() == 0 {
+	switch {
+	case len(v.shared) > 0:
+		version = snapshotVersionShared
+	case v.users.Len() == 0:
 		version = snapshotVersionNoUsers
 	}
 	b = append(b, version)
@@ -138,7 +147,11 @@ func (v *SnapshotView) Encode() []byte {
 	if version == snapshotVersionNoUsers {
 		return b
 	}
-	return appendUsers(b, v.users)
+	b = appendUsers(b, v.users)
+	if version == snapshotVersionShared {
+		b = appendShared(b, v.shared)
+	}
+	return b
 }
 
 // appendUsers appends the users section: their number, then each one's
@@ -192,8 +205,8 @@ func (d *decoder) users() *acl.Users {
 func (t *Table) Restore(data []byte) error {
 	d := decoder{b: data}
 	version := d.byte()
-	if d.err == nil && version != snapshotVersion && version != snapshotVersionNoUsers {
-		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d and %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersion)
+	if d.err == nil && (version < snapshotVersionNoUsers || version > snapshotVersionShared) {
+		return fmt.Errorf("%w: snapshot version %d (this build reads versions %d to %d)", ErrCorrupt, version, snapshotVersionNoUsers, snapshotVersionShared)
 	}
 	n := NewTable()
 	n.term = d.uvarint()
@@ -281,10 +294,14 @@ func (t *Table) Restore(data []byte) error {
 		n.scripts.add(body)
 	}
 	var users *acl.Users
-	if version == snapshotVersion {
+	switch version {
+	case snapshotVersion:
 		if users = d.users(); d.err == nil && users.Len() == 0 {
 			return ErrCorrupt
 		}
+	case snapshotVersionShared:
+		users = d.users()
+		d.sharedLocks(n)
 	}
 	if d.err != nil {
 		return d.err
@@ -298,6 +315,7 @@ func (t *Table) Restore(data []byte) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.locks, t.byName, t.gen, t.leases, t.waits, t.fence, t.mod = n.locks, n.byName, n.gen, n.leases, n.waits, n.fence, n.mod
+	t.sharedLocks = n.sharedLocks
 	t.scripts = n.scripts
 	t.term, t.stamp, t.now = n.term, n.stamp, n.now
 	t.seen, t.seenPeak, t.answered, t.order, t.head = n.seen, n.seenPeak, nil, n.order, 0

@@ -401,6 +401,7 @@ func FuzzRestore(f *testing.F) {
 	tab := NewTable()
 	applyAll(tab, randomWaitLog(rand.New(rand.NewPCG(1, 9)), 100))
 	f.Add(tab.Snapshot())
+	f.Add(sharedTable(f).Snapshot())
 	f.Add(snapshotBytes(1, 0, 0, 5, [][4]any{{"a", "x", uint64(5), int64(0)}}, [][4]any{{uint64(1), int64(0), int64(5), fp(lockCmd(1, "a", "x", 10))}}))
 	base := populated(f)
 	baseSnap := base.Snapshot()

@@ -44,6 +44,8 @@ type Table struct {
 	waits  *btree.BTreeG[waitRec] // one (deadline, name, id) per queued request
 	fence  uint64                 // the last token granted
 
+	sharedLocks map[string]*sharedLock // read/write locks and semaphores (shared.go)
+
 	term  uint64 // term of the last applied batch
 	stamp int64  // leader stamp of the last applied batch
 	now   int64  // logical time in ms
@@ -190,6 +192,9 @@ func (t *Table) run(c *Command) Result {
 		}
 		return Result{Reply: &v}
 	}
+	if c.Op.sharedOp() {
+		return t.execShared(c)
+	}
 	return Result{Value: t.exec(c)}
 }
 
@@ -228,6 +233,7 @@ func (t *Table) exec(c *Command) int64 {
 				t.dropWaiter(c.Name, h, i)
 			}
 		}
+		t.dropSharedWaiter(c.Name, c.Target)
 		return 0
 	case OpRenew:
 		if ok && h.owner == c.Owner && c.TTL > 0 {

@@ -151,19 +151,28 @@ func (n *Node) deadline(ctx context.Context) deadline {
 // it: only a request known to be queued can be cancelled. A leader change
 // does not lose the queued request: the queue is in the replicated table.
 func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error) {
+	r, err := n.DoWait(ctx, cmd)
+	return r.Value, err
+}
+
+// DoWait is ExecuteWait for any waiting command (an OpLockWait, or an
+// OpRWLock or OpSemLock with a Wait): it returns the whole first result
+// that is not Queued, with the reply that refuses a command (a shared
+// command's error), or the final result of a queued one.
+func (n *Node) DoWait(ctx context.Context, cmd lock.Command) (lock.Result, error) {
 	if err := n.failed(); err != nil {
-		return 0, err
+		return lock.Result{}, err
 	}
 	id, err := n.newID()
 	if err != nil {
-		return 0, err
+		return lock.Result{}, err
 	}
 	cmd.ID = id
 	result := n.pending.register(cmd.ID)
 	defer n.pending.cancel(cmd.ID)
 	r, err := n.await(context.WithoutCancel(ctx), n.deadline(ctx), cmd, result, 0)
 	if err != nil || r.Value != lock.Queued {
-		return r.Value, err
+		return r, err
 	}
 	turn := time.NewTimer(time.Duration(cmd.Wait) * time.Millisecond)
 	defer turn.Stop()
@@ -172,21 +181,21 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 		select {
 		case r := <-result:
 			if r.Value != lock.Queued {
-				return r.Value, nil
+				return r, nil
 			}
 		case <-turn.C:
 			queued = false
 		case <-ctx.Done():
 			queued, withdrawn = false, true
 		case <-n.stopc:
-			return 0, ErrClosedUnknown
+			return lock.Result{}, ErrClosedUnknown
 		case <-n.haltc:
-			return 0, ErrClosedUnknown
+			return lock.Result{}, ErrClosedUnknown
 		}
 	}
 	cancel := lock.Command{Op: lock.OpCancel, Name: cmd.Name, Owner: cmd.Owner, Target: cmd.ID}
 	if _, err := n.Execute(context.WithoutCancel(ctx), cancel); err != nil {
-		return 0, sentBefore(err) // the request may still be granted
+		return lock.Result{}, sentBefore(err) // the request may still be granted
 	}
 	// The cancel is applied here, so the request's final result was too.
 	late := time.NewTimer(n.cfg.RequestTimeout)
@@ -197,16 +206,16 @@ func (n *Node) ExecuteWait(ctx context.Context, cmd lock.Command) (int64, error)
 			switch {
 			case r.Value == lock.Queued:
 			case r.Value == 0 && withdrawn:
-				return 0, ctx.Err()
+				return lock.Result{}, ctx.Err()
 			default:
-				return r.Value, nil
+				return r, nil
 			}
 		case <-late.C:
-			return 0, ErrTimeout
+			return lock.Result{}, ErrTimeout
 		case <-n.stopc:
-			return 0, ErrClosedUnknown
+			return lock.Result{}, ErrClosedUnknown
 		case <-n.haltc:
-			return 0, ErrClosedUnknown
+			return lock.Result{}, ErrClosedUnknown
 		}
 	}
 }

@@ -87,6 +87,7 @@ var forwardable = map[lock.Op]bool{
 	lock.OpSet: true, lock.OpDel: true, lock.OpExpire: true, lock.OpPersist: true, lock.OpTx: true,
 	lock.OpScriptLoad: true, lock.OpScriptFlush: true, lock.OpScript: true, lock.OpPublish: true,
 	lock.OpACLSetUser: true, lock.OpACLDelUser: true,
+	lock.OpRWLock: true, lock.OpSemLock: true, lock.OpSharedUnlock: true, lock.OpSharedRenew: true,
 }
 
 // checkForwarded checks a command a peer forwards: one of the client

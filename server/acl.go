@@ -49,7 +49,8 @@ var categoryOfFlag = map[string]acl.Category{
 var categoryOfName = map[acl.Category][]string{
 	acl.CatKeyspace: {"del", "unlink", "exists", "expire", "pexpire", "expireat", "pexpireat", "ttl", "pttl",
 		"expiretime", "pexpiretime", "persist", "type", "scan", "keys", "dbsize", "delex", "delifeq"},
-	acl.CatLock:        {"lock", "unlock", "renew", "owner", "lockinfo"},
+	acl.CatLock: {"lock", "unlock", "renew", "owner", "lockinfo",
+		"rwlock", "rwunlock", "rwrenew", "rwinfo", "semlock", "semunlock", "semrenew", "seminfo"},
 	acl.CatConnection:  {"ping", "echo", "quit", "select", "auth", "hello", "client", "command"},
 	acl.CatTransaction: {"multi", "exec", "discard", "watch", "unwatch"},
 	acl.CatScripting:   {"eval", "evalsha", "eval_ro", "evalsha_ro", "script"},

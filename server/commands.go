@@ -63,6 +63,18 @@ func init() {
 		{name: "lockinfo", arity: 2, flags: readFast, key: 1, build: readOf(lock.OpLockInfo, 0), read: true, render: renderLockInfo},
 		{name: "dbsize", arity: 1, flags: readFast, run: (*Server).cmdDBSize},
 
+		// Read/write locks and semaphores (shared.go), in a namespace of
+		// their own. A script may not call them: its scratch copy of the
+		// table does not hold them.
+		{name: "rwlock", arity: -4, flags: write, key: 1, build: (*Server).rwlockArgs, noScript: true},
+		{name: "rwunlock", arity: 3, flags: write, key: 1, build: sharedUnlockArgs(false), noScript: true},
+		{name: "rwrenew", arity: 5, flags: write, key: 1, build: sharedRenewArgs(false), noScript: true},
+		{name: "rwinfo", arity: 2, flags: readFast, key: 1, run: sharedInfo(false), noScript: true},
+		{name: "semlock", arity: -4, flags: write, key: 1, build: (*Server).semlockArgs, noScript: true},
+		{name: "semunlock", arity: 3, flags: write, key: 1, build: sharedUnlockArgs(true), noScript: true},
+		{name: "semrenew", arity: 5, flags: write, key: 1, build: sharedRenewArgs(true), noScript: true},
+		{name: "seminfo", arity: 2, flags: readFast, key: 1, run: sharedInfo(true), noScript: true},
+
 		// The key space (keys.go).
 		{name: "set", arity: -3, flags: writeOOM, key: 1, build: (*Server).setArgs},
 		{name: "setnx", arity: 3, flags: []string{"write", "denyoom", "fast"}, key: 1, build: (*Server).setnxArgs},

@@ -12,24 +12,25 @@ import (
 	"github.com/lockd/lockd/resp"
 )
 
-// lockWait runs LOCK ... WAIT, cmd: a lock held by someone else is
+// lockWait runs LOCK ... WAIT (or RWLOCK, SEMLOCK ... WAIT), cmd: a lock held by someone else is
 // waited for, first come first served across the cluster, for up to its
 // WAIT; the connection's later commands wait behind it. A client that hangs
 // up meanwhile has its request withdrawn through the log at once (see
 // whileWatched).
 func (s *Server) lockWait(c *client, r reply, spec *commandSpec, cmd lock.Command) {
-	var v int64
+	var res lock.Result
 	var err error
-	if s.whileWatched(c, func(ctx context.Context) { v, err = s.node.ExecuteWait(ctx, cmd) }) {
+	if s.whileWatched(c, func(ctx context.Context) { res, err = s.node.DoWait(ctx, cmd) }) {
 		return // no one to answer
 	}
-	s.answer(r, spec, &cmd, lock.Result{Value: v}, err)
+	s.answer(r, spec, &cmd, res, err)
 }
 
 // lockReply is the reply to a lock command whose result is v: LOCK's
-// token, or a null when not granted; UNLOCK's and RENEW's 1 or 0.
+// token, or a null when not granted; UNLOCK's and RENEW's 1 or 0 (and the
+// same for RWLOCK, SEMLOCK and their kin).
 func lockReply(op lock.Op, v int64) resp.Value {
-	if (op == lock.OpLock || op == lock.OpLockWait) && v <= 0 {
+	if (op == lock.OpLock || op == lock.OpLockWait || op == lock.OpRWLock || op == lock.OpSemLock) && v <= 0 {
 		return resp.NilValue()
 	}
 	return resp.IntValue(v)

@@ -51,7 +51,7 @@ func (s *Server) pipeline(conn redcon.Conn, c *client, first prepared) {
 // waveable reports whether p is a valid write that may join a wave: one
 // with a build func, not a read, not a LOCK ... WAIT, outside MULTI.
 func (p *prepared) waveable(c *client) bool {
-	return p.err == nil && p.spec.build != nil && !p.spec.read && p.cmd.Op != lock.OpLockWait && c.tx == nil
+	return p.err == nil && p.spec.build != nil && !p.spec.read && p.cmd.Op != lock.OpLockWait && p.cmd.Wait == 0 && c.tx == nil
 }
 
 // wave is the writes of a pipeline that go to the cluster together; no two

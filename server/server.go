@@ -389,7 +389,7 @@ func (s *Server) dispatch(conn redcon.Conn, c *client, p prepared) {
 			return
 		}
 		render(r, p.spec, s.node.Table().Read(&p.cmd, s.node.SinceApply().Milliseconds()))
-	case p.cmd.Op == lock.OpLockWait:
+	case p.cmd.Op == lock.OpLockWait || p.cmd.Wait > 0: // LOCK, RWLOCK, SEMLOCK ... WAIT
 		s.lockWait(c, r, p.spec, p.cmd)
 	default:
 		res, err := s.node.Do(context.Background(), p.cmd)

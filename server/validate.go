@@ -53,6 +53,9 @@ func (s *Server) validOne(c *lock.Command) error {
 	if c.Op == lock.OpPublish {
 		return s.validPublish(c)
 	}
+	if c.Op >= lock.OpRWLock && c.Op <= lock.OpSharedRenew {
+		return s.validShared(c)
+	}
 	if err := s.validName(c.Name); err != nil {
 		return err
 	}
