@@ -58,10 +58,12 @@ type sharedWorkload struct {
 	unexpected []string // first unexpected errors, for the report
 }
 
-// startSharedWorkload starts the workload's clients on wg; they stop when ctx
-// is done. On a failed test the history is kept in dir (shared-history.jsonl).
-func startSharedWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c *cluster, cfg jepsenConfig, dir string) *sharedWorkload {
-	sw := &sharedWorkload{c: c, hist: check.NewHistory(), seed: cfg.seed, rotate: cfg.rotate, dir: dir}
+// startSharedWorkload starts the workload's clients on wg, recording into
+// hist (a Sibling of the other workloads' histories, so the fencing check can
+// compare their times); they stop when ctx is done. On a failed test the
+// history is kept in dir (shared-history.jsonl).
+func startSharedWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c *cluster, cfg jepsenConfig, dir string, hist *check.History) *sharedWorkload {
+	sw := &sharedWorkload{c: c, hist: hist, seed: cfg.seed, rotate: cfg.rotate, dir: dir}
 	n := sharedRWClients + sharedSemClients
 	sw.nextPID.Store(int64(n - 1))
 	for id := range n {

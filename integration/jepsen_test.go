@@ -141,7 +141,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	quietRedisLogger.Do(func() { redis.SetLogger(discardLogger{}) })
 	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s", "--notify-keyspace-events", "Egx$"}, tls: cfg.tls})
 	hist := check.NewHistory()
-	leaseHist := check.NewHistory()
+	leaseHist := hist.Sibling() // one clock: CheckFencing checks both together
 	store := check.NewStore()
 
 	var wg, trackWG sync.WaitGroup // clients; the leader tracker
@@ -190,7 +190,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	for i := range cfg.leaseClients {
 		wg.Go(func() { lw.run(ctx, i) })
 	}
-	sw := startSharedWorkload(t, ctx, &wg, c, cfg, dir) // jepsen_shared_test.go
+	sw := startSharedWorkload(t, ctx, &wg, c, cfg, dir, hist.Sibling()) // jepsen_shared_test.go
 
 	// The nemesis runs here, on the test goroutine.
 	nem := newNemesis(t, c, lt, cfg.seed)

@@ -176,6 +176,13 @@ func NewHistory() *History {
 	return &History{base: time.Now()}
 }
 
+// Sibling returns an empty history on h's clock: the times of its ops and of h's are on
+// one scale, so the two can be checked together (CheckFencing over both). Histories from
+// two NewHistory calls are not: each clock starts at its own call.
+func (h *History) Sibling() *History {
+	return &History{base: h.base}
+}
+
 // Now returns monotonic nanoseconds since NewHistory. Use it to time ops recorded by hand.
 func (h *History) Now() int64 {
 	return int64(time.Since(h.base))

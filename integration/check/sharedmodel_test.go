@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -581,5 +582,28 @@ func TestRecordedConcurrentSharedHistory(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestHistorySibling: a history of read/write lock ops recorded next to a lock history is
+// checked with it for fencing; the two must share a clock. A grant recorded in the sibling
+// after a grant in h, with a larger token, is no violation.
+func TestHistorySibling(t *testing.T) {
+	h := NewHistory()
+	for deadline := time.Now().Add(time.Second); h.Now() < int64(time.Millisecond) && time.Now().Before(deadline); {
+		runtime.Gosched() // let h's clock run a little, so a fresh clock would be behind it
+	}
+	h.Begin(0, KindLock, "x", "a").Locked(9)
+	s := h.Sibling()
+	s.BeginOp(Op{Client: 0, Kind: KindSemLock, Name: "s", Owner: "b", Limit: 2}).Locked(10)
+	ops := slices.Concat(h.Ops(), s.Ops())
+	if ops[1].Call < ops[0].Return {
+		t.Fatalf("sibling's op called at %d, before h's op returned at %d", ops[1].Call, ops[0].Return)
+	}
+	if err := CheckFencing(ops); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Ops()) != 1 || len(h.Ops()) != 1 {
+		t.Fatal("a sibling shares its ops")
 	}
 }
