@@ -495,6 +495,8 @@ func (f *fakeShared) info(name string) []Holder {
 
 // runSharedClients has ten clients record concurrent ops on two read/write locks and a
 // semaphore against srv; 1 in 10 ops is indeterminate, and half of those are applied.
+// Then, one after another, a writer and a reader lock "rw-z" and three owners "sem-z", so
+// that a broken srv shows its bug whatever the interleaving was.
 func runSharedClients(srv *fakeShared, h *History, names []string) {
 	var wg sync.WaitGroup
 	for c := range 10 {
@@ -550,6 +552,15 @@ func runSharedClients(srv *fakeShared, h *History, names []string) {
 		})
 	}
 	wg.Wait()
+	for _, op := range []Op{
+		{Kind: KindRWLock, Name: "rw-z", Owner: "w", Write: true},
+		{Kind: KindRWLock, Name: "rw-z", Owner: "r"},
+		{Kind: KindSemLock, Name: "sem-z", Owner: "a", Limit: 2},
+		{Kind: KindSemLock, Name: "sem-z", Owner: "b", Limit: 2},
+		{Kind: KindSemLock, Name: "sem-z", Owner: "c", Limit: 2},
+	} {
+		h.BeginOp(op).Locked(srv.lock(op.Name, op.Owner, op.Write))
+	}
 }
 
 func TestRecordedConcurrentSharedHistory(t *testing.T) {
@@ -559,9 +570,9 @@ func TestRecordedConcurrentSharedHistory(t *testing.T) {
 			srv := &fakeShared{bug: bug, holders: map[string][]Holder{}}
 			h := NewHistory()
 			runSharedClients(srv, h, names)
-			err := h.FinalInfo(10, KindRWInfo, names[:2], func(name string) ([]Holder, error) { return srv.info(name), nil })
+			err := h.FinalInfo(10, KindRWInfo, []string{"rw-x", "rw-y", "rw-z"}, func(name string) ([]Holder, error) { return srv.info(name), nil })
 			if err == nil {
-				err = h.FinalInfo(10, KindSemInfo, names[2:], func(name string) ([]Holder, error) { return srv.info(name), nil })
+				err = h.FinalInfo(10, KindSemInfo, []string{"sem-s", "sem-z"}, func(name string) ([]Holder, error) { return srv.info(name), nil })
 			}
 			if err != nil {
 				t.Fatal(err)
