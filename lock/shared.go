@@ -380,7 +380,7 @@ func (t *Table) SharedInfo(name string, sem bool, elapsedMS int64) resp.Value {
 }
 
 // SharedLen returns the number of names read/write locks and semaphores
-// are held or waited for under.
+// are held or waited for under (INFO keyspace's shared_locks).
 func (t *Table) SharedLen() int {
 	t.mu.RLock()
 	defer t.mu.RUnlock()

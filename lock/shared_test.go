@@ -561,3 +561,24 @@ func sharedInvariants(tb testing.TB, tab *Table) (leased, queued int) {
 	}
 	return leased, queued
 }
+
+// BenchmarkViewShared measures View with n read/write locks held by two
+// readers each: the copy that a snapshot of them costs under the table's
+// lock (see viewShared).
+func BenchmarkViewShared(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			tab := NewTable()
+			cmds := make([]Command, 0, 2*n)
+			for i := range n {
+				name := fmt.Sprint("rw-", i)
+				cmds = append(cmds, readCmd(uint64(2*i+1), name, "a", 30_000, 0), readCmd(uint64(2*i+2), name, "b", 0, 0))
+			}
+			tab.Apply(1, &Batch{Term: 1, Cmds: cmds}, nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				tab.View()
+			}
+		})
+	}
+}

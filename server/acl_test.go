@@ -282,7 +282,8 @@ func TestACLCommands(t *testing.T) {
 		{"DELUSER counts", []string{"ACL", "DELUSER", "nosuch", "disabled"}, ":1\r\n"},
 		{"GETUSER of none", []string{"ACL", "GETUSER", "nosuch"}, "$-1\r\n"},
 		{"USERS", []string{"ACL", "USERS"}, "*6\r\n" + bulk("admin") + bulk("default") + bulk("locker") + bulk("monitor") + bulk("scripter") + bulk("writer")},
-		{"CAT lock", []string{"ACL", "CAT", "lock"}, "*5\r\n" + bulk("lock") + bulk("lockinfo") + bulk("owner") + bulk("renew") + bulk("unlock")},
+		{"CAT lock", []string{"ACL", "CAT", "lock"}, "*13\r\n" + bulk("lock") + bulk("lockinfo") + bulk("owner") + bulk("renew") + bulk("rwinfo") +
+			bulk("rwlock") + bulk("rwrenew") + bulk("rwunlock") + bulk("seminfo") + bulk("semlock") + bulk("semrenew") + bulk("semunlock") + bulk("unlock")},
 		{"CAT of none", []string{"ACL", "CAT", "nosuch"}, "-ERR Unknown category 'nosuch'\r\n"},
 		{"LOG is left out", []string{"ACL", "LOG"}, "-ERR ACL LOG is not supported by lockd: users are cluster state (see docs/security.md)\r\n"},
 		{"unknown subcommand", []string{"ACL", "FOO"}, "-ERR unknown subcommand 'FOO'. Try ACL HELP.\r\n"},

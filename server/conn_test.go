@@ -254,9 +254,9 @@ func TestInfo(t *testing.T) {
 		c := c.with(t)
 		want := func(n int64) string {
 			if n == 0 { // Redis has no db0 line for an empty database
-				return bulk("# Keyspace\r\nlocks:0\r\nwaiters:0\r\n")
+				return bulk("# Keyspace\r\nlocks:0\r\nwaiters:0\r\nshared_locks:0\r\n")
 			}
-			return bulk(fmt.Sprintf("# Keyspace\r\ndb0:keys=%d,expires=0,avg_ttl=0\r\nlocks:%d\r\nwaiters:0\r\n", n, n))
+			return bulk(fmt.Sprintf("# Keyspace\r\ndb0:keys=%d,expires=0,avg_ttl=0\r\nlocks:%d\r\nwaiters:0\r\nshared_locks:0\r\n", n, n))
 		}
 		n := c.int("DBSIZE")
 		if n == 0 {

@@ -178,6 +178,7 @@ func (s *Server) cmdInfo(c *client, r reply, args [][]byte) {
 		keyspace = append(keyspace, fmt.Sprintf("db0:keys=%d,expires=0,avg_ttl=0", n))
 	}
 	keyspace = append(keyspace, fmt.Sprintf("locks:%d", n), fmt.Sprintf("waiters:%d", t.Waiting()))
+	keyspace = append(keyspace, fmt.Sprintf("shared_locks:%d", t.SharedLen()))
 	section("Keyspace", keyspace...)
 	r.bulk(b.String())
 }

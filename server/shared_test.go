@@ -111,7 +111,12 @@ func TestRWLock(t *testing.T) {
 		if err == nil || err.Error() != "ERR alice holds rw1 for reading; RWUNLOCK it first" {
 			t.Fatalf("err %v", err)
 		}
-		if len(holders(t, rdb, "RWINFO", "rw2", 1)) != 1 {
+		// With WAIT too: the refusal is the reply, not a null.
+		_, err = sharedDo(t, rdb, "RWLOCK", "rw2", "alice", "READ", "WAIT", "1000")
+		if err == nil || err.Error() != "ERR alice holds rw2 for writing; RWUNLOCK it first" {
+			t.Fatalf("with WAIT: err %v", err)
+		}
+		if len(holders(t, rdb, "RWINFO", "rw2", 1)) != 1 || srv.Node().Table().Waiting() != 0 {
 			t.Fatal("rw2 changed")
 		}
 	})
@@ -162,6 +167,17 @@ func TestRWLock(t *testing.T) {
 		}
 	})
 
+	t.Run("a client that hangs up while it waits is withdrawn at once", func(t *testing.T) {
+		sharedInt(t, rdb, "RWLOCK", "rw7", "holder", "WRITE")
+		w := dial(t, srv)
+		w.send(encode("RWLOCK", "rw7", "gone", "READ", "WAIT", "600000"))
+		poll(t, "gone to queue", func() bool { return srv.Node().Table().Waiting() == 1 })
+		w.c.Close()
+		poll(t, "gone's request to be withdrawn", func() bool { return srv.Node().Table().Waiting() == 0 })
+		sharedInt(t, rdb, "RWUNLOCK", "rw7", "holder")
+		wantHolders(t, rdb, "RWINFO", "rw7")
+	})
+
 	t.Run("a wait that runs out answers null", func(t *testing.T) {
 		sharedInt(t, rdb, "RWLOCK", "rw6", "holder", "WRITE")
 		sharedNull(t, rdb, "RWLOCK", "rw6", "late", "READ", "WAIT", "50")
@@ -178,6 +194,10 @@ func TestRWLock(t *testing.T) {
 		keys, err := rdb.Keys(context.Background(), "*").Result()
 		if err != nil || slices.Contains(keys, "rw1") {
 			t.Fatalf("KEYS = %v, %v: lists a read/write lock", keys, err)
+		}
+		info, err := rdb.Info(context.Background(), "keyspace").Result()
+		if n := srv.Node().Table().SharedLen(); err != nil || !strings.Contains(info, fmt.Sprintf("\r\nshared_locks:%d\r\n", n)) {
+			t.Fatalf("INFO keyspace = %q, %v; want shared_locks:%d", info, err, n)
 		}
 	})
 }
