@@ -354,7 +354,9 @@ func FuzzDecodeBatch(f *testing.F) {
 			return
 		}
 		enc := AppendBatch(nil, &b)
-		if len(enc) > len(data) {
+		// A version 1 batch is re-encoded as version 2, with its Wall (0):
+		// one byte more.
+		if grown := len(enc) - len(data); grown > 0 && !(data[0] == 1 && grown == 1) {
 			t.Errorf("re-encoding is %d bytes, the input %d", len(enc), len(data))
 		}
 		b2, err := DecodeBatch(enc)

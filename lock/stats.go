@@ -10,13 +10,14 @@ package lock
 type Stats struct {
 	// Grants counts locks given to an owner: a LOCK or SET NX on a free
 	// name, a queued LOCK ... WAIT at the release before it, a SET that
-	// gives a held key to another owner.
+	// gives a held key to another owner; and each hold of a read/write
+	// lock or semaphore likewise (shared.go).
 	Grants uint64
 	// Expiries counts leases that ran out (the lock was released by time,
 	// not by its owner).
 	Expiries uint64
-	// Refusals counts LOCKs answered 0 at once: held by another owner and
-	// no WAIT given.
+	// Refusals counts LOCKs (RWLOCKs, SEMLOCKs) answered 0 at once: held
+	// by another owner and no WAIT given.
 	Refusals uint64
 	// WaitTimeouts counts queued LOCK ... WAIT requests that left the
 	// queue without the lock: their wait ran out, or they were cancelled.

@@ -120,7 +120,9 @@ type Info struct {
 // For OpLock, Value is the fencing token, or 0 when the lock is held by
 // someone else. For OpUnlock and OpRenew it is 1 or 0. An OpLockWait may
 // also get Queued, and any command Conflict. A key-space command's result is
-// Reply (Value 0), or Retry for an OpEffects whose checks failed.
+// Reply (Value 0), or Retry for an OpEffects whose checks failed. The shared
+// operations (shared.go) answer as OpLock/OpLockWait, OpUnlock and OpRenew
+// do, or with an error Reply (Value 0) that refuses them.
 type Result struct {
 	ID    uint64
 	Value int64

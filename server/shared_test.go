@@ -381,3 +381,64 @@ func TestSharedACL(t *testing.T) {
 		t.Errorf("%d shared names, want 1 (app:x)", n)
 	}
 }
+
+// TestSharedKeyspaceNotifications: the read/write lock and semaphore
+// commands notify LOCK's events on the name.
+func TestSharedKeyspaceNotifications(t *testing.T) {
+	srv := startServer(t, func(c *Config) { c.NotifyKeyspaceEvents = "KEA" })
+	sub, cl := dial(t, srv), dial(t, srv)
+	sub.expect(confirm("subscribe", "__keyspace@0__:job", 1), "SUBSCRIBE", "__keyspace@0__:job")
+
+	cl.int("RWLOCK", "job", "a", "READ")
+	if v := cl.value("RWLOCK", "job", "b", "WRITE"); v != nil { // refused: no event
+		t.Fatalf("RWLOCK WRITE of a read-held lock = %v, want null", v)
+	}
+	cl.int("RWRENEW", "job", "a", "PX", "100000")
+	cl.int("RWUNLOCK", "job", "a")
+	cl.int("SEMLOCK", "job", "a", "2", "PX", "50")
+	want := message("__keyspace@0__:job", "grant") + message("__keyspace@0__:job", "expire") +
+		message("__keyspace@0__:job", "del") + message("__keyspace@0__:job", "grant") + message("__keyspace@0__:job", "expired")
+	if got := sub.reply() + sub.reply() + sub.reply() + sub.reply() + sub.reply(); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// TestSharedInMulti: RWLOCK and its kin queue between MULTI and EXEC and
+// run in EXEC's one step; a WAIT there does not wait.
+func TestSharedInMulti(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	c.int("RWLOCK", "m", "holder", "WRITE")
+	c.expect("+OK\r\n", "MULTI")
+	c.expect("+QUEUED\r\n", "RWLOCK", "m", "a", "READ", "WAIT", "600000")
+	c.expect("+QUEUED\r\n", "RWUNLOCK", "m", "holder")
+	c.expect("+QUEUED\r\n", "RWLOCK", "m", "a", "READ")
+	c.expect("+QUEUED\r\n", "SEMLOCK", "m", "a", "1")
+	got := c.do("EXEC")
+	want := "*4\r\n$-1\r\n:1\r\n:"
+	if !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n") {
+		t.Fatalf("EXEC = %q, want null, 1, a token, WRONGTYPE", got)
+	}
+	if n := srv.Node().Table().Waiting(); n != 0 {
+		t.Fatalf("Waiting() = %d after EXEC", n)
+	}
+}
+
+// TestSharedOptionsAnyOrderAndRESP3: options come in any order and case;
+// under RESP3 the INFO replies are the same arrays.
+func TestSharedOptionsAnyOrderAndRESP3(t *testing.T) {
+	srv := startServer(t)
+	c := dial(t, srv)
+	a := c.int("RWLOCK", "o", "a", "read", "wait", "10", "px", "60000")
+	b := c.int("SEMLOCK", "s", "b", "1", "Wait", "10", "Ex", "60")
+	c.value("HELLO", "3")
+	got := c.do("RWINFO", "o")
+	if want := fmt.Sprintf("*1\r\n*4\r\n$1\r\na\r\n$4\r\nread\r\n:%d\r\n:", a); !strings.HasPrefix(got, want) {
+		t.Fatalf("RWINFO under RESP3 = %q, want it to start %q", got, want)
+	}
+	got = c.do("SEMINFO", "s")
+	if want := fmt.Sprintf("*1\r\n*3\r\n$1\r\nb\r\n:%d\r\n:", b); !strings.HasPrefix(got, want) {
+		t.Fatalf("SEMINFO under RESP3 = %q, want it to start %q", got, want)
+	}
+	c.expect("*0\r\n", "SEMINFO", "free")
+}
