@@ -327,7 +327,7 @@ func sharedInfo(ctx context.Context, rdb *redis.Client, kind check.Kind, name st
 			h.Write = mode == "write"
 		}
 		if !ok1 || !ok2 || !ok3 || ttl != -1 {
-			return nil, fmt.Errorf("%s %s: entry %v is not [owner, mode, token, -1] (no lease was taken)", kind, name, e)
+			return nil, fmt.Errorf("%s %s: entry %v is not an owner, a mode (RWINFO), a token and ttl -1 (no lease was taken)", kind, name, e)
 		}
 		h.Owner, h.Token = owner, token
 		holders = append(holders, h)
