@@ -3,7 +3,9 @@
 // every node is killed and restarted, every lock is read once more, and the
 // history is checked for linearizability (with durability), fencing order,
 // and, through a fenced store, that leases plus fencing tokens lose no
-// acknowledged write even with zombie clients.
+// acknowledged write even with zombie clients. Clients of read/write locks
+// and semaphores run alongside, checked against their own model
+// (jepsen_shared_test.go).
 //
 // CI runs TestJepsenShort (about a minute; skipped under -short) and
 // TestJepsenShortTLS (half a minute, TLS on both ports):
@@ -139,7 +141,7 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	quietRedisLogger.Do(func() { redis.SetLogger(discardLogger{}) })
 	c := startCluster(t, 3, clusterOpts{extra: []string{"--request-timeout", "2s", "--notify-keyspace-events", "Egx$"}, tls: cfg.tls})
 	hist := check.NewHistory()
-	leaseHist := check.NewHistory()
+	leaseHist := hist.Sibling() // one clock: CheckFencing checks both together
 	store := check.NewStore()
 
 	var wg, trackWG sync.WaitGroup // clients; the leader tracker
@@ -188,7 +190,8 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 	for i := range cfg.leaseClients {
 		wg.Go(func() { lw.run(ctx, i) })
 	}
-	mw := startMutexWorkload(t, ctx, &wg, c, hist, cfg.seed, dir) // jepsen_mutex_test.go
+	mw := startMutexWorkload(t, ctx, &wg, c, hist, cfg.seed, dir)       // jepsen_mutex_test.go
+	sw := startSharedWorkload(t, ctx, &wg, c, cfg, dir, hist.Sibling()) // jepsen_shared_test.go
 
 	// The nemesis runs here, on the test goroutine.
 	nem := newNemesis(t, c, lt, cfg.seed)
@@ -256,11 +259,12 @@ func runJepsen(t *testing.T, cfg jepsenConfig) {
 		}
 		t.Logf("REPORT seed %d: without the reads during the run (LOCK/UNLOCK + final reads), the history is %s", cfg.seed, verdict)
 	}
-	fenceErr := check.CheckFencing(append(slices.Clone(ops), leaseOps...))
+	fenceErr := check.CheckFencing(slices.Concat(ops, leaseOps, sw.hist.Ops()))
 	incErr := store.CheckIncrements()
 
 	report(t, cfg, w, lw, nem, ops, leaseOps, names, checkTook)
-	mw.check(t, leader, cfg.seed, cfg.linTimeout, dir, slices.Concat(ops, leaseOps))
+	mw.check(t, leader, cfg.seed, cfg.linTimeout, dir, slices.Concat(ops, leaseOps, sw.hist.Ops()))
+	sw.verify(t, leader, cfg.linTimeout)
 	if summary, err := notes.check(ops); err != nil {
 		t.Errorf("notifications: %v", err)
 	} else {

@@ -8,8 +8,9 @@
 //
 // # Histories
 //
-// An Op is one LOCK, UNLOCK, OWNER, SET NX, MLOCK or MUNLOCK as a client saw it: who sent
-// it, its arguments, when it was called and when it returned (monotonic nanoseconds from
+// An Op is one LOCK, UNLOCK, OWNER, SET NX, MLOCK or MUNLOCK (or, in a history of their
+// own, one RWLOCK, RWUNLOCK, RWINFO, SEMLOCK, SEMUNLOCK or SEMINFO) as a client saw it: who
+// sent it, its arguments, when it was called and when it returned (monotonic nanoseconds from
 // History.Now), and its outcome.
 // An op whose outcome the client cannot know (timeout, connection error, -TRYAGAIN "outcome
 // unknown") has StatusUnknown: it may or may not have taken effect, at any time after its
@@ -27,14 +28,18 @@
 //
 //   - CheckLinearizable checks each lock name's sub-history against a sequential mutex
 //     with fencing tokens (see model.go). With final reads (History.FinalReads: an OWNER
-//     of every lock after all nodes were restarted) it also proves durability.
+//     of every lock after all nodes were restarted) it also proves durability. A history of
+//     read/write locks and semaphores is checked against their model (sharedmodel.go):
+//     never a writer with a reader or a second writer, never more than limit holders,
+//     rising tokens, no stale INFO; with History.FinalInfo, durability too.
 //   - CheckGroups checks names used together (MLOCK, MUNLOCK, and LOCK, UNLOCK, OWNER on
 //     each) group by group against mutexes of which MLOCK takes several at once, all or
 //     none (see group.go); with final reads it too proves durability.
 //   - CheckLockDelay checks that no name was granted to another owner inside the
 //     lock-delay of a leased hold whose lease ran out (plain Go: real time bounds the
 //     table's clock).
-//   - CheckFencing checks the cluster-wide token order across all names.
+//   - CheckFencing checks the cluster-wide token order across all names, LOCK's, MLOCK's,
+//     read/write locks' and semaphores' grants together.
 //   - Store.CheckIncrements checks that no acknowledged fenced write was lost.
 //
 // Checkers return nil, or an error that matches one sentinel (ErrNotLinearizable,

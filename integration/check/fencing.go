@@ -38,7 +38,7 @@ func (e *FencingError) Error() string {
 	return fmt.Sprintf("check: %d fencing violations:\n  %s", len(e.Violations), strings.Join(s, "\n  "))
 }
 
-// grant is every successful LOCK that returned one token.
+// grant is every successful LOCK (or RWLOCK, SEMLOCK) that returned one token.
 type grant struct {
 	token int64
 	first Op    // the returning op called first: the new grant; the others are re-grants
@@ -46,7 +46,9 @@ type grant struct {
 	done  Op    // the returning op that returned first
 }
 
-// CheckFencing checks the cluster-wide token order of a history over all lock names:
+// CheckFencing checks the cluster-wide token order of a history over all lock names, and
+// over read/write locks and semaphores, whose grants take tokens from the same counter
+// (their ops count as LOCKs here, in a namespace apart):
 //
 //   - every token is positive;
 //   - a token is only ever returned for one grant: to one owner of one lock (re-grants);
@@ -62,14 +64,17 @@ type grant struct {
 func CheckFencing(ops []Op) error {
 	var violations []FencingViolation
 	byToken := make(map[int64]*grant)
-	type key struct{ name, owner string }
+	type key struct {
+		shared      bool // the read/write lock and semaphore namespace
+		name, owner string
+	}
 	unknownCalls := make(map[key][]int64) // indeterminate LOCK calls per lock and owner
 	for _, op := range ops {
-		if op.Kind != KindLock || op.Status == StatusFailed {
+		if op.Kind.family() != KindLock || op.Status == StatusFailed {
 			continue
 		}
 		if op.Status != StatusOK {
-			k := key{op.Name, op.Owner}
+			k := key{op.Kind.shared(), op.Name, op.Owner}
 			unknownCalls[k] = append(unknownCalls[k], op.Call)
 			continue
 		}
@@ -85,7 +90,7 @@ func CheckFencing(ops []Op) error {
 			byToken[op.Token] = &grant{token: op.Token, first: op, done: op}
 			continue
 		}
-		if op.Name != g.first.Name || op.Owner != g.first.Owner {
+		if op.Name != g.first.Name || op.Owner != g.first.Owner || op.Kind.shared() != g.first.Kind.shared() {
 			e, l := g.first, op
 			if l.Call < e.Call {
 				e, l = l, e
@@ -105,7 +110,7 @@ func CheckFencing(ops []Op) error {
 	grants := make([]*grant, 0, len(byToken))
 	for _, g := range byToken {
 		g.lower = g.first.Call
-		for _, c := range unknownCalls[key{g.first.Name, g.first.Owner}] {
+		for _, c := range unknownCalls[key{g.first.Kind.shared(), g.first.Name, g.first.Owner}] {
 			g.lower = min(g.lower, c)
 		}
 		grants = append(grants, g)

@@ -289,7 +289,7 @@ func CheckGroups(ops []Op, opts GroupOptions) (GroupSummary, error) {
 	groups := groupsOf(ops)
 	reserved := reservable(ops)
 	var sum GroupSummary
-	pops, err := operations(ops, func(op Op) string { return groups[op.names()[0]].key }, func(op Op, total int) (any, any) {
+	pops, err := operations(ops, func(op Op) string { return groups[op.names()[0]].key }, func(_ int, op Op, total int) (any, any) {
 		g := groups[op.names()[0]]
 		names := op.names()
 		in := groupInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total, idx: make([]int, len(names))}

@@ -41,7 +41,29 @@ func (k Kind) String() string {
 	case KindMUnlock:
 		return "MUNLOCK"
 	}
+	if s, ok := sharedKindNames[k]; ok {
+		return s
+	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+func (k Kind) valid() bool { return k >= KindLock && k <= KindMUnlock || k.shared() }
+
+// reads says whether k is a read: it changes nothing and names no owner.
+func (k Kind) reads() bool { return k == KindOwner || k == KindRWInfo || k == KindSemInfo }
+
+// family is the kind whose Pending method finishes an op of kind k: KindLock for every
+// grant (Locked), KindUnlock for every release (Unlocked), KindRWInfo for both INFOs (Info).
+func (k Kind) family() Kind {
+	switch k {
+	case KindRWLock, KindSemLock:
+		return KindLock
+	case KindRWUnlock, KindSemUnlock:
+		return KindUnlock
+	case KindSemInfo:
+		return KindRWInfo
+	}
+	return k
 }
 
 // Status says whether the client knows an Op's outcome.
@@ -76,6 +98,8 @@ func (s Status) String() string {
 // StatusUnknown ops: the checkers treat an indeterminate op as never returning.
 // Exactly one result field is meaningful, chosen by Kind, and only when Status is OK.
 // Ops with StatusFailed are kept for the record and ignored by every checker.
+// The ops of read/write locks and semaphores (shared.go) use the same fields as their
+// LOCK, UNLOCK and OWNER counterparts, and a few of their own.
 type Op struct {
 	Client int    // client id, small and zero-based (porcupine draws one row per client)
 	Kind   Kind   // command sent
@@ -84,18 +108,21 @@ type Op struct {
 	Call   int64  // when the command was sent
 	Return int64  // when the reply arrived (or the client gave up)
 	Status Status // OK, Unknown or Failed
-	Final  bool   // an OWNER read taken after the whole cluster was restarted (FinalReads)
+	Final  bool   // a read (OWNER, RWINFO, SEMINFO) taken after the whole cluster was restarted
 
 	// Arguments beyond name and owner (BeginOp).
 	Names []string // MLOCK, MUNLOCK: the names, in the order sent (Name is empty)
-	Wait  bool     // LOCK, MLOCK: sent with WAIT (it may queue, and an MLOCK reserve names)
+	Wait  bool     // LOCK, MLOCK, RWLOCK, SEMLOCK: sent with WAIT (it may queue, and an MLOCK reserve names)
 	PX    int64    // LOCK, MLOCK: the lease sent, in ms; 0 for none
 	Delay int64    // LOCK, MLOCK: the DELAY sent, in ms; 0 for none
+	Write bool     // RWLOCK: WRITE rather than READ
+	Limit int      // SEMLOCK: the limit sent
 
-	Token    int64   // LOCK: the fencing token granted; 0 means the null reply (held by another)
+	Token    int64   // LOCK, RWLOCK, SEMLOCK: the fencing token granted; 0 means the null reply
 	Granted  bool    // SETNX: true for OK, false for the null reply
-	Released bool    // UNLOCK: true for reply 1, false for 0
+	Released bool    // UNLOCK, RWUNLOCK, SEMUNLOCK: true for reply 1, false for 0
 	Holder   string  // OWNER: the owner read; "" means the null reply
+	Holders  string  // RWINFO, SEMINFO: the holders replied, as FormatHolders writes them
 	Tokens   []int64 // MLOCK: one token per name of Names; nil means the null reply
 	Count    int     // MUNLOCK: how many of the names the owner held and released
 }
@@ -113,13 +140,15 @@ func (o Op) names() []string {
 func (o Op) String() string {
 	var s string
 	switch o.Kind {
-	case KindOwner:
-		s = fmt.Sprintf("c%d OWNER %s", o.Client, o.Name)
+	case KindOwner, KindRWInfo, KindSemInfo:
+		s = fmt.Sprintf("c%d %s %s", o.Client, o.Kind, o.Name)
 		if o.Final {
 			s += " (final)"
 		}
 	case KindMLock, KindMUnlock:
 		s = fmt.Sprintf("c%d %s %s owner=%s", o.Client, o.Kind, strings.Join(o.Names, ","), o.Owner)
+	case KindRWLock, KindSemLock:
+		s = fmt.Sprintf("c%d %s %s owner=%s %s", o.Client, o.Kind, o.Name, o.Owner, o.sharedArgs())
 	default:
 		s = fmt.Sprintf("c%d %s %s owner=%s", o.Client, o.Kind, o.Name, o.Owner)
 	}
@@ -144,12 +173,14 @@ func (o Op) result() string {
 		return o.Status.String()
 	}
 	switch o.Kind {
-	case KindLock:
+	case KindLock, KindRWLock, KindSemLock:
 		if o.Token == 0 {
 			return "null"
 		}
 		return fmt.Sprint(o.Token)
-	case KindUnlock:
+	case KindRWInfo, KindSemInfo:
+		return "[" + o.Holders + "]"
+	case KindUnlock, KindRWUnlock, KindSemUnlock:
 		if o.Released {
 			return "1"
 		}
@@ -189,8 +220,9 @@ func NewHistory() *History {
 	return &History{base: time.Now()}
 }
 
-// Sibling returns an empty history on h's clock: the times of its ops and of h's compare,
-// so the two can be checked together (CheckFencing over both, say).
+// Sibling returns an empty history on h's clock: the times of its ops and of h's are on
+// one scale, so the two can be checked together (CheckFencing over both). Histories from
+// two NewHistory calls are not: each clock starts at its own call.
 func (h *History) Sibling() *History {
 	return &History{base: h.base}
 }
@@ -210,37 +242,39 @@ type Pending struct {
 }
 
 // Begin records the call of an op and stamps its call time. Call it just before sending
-// the command. owner is ignored for KindOwner.
+// the command. owner is ignored for reads (OWNER, RWINFO, SEMINFO).
 func (h *History) Begin(client int, kind Kind, name, owner string) Pending {
-	return h.begin(client, kind, name, owner, false)
+	return h.BeginOp(Op{Client: client, Kind: kind, Name: name, Owner: owner})
 }
 
-func (h *History) begin(client int, kind Kind, name, owner string, final bool) Pending {
-	return h.BeginOp(Op{Client: client, Kind: kind, Name: name, Owner: owner, Final: final})
-}
-
-// BeginOp is Begin for an op with more arguments: op's Client, Kind, Name or Names, Owner,
-// Final, Wait, PX and Delay are recorded (Names is copied), its Call is stamped now, and its
-// result fields are ignored.
+// BeginOp is Begin for an op with arguments beyond its owner: it records op's Client,
+// Kind, Name or Names (copied), Owner and Wait, PX, Delay, Write and Limit, stamped with
+// its call time; its Final and result fields are ignored.
 func (h *History) BeginOp(op Op) Pending {
-	kind := op.Kind
-	if kind < KindLock || kind > KindMUnlock {
-		panic(fmt.Sprintf("check: Begin with invalid kind %v", kind))
+	op.Final = false
+	return h.beginOp(op)
+}
+
+func (h *History) beginOp(op Op) Pending {
+	if !op.Kind.valid() {
+		panic(fmt.Sprintf("check: Begin with invalid kind %v", op.Kind))
 	}
-	if kind == KindOwner {
+	if op.Kind.reads() {
 		op.Owner = ""
 	}
-	op = Op{Client: op.Client, Kind: kind, Name: op.Name, Owner: op.Owner, Final: op.Final,
-		Names: append([]string(nil), op.Names...), Wait: op.Wait, PX: op.PX, Delay: op.Delay, Call: h.Now()}
+	op = Op{Client: op.Client, Kind: op.Kind, Name: op.Name, Owner: op.Owner, Final: op.Final,
+		Names: append([]string(nil), op.Names...), Wait: op.Wait, PX: op.PX, Delay: op.Delay,
+		Write: op.Write, Limit: op.Limit, Call: h.Now()}
 	h.mu.Lock()
 	i := len(h.ops)
 	h.ops = append(h.ops, op)
 	h.done = append(h.done, false)
 	h.mu.Unlock()
-	return Pending{h: h, i: i, kind: kind}
+	return Pending{h: h, i: i, kind: op.Kind}
 }
 
-// Locked finishes a LOCK with its reply: the token, or 0 for the null reply.
+// Locked finishes a LOCK, RWLOCK or SEMLOCK with its reply: the token, or 0 for the null
+// reply.
 func (p Pending) Locked(token int64) {
 	p.finish(KindLock, func(o *Op) { o.Status, o.Token = StatusOK, token })
 }
@@ -250,7 +284,7 @@ func (p Pending) Set(granted bool) {
 	p.finish(KindSetNX, func(o *Op) { o.Status, o.Granted = StatusOK, granted })
 }
 
-// Unlocked finishes an UNLOCK with its reply (1 → true, 0 → false).
+// Unlocked finishes an UNLOCK, RWUNLOCK or SEMUNLOCK with its reply (1 → true, 0 → false).
 func (p Pending) Unlocked(released bool) {
 	p.finish(KindUnlock, func(o *Op) { o.Status, o.Released = StatusOK, released })
 }
@@ -285,7 +319,7 @@ func (p Pending) finish(kind Kind, set func(*Op)) {
 	if p.h == nil {
 		panic("check: finish of a zero Pending")
 	}
-	if kind != 0 && kind != p.kind {
+	if kind != 0 && kind != p.kind.family() {
 		panic(fmt.Sprintf("check: %v op finished as %v", p.kind, kind))
 	}
 	ret := p.h.Now()
@@ -317,18 +351,27 @@ func (h *History) Ops() []Op {
 // remaining names are still read, and the first error is returned: a final read that
 // failed proves nothing.
 func (h *History) FinalReads(client int, names []string, read func(name string) (holder string, err error)) error {
+	return h.finalReads(client, KindOwner, names, func(name string, p Pending) error {
+		holder, err := read(name)
+		if err == nil {
+			p.Read(holder)
+		}
+		return err
+	})
+}
+
+// finalReads records a final read of kind of each name in turn: do sends it and, when it
+// returns nil, has finished p; an error leaves p to be recorded Unknown.
+func (h *History) finalReads(client int, kind Kind, names []string, do func(name string, p Pending) error) error {
 	var first error
 	for _, name := range names {
-		p := h.begin(client, KindOwner, name, "", true)
-		holder, err := read(name)
-		if err != nil {
+		p := h.beginOp(Op{Client: client, Kind: kind, Name: name, Final: true})
+		if err := do(name, p); err != nil {
 			p.Unknown()
 			if first == nil {
 				first = fmt.Errorf("check: final read of %q: %w", name, err)
 			}
-			continue
 		}
-		p.Read(holder)
 	}
 	return first
 }

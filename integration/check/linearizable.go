@@ -115,7 +115,10 @@ func joinOps(ops []Op) string {
 // respect to a mutex with fencing tokens (the model in model.go): no two holders at once,
 // a new grant beats every token seen on the lock, a re-grant repeats the token, reads see
 // the current owner (no stale reads), and, with final reads, every acknowledged grant and
-// release is still there. Indeterminate ops may or may not have taken effect.
+// release is still there. Indeterminate ops may or may not have taken effect. A history of
+// read/write lock and semaphore ops is checked the same way against their model
+// (sharedmodel.go): never a writer with a reader or a second writer, never more than limit
+// holders, rising tokens, INFO replies that show the current holders.
 //
 // It returns nil when every lock is linearizable; a *LinearizabilityError (matching
 // ErrNotLinearizable and/or ErrUndecided) otherwise; an ErrBadHistory error for a malformed
@@ -134,7 +137,11 @@ func CheckLinearizable(ops []Op, opts LinearizabilityOptions) error {
 			return err
 		}
 	}
-	return checkModel(lockModel(), pops, timeout, opts.VisualizationPath)
+	model, err := modelOf(ops)
+	if err != nil {
+		return err
+	}
+	return checkModel(model, pops, timeout, opts.VisualizationPath)
 }
 
 // checkModel checks each partition of pops (partitionByKey) against model, in parallel,
@@ -173,6 +180,21 @@ func checkModel(model porcupine.Model, pops []porcupine.Operation, timeout time.
 		explain(lerr, model, illegal, timeout, visualization)
 	}
 	return lerr
+}
+
+// modelOf returns the model of a history's namespace: the lock model for LOCK, UNLOCK,
+// OWNER and SET NX; the read/write lock and semaphore model for theirs. A history of both
+// is refused: they are different namespaces, and one name may be in both.
+func modelOf(ops []Op) (porcupine.Model, error) {
+	i := slices.IndexFunc(ops, func(op Op) bool { return op.Kind.shared() })
+	if i < 0 {
+		return lockModel(), nil
+	}
+	if j := slices.IndexFunc(ops, func(op Op) bool { return !op.Kind.shared() }); j >= 0 {
+		return porcupine.Model{}, fmt.Errorf("%w: op #%d %s and op #%d %s are of different namespaces: check them apart",
+			ErrBadHistory, i, ops[i], j, ops[j])
+	}
+	return sharedModel(), nil
 }
 
 // explain reruns the illegal locks verbosely to name the ops involved and to draw them.
@@ -239,7 +261,7 @@ func checkFinalReads(ops []Op) error {
 	names := make(map[string]bool) // name -> has a successful final read
 	for _, op := range ops {
 		for _, n := range op.names() {
-			names[n] = names[n] || (op.Final && op.Kind == KindOwner && op.Status == StatusOK)
+			names[n] = names[n] || (op.Final && op.Kind.reads() && op.Status == StatusOK)
 		}
 	}
 	var missing []string

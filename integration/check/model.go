@@ -53,6 +53,12 @@ type opInput struct {
 	owner string
 	final bool
 	total int // determinate ops of this lock
+
+	write bool // RWLOCK WRITE
+	limit int  // SEMLOCK
+	// writerMayWait: an RWLOCK READ refused; some RWLOCK WRITE with WAIT on the name
+	// overlaps it, so it may have been queued (see sharedmodel.go).
+	writerMayWait bool
 }
 
 type opOutput struct {
@@ -61,16 +67,31 @@ type opOutput struct {
 	released bool
 	granted  bool
 	holder   string
+	holders  []Holder // RWINFO, SEMINFO
 }
 
-func step(s lockState, in opInput, out opOutput) (bool, lockState) {
+func (s lockState) doneOps() int           { return s.done }
+func (s lockState) countOne() lockState    { s.done++; return s }
+func (s lockState) equal(o lockState) bool { return s == o }
+
+// prunable is a model state that counts the determinate ops linearized, for the pruning
+// above: doneOps reads the count, countOne returns the state with one more.
+type prunable[S any] interface {
+	doneOps() int
+	countOne() S
+}
+
+// prunedStep is a model's step: the indeterminate-op trick and the pruning above, around
+// the model's own effect of an indeterminate op (unknown: the next state, and whether it
+// changed anything) and its step for a determinate op (known).
+func prunedStep[S prunable[S]](s S, in opInput, out opOutput,
+	unknown func(S, opInput) (S, bool), known func(S, opInput, opOutput) (bool, S)) (bool, S) {
 	if out.unknown {
-		next, changed := applyUnknown(s, in)
-		return changed || s.done == in.total, next
+		next, changed := unknown(s, in)
+		return changed || s.doneOps() == in.total, next
 	}
-	ok, next := applyKnown(s, in, out)
-	next.done++
-	return ok, next
+	ok, next := known(s, in, out)
+	return ok, next.countOne()
 }
 
 // applyUnknown applies an indeterminate op that took effect, and says if it changed
@@ -124,22 +145,17 @@ func applyKnown(s lockState, in opInput, out opOutput) (bool, lockState) {
 
 var hashSeed = maphash.MakeSeed()
 
-// lockModel is the porcupine model of one lock; its partitions are the lock names.
+// lockModel is the porcupine model of one lock.
 func lockModel() porcupine.Model {
-	return porcupine.Model{
-		Partition: partitionByKey,
-		Init:      func() any { return lockState{} },
-		Step: func(state, input, output any) (bool, any) {
-			return step(state.(lockState), input.(opInput), output.(opOutput))
+	return newModel(lockState{},
+		func(s lockState, in opInput, out opOutput) (bool, lockState) {
+			return prunedStep(s, in, out, applyUnknown, applyKnown)
 		},
-		Equal: func(a, b any) bool { return a.(lockState) == b.(lockState) },
-		Hash: func(state any) uint64 {
-			s := state.(lockState)
+		lockState.equal,
+		func(s lockState) uint64 {
 			return maphash.String(hashSeed, s.owner) ^ uint64(s.token)*0x9e3779b97f4a7c15 ^ uint64(s.max)<<1 ^ uint64(s.done)<<40
 		},
-		DescribeOperation: describeOperation,
-		DescribeState: func(state any) string {
-			s := state.(lockState)
+		func(s lockState) string {
 			switch {
 			case s.owner == "":
 				return fmt.Sprintf("free (max token %d)", s.max)
@@ -147,7 +163,24 @@ func lockModel() porcupine.Model {
 				return fmt.Sprintf("held by %s, token unknown (max %d)", s.owner, s.max)
 			}
 			return fmt.Sprintf("held by %s, token %d", s.owner, s.token)
+		})
+}
+
+// newModel builds a porcupine model from a model's typed parts: the initial state, the
+// step, equality, hash and description of its states. Histories are split by opMeta.key
+// (partitionByKey): the lock's name, or its group's.
+func newModel[S any](zero S, step func(S, opInput, opOutput) (bool, S), equal func(S, S) bool,
+	hash func(S) uint64, describe func(S) string) porcupine.Model {
+	return porcupine.Model{
+		Partition: partitionByKey,
+		Init:      func() any { return zero },
+		Step: func(state, input, output any) (bool, any) {
+			return step(state.(S), input.(opInput), output.(opOutput))
 		},
+		Equal:                     func(a, b any) bool { return equal(a.(S), b.(S)) },
+		Hash:                      func(state any) uint64 { return hash(state.(S)) },
+		DescribeOperation:         describeOperation,
+		DescribeState:             func(state any) string { return describe(state.(S)) },
 		DescribeOperationMetadata: describeMetadata,
 	}
 }
@@ -189,6 +222,9 @@ func partitionByKey(history []porcupine.Operation) [][]porcupine.Operation {
 
 func describeOperation(input, output any) string {
 	in, out := input.(opInput), output.(opOutput)
+	if in.kind.shared() {
+		return describeShared(in, out)
+	}
 	var res string
 	switch {
 	case out.unknown:
@@ -226,8 +262,13 @@ func toOperations(ops []Op) ([]porcupine.Operation, error) {
 			return nil, fmt.Errorf("%w: op #%d %s: a multi-lock op (check it with CheckGroups)", ErrBadHistory, i, op)
 		}
 	}
-	return operations(ops, func(op Op) string { return op.Name }, func(op Op, total int) (any, any) {
-		return opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total}, lockOutput(op)
+	mayWait := writerMayWait(ops)
+	return operations(ops, func(op Op) string { return op.Name }, func(i int, op Op, total int) (any, any) {
+		holders, _ := parseHolders(op.Holders) // validated
+		out := lockOutput(op)
+		out.holders = holders
+		return opInput{kind: op.Kind, owner: op.Owner, final: op.Final, total: total,
+			write: op.Write, limit: op.Limit, writerMayWait: mayWait[i]}, out
 	})
 }
 
@@ -239,7 +280,7 @@ func lockOutput(op Op) opOutput {
 // indeterminate reads and failed ops are dropped. key names each op's partition; conv
 // makes its model input and output, given the number of determinate ops of its partition
 // (for pruning). It rejects malformed ops.
-func operations(ops []Op, key func(Op) string, conv func(op Op, total int) (in, out any)) ([]porcupine.Operation, error) {
+func operations(ops []Op, key func(Op) string, conv func(i int, op Op, total int) (in, out any)) ([]porcupine.Operation, error) {
 	total := make(map[string]int) // determinate ops per partition
 	for i, op := range ops {
 		if err := validate(op); err != nil {
@@ -255,7 +296,7 @@ func operations(ops []Op, key func(Op) string, conv func(op Op, total int) (in, 
 			continue
 		}
 		unknown := op.Status != StatusOK
-		if unknown && op.Kind == KindOwner {
+		if unknown && op.Kind.reads() {
 			continue
 		}
 		ret := op.Return
@@ -263,7 +304,7 @@ func operations(ops []Op, key func(Op) string, conv func(op Op, total int) (in, 
 			ret = math.MaxInt64
 		}
 		k := key(op)
-		in, res := conv(op, total[k])
+		in, res := conv(i, op, total[k])
 		out = append(out, porcupine.Operation{
 			ClientId: op.Client,
 			Input:    in,
@@ -278,7 +319,7 @@ func operations(ops []Op, key func(Op) string, conv func(op Op, total int) (in, 
 
 func validate(op Op) error {
 	switch {
-	case op.Kind < KindLock || op.Kind > KindMUnlock:
+	case !op.Kind.valid():
 		return fmt.Errorf("invalid kind")
 	case op.Kind.multi():
 		if err := validateNames(op); err != nil {
@@ -288,7 +329,7 @@ func validate(op Op) error {
 		return fmt.Errorf("empty lock name")
 	}
 	switch {
-	case op.Kind != KindOwner && op.Owner == "":
+	case !op.Kind.reads() && op.Owner == "":
 		return fmt.Errorf("empty owner")
 	case op.Status > StatusFailed:
 		return fmt.Errorf("invalid status")
@@ -296,6 +337,8 @@ func validate(op Op) error {
 		return fmt.Errorf("negative client id")
 	case op.Status == StatusOK && op.Return < op.Call:
 		return fmt.Errorf("returns before its call")
+	case op.Kind.shared():
+		return validateShared(op)
 	}
 	return nil
 }
