@@ -101,23 +101,29 @@ func (c *Client) Owner() string { return c.owner }
 // When the outcome of the LOCK is unknown (a network error, ctx ending, a
 // -TRYAGAIN), TryLock sends a best-effort UNLOCK before it returns the error.
 func (c *Client) TryLock(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+	return c.try(ctx, mutex, name, ttl)
+}
+
+// try is TryLock for a hold of kind k.
+func (c *Client) try(ctx context.Context, k kind, name string, ttl time.Duration) (*Lock, error) {
 	if err := checkTTL(ttl); err != nil {
 		return nil, err
 	}
-	s, err := c.takeSlot(ctx, name, false)
+	key := k.slotKey(name)
+	s, err := c.takeSlot(ctx, key, false)
 	if err != nil {
 		return nil, err
 	}
 	sent := time.Now()
-	token, err := c.lock(ctx, name, ttl, 0)
+	token, err := c.lock(ctx, k, name, ttl, 0)
 	switch {
 	case err == nil:
-		return c.newLock(name, ttl, token, sent, s), nil
+		return c.newLock(k, name, ttl, token, sent, s), nil
 	case errors.Is(err, redis.Nil):
-		c.dropSlot(name, s)
+		c.dropSlot(key, s)
 		return nil, ErrNotAcquired
 	default:
-		return nil, c.abandon(ctx, name, s, err, !isRefusal(err))
+		return nil, c.abandon(ctx, k, name, s, err, !isRefusal(err))
 	}
 }
 
@@ -130,13 +136,18 @@ func (c *Client) TryLock(ctx context.Context, name string, ttl time.Duration) (*
 // Client on the same name is waited for locally, in no particular order.
 // ttl is as for TryLock.
 func (c *Client) Lock(ctx context.Context, name string, ttl time.Duration) (*Lock, error) {
+	return c.wait(ctx, mutex, name, ttl)
+}
+
+// wait is Lock for a hold of kind k.
+func (c *Client) wait(ctx context.Context, k kind, name string, ttl time.Duration) (*Lock, error) {
 	if err := checkTTL(ttl); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := c.takeSlot(ctx, name, true)
+	s, err := c.takeSlot(ctx, k.slotKey(name), true)
 	if err != nil {
 		return nil, err
 	}
@@ -147,16 +158,16 @@ func (c *Client) Lock(ctx context.Context, name string, ttl time.Duration) (*Loc
 		var wait time.Duration
 		if !refresh {
 			if err := ctx.Err(); err != nil {
-				return nil, c.abandon(ctx, name, s, err, unsure)
+				return nil, c.abandon(ctx, k, name, s, err, unsure)
 			}
 			wait = c.waitFor(ctx)
 		}
 		sent := time.Now()
-		token, err := c.lock(ctx, name, ttl, wait)
+		token, err := c.lock(ctx, k, name, ttl, wait)
 		switch {
 		case err == nil:
 			if err := ctx.Err(); err != nil {
-				return nil, c.abandon(ctx, name, s, err, true)
+				return nil, c.abandon(ctx, k, name, s, err, true)
 			}
 			if wait > 0 && ttl > 0 && time.Since(sent) > ttl/3 {
 				// The lease began somewhere between sent and now; a LOCK
@@ -164,13 +175,13 @@ func (c *Client) Lock(ctx context.Context, name string, ttl time.Duration) (*Loc
 				refresh = true
 				continue
 			}
-			return c.newLock(name, ttl, token, sent, s), nil
+			return c.newLock(k, name, ttl, token, sent, s), nil
 		case errors.Is(err, redis.Nil):
 			unsure, backoff = false, minBackoff
 			if wait == 0 && !refresh {
 				// ctx's deadline is too close for another WAIT.
 				<-ctx.Done()
-				return nil, c.abandon(ctx, name, s, ctx.Err(), false)
+				return nil, c.abandon(ctx, k, name, s, ctx.Err(), false)
 			}
 			refresh = false
 		case isTryAgain(err):
@@ -180,11 +191,11 @@ func (c *Client) Lock(ctx context.Context, name string, ttl time.Duration) (*Loc
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return nil, c.abandon(ctx, name, s, ctx.Err(), unsure)
+				return nil, c.abandon(ctx, k, name, s, ctx.Err(), unsure)
 			}
 			backoff = min(2*backoff, maxBackoff)
 		default:
-			return nil, c.abandon(ctx, name, s, err, !isRefusal(err))
+			return nil, c.abandon(ctx, k, name, s, err, !isRefusal(err))
 		}
 	}
 }
@@ -204,9 +215,10 @@ func (c *Client) waitFor(ctx context.Context) time.Duration {
 	return wait.Truncate(time.Millisecond)
 }
 
-// lock sends LOCK name owner [PX ttl] [WAIT wait]: the token, or redis.Nil.
-func (c *Client) lock(ctx context.Context, name string, ttl, wait time.Duration) (int64, error) {
-	args := []any{"LOCK", name, c.owner}
+// lock sends k's lock command (LOCK name owner, ...) [PX ttl] [WAIT wait]:
+// the token, or redis.Nil.
+func (c *Client) lock(ctx context.Context, k kind, name string, ttl, wait time.Duration) (int64, error) {
+	args := k.lockArgs(name, c.owner)
 	if ttl > 0 {
 		args = append(args, "PX", ttl.Milliseconds())
 	}
@@ -216,21 +228,21 @@ func (c *Client) lock(ctx context.Context, name string, ttl, wait time.Duration)
 	return c.rdb.Do(ctx, args...).Int64()
 }
 
-// abandon ends a failed TryLock or Lock: when unsure, a LOCK may have been
-// granted without the reply reaching us, so it sends a best-effort UNLOCK
-// (safe while this Client's slot for name is held: no Lock of ours has it);
-// then it frees the slot. It returns ctx.Err() once ctx has ended, else err.
-func (c *Client) abandon(ctx context.Context, name string, s *slot, err error, unsure bool) error {
+// abandon ends a failed TryLock or Lock (of kind k): when unsure, a LOCK
+// may have been granted without the reply reaching us, so it sends a
+// best-effort UNLOCK (safe while this Client's slot for name is held: no
+// Lock of ours has it); then it frees the slot. It returns ctx.Err() once ctx has ended, else err.
+func (c *Client) abandon(ctx context.Context, k kind, name string, s *slot, err error, unsure bool) error {
 	if unsure {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		c.rdb.Do(uctx, "UNLOCK", name, c.owner) // best effort; a lease ends on its own
+		c.rdb.Do(uctx, k.unlock, name, c.owner) // best effort; a lease ends on its own
 		cancel()
 	}
-	c.dropSlot(name, s)
+	c.dropSlot(k.slotKey(name), s)
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
-	return wrapErr("LOCK", name, err)
+	return wrapErr(k.lock, name, err)
 }
 
 // takeSlot reserves name within this Client: at once or ErrNotAcquired, or,

@@ -14,6 +14,13 @@
 //	defer l.Unlock(context.WithoutCancel(ctx))
 //	// work, passing l.Token() along and stopping when <-l.Lost() fires
 //
+// The same holds come from read/write locks (TryReadLock, ReadLock,
+// TryWriteLock, WriteLock: RWLOCK ... READ|WRITE) and semaphores
+// (TryAcquire, Acquire: SEMLOCK name owner limit): each returns a *Lock
+// whose Unlock, Lost and renewal use that kind's commands (RWUNLOCK,
+// SEMRENEW, ...). MLOCK and lock-delay have no method here; send them with
+// rdb.Do.
+//
 // A lock taken with a positive ttl has a lease that one goroutine per Lock
 // renews (RENEW PX ttl, every ttl/3, each bounded by ttl/4). The renewer
 // stops at Unlock, or when the lock is lost: then Lost is closed. A lock with

@@ -16,6 +16,7 @@ var errStopped = errors.New("renewal stopped")
 // until then the Client keeps the name to itself and the renewer runs.
 type Lock struct {
 	c     *Client
+	kind  kind
 	name  string
 	token int64
 	ttl   time.Duration
@@ -30,9 +31,9 @@ type Lock struct {
 
 // newLock returns the Lock granted by a LOCK sent at sent, and starts its
 // renewer when it has a lease.
-func (c *Client) newLock(name string, ttl time.Duration, token int64, sent time.Time, s *slot) *Lock {
+func (c *Client) newLock(k kind, name string, ttl time.Duration, token int64, sent time.Time, s *slot) *Lock {
 	l := &Lock{
-		c: c, name: name, token: token, ttl: ttl, slot: s,
+		c: c, kind: k, name: name, token: token, ttl: ttl, slot: s,
 		lost: make(chan struct{}),
 		stop: make(chan struct{}),
 		done: make(chan struct{}),
@@ -73,10 +74,10 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	l.markLost()
 	close(l.stop)
 	<-l.done // prompt: the renewer watches stop in every wait
-	defer l.c.dropSlot(l.name, l.slot)
-	n, err := l.c.rdb.Do(ctx, "UNLOCK", l.name, l.c.owner).Int64()
+	defer l.c.dropSlot(l.kind.slotKey(l.name), l.slot)
+	n, err := l.c.rdb.Do(ctx, l.kind.unlock, l.name, l.c.owner).Int64()
 	if err != nil {
-		return wrapErr("UNLOCK", l.name, err)
+		return wrapErr(l.kind.unlock, l.name, err)
 	}
 	if n != 1 {
 		return ErrNotHeld
@@ -139,7 +140,7 @@ func (l *Lock) renewOnce(timeout time.Duration) (bool, error) {
 	}
 	res := make(chan result, 1)
 	go func() {
-		n, err := l.c.rdb.Do(ctx, "RENEW", l.name, l.c.owner, "PX", l.ttl.Milliseconds()).Int64()
+		n, err := l.c.rdb.Do(ctx, l.kind.renew, l.name, l.c.owner, "PX", l.ttl.Milliseconds()).Int64()
 		res <- result{n, err}
 	}()
 	select {
