@@ -86,26 +86,12 @@ func startMutexWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, c
 }
 
 func (mw *mutexWorkload) noteUnexpected(what string, err error) {
-	mw.mu.Lock()
-	defer mw.mu.Unlock()
-	if len(mw.unexpected) < 20 {
-		mw.unexpected = append(mw.unexpected, fmt.Sprintf("%s: %v", what, err))
-	}
+	noteUnexpected(&mw.mu, &mw.unexpected, what, err)
 }
 
-// finish records an op's error (see lockClient.finish) and returns its outcome.
+// finish records an op's error (see settle) and returns its outcome.
 func (mw *mutexWorkload) finish(p check.Pending, what string, err error) outcome {
-	o := classify(err)
-	switch o {
-	case outcomeFailed:
-		p.Failed()
-	case outcomeUnknown:
-		p.Unknown()
-	}
-	if err != nil && !errors.Is(err, redis.Nil) && !expectedErr(err) {
-		mw.noteUnexpected(what, err)
-	}
-	return o
+	return settle(p, what, err, mw.noteUnexpected)
 }
 
 // groupClient is one client of the group workload, owner "m<id>".

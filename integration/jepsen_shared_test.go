@@ -79,11 +79,7 @@ func startSharedWorkload(t testing.TB, ctx context.Context, wg *sync.WaitGroup, 
 }
 
 func (sw *sharedWorkload) noteUnexpected(what string, err error) {
-	sw.mu.Lock()
-	defer sw.mu.Unlock()
-	if len(sw.unexpected) < 20 {
-		sw.unexpected = append(sw.unexpected, fmt.Sprintf("%s: %v", what, err))
-	}
+	noteUnexpected(&sw.mu, &sw.unexpected, what, err)
 }
 
 // name returns one of the current generation's read/write lock (or semaphore) names.
@@ -196,16 +192,9 @@ func (sc *sharedClient) run(ctx context.Context) {
 // finish records an op's error and returns its outcome; after an
 // indeterminate op the client continues as a new porcupine client.
 func (sc *sharedClient) finish(p check.Pending, what string, err error) outcome {
-	o := classify(err)
-	switch o {
-	case outcomeFailed:
-		p.Failed()
-	case outcomeUnknown:
-		p.Unknown()
+	o := settle(p, what, err, sc.sw.noteUnexpected)
+	if o == outcomeUnknown {
 		sc.pid = int(sc.sw.nextPID.Add(1))
-	}
-	if err != nil && !errors.Is(err, redis.Nil) && !expectedErr(err) {
-		sc.sw.noteUnexpected(what, err)
 	}
 	return o
 }

@@ -100,11 +100,7 @@ type workload struct {
 }
 
 func (w *workload) noteUnexpected(what string, err error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.unexpected) < 20 {
-		w.unexpected = append(w.unexpected, fmt.Sprintf("%s: %v", what, err))
-	}
+	noteUnexpected(&w.mu, &w.unexpected, what, err)
 }
 
 // name returns one of the hot lock names of the current generation.
@@ -211,18 +207,38 @@ func (lc *lockClient) holding() string {
 // finish records an op's error and returns its outcome; after an
 // indeterminate op the client continues as a new porcupine client.
 func (lc *lockClient) finish(p check.Pending, what string, err error) outcome {
+	o := settle(p, what, err, lc.w.noteUnexpected)
+	if o == outcomeUnknown {
+		lc.pid = int(lc.w.nextPID.Add(1))
+	}
+	return o
+}
+
+// settle finishes p as failed or indeterminate by err (classify; a success
+// is finished by its caller with its reply) and passes an error none of the
+// suite's clients expect (not null, -TRYAGAIN, a timeout or the network) to
+// note. It returns the outcome.
+func settle(p check.Pending, what string, err error, note func(what string, err error)) outcome {
 	o := classify(err)
 	switch o {
 	case outcomeFailed:
 		p.Failed()
 	case outcomeUnknown:
 		p.Unknown()
-		lc.pid = int(lc.w.nextPID.Add(1))
 	}
 	if err != nil && !errors.Is(err, redis.Nil) && !expectedErr(err) {
-		lc.w.noteUnexpected(what, err)
+		note(what, err)
 	}
 	return o
+}
+
+// noteUnexpected appends what and err to list, under mu, up to 20 of them.
+func noteUnexpected(mu *sync.Mutex, list *[]string, what string, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if len(*list) < 20 {
+		*list = append(*list, fmt.Sprintf("%s: %v", what, err))
+	}
 }
 
 func (lc *lockClient) lock(name string) outcome {
