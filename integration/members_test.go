@@ -382,3 +382,36 @@ func TestMembersJoinATLSCluster(t *testing.T) {
 	t.Logf("node 4 joined the TLS cluster and became a voter in %v", took)
 	c.waitLeader(10*time.Second, nil)
 }
+
+// A learner that never catches up (added, never started) harms nothing: it
+// stays a learner, does not count toward the quorum (a voter killed beside
+// it leaves two of three, and writes go on), blocks no later change, and
+// MEMBER REMOVE takes it out.
+func TestMembersLearnerThatNeverCatchesUp(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	lead := c.waitLeader(10*time.Second, nil)
+	if _, err := c.member(lead, "ADD", 4, freePort(t)); err != nil {
+		t.Fatalf("MEMBER ADD 4: %v", err)
+	}
+	want := map[int]string{1: "voter", 2: "voter", 3: "voter", 4: "learner"}
+	c.waitRoles(lead, 10*time.Second, want)
+	other := 1 + lead%3
+	c.kill(other)
+	load := startLoad(c, []int{lead}, 2, 200)
+	// Several election timeouts (1-2 s each by default): long enough for a
+	// promotion the leader should not make.
+	time.Sleep(5 * time.Second)
+	acked := load.finish()
+	if len(acked) == 0 {
+		t.Fatal("no write acknowledged with a voter down beside the stuck learner")
+	}
+	if r := c.roles(lead); r[4] != "learner" {
+		t.Fatalf("the learner that never caught up became %q: %v", r[4], r)
+	}
+	c.start(other)
+	if _, err := c.member(lead, "REMOVE", 4); err != nil {
+		t.Fatalf("MEMBER REMOVE 4: %v", err)
+	}
+	c.waitRoles(lead, 10*time.Second, map[int]string{1: "voter", 2: "voter", 3: "voter"})
+	c.holds(lead, acked)
+}
