@@ -155,3 +155,106 @@ func TestBitFlipsInTheLogNeverLoseAcknowledgedLocks(t *testing.T) {
 		t.Fatalf("flips past the end of the log stopped the node")
 	}
 }
+
+// The disk fills up under the log: the node's files may not grow past
+// 4 MiB (RLIMIT_FSIZE, set by prlimit; a write past it fails with EFBIG,
+// as one on a full disk fails with ENOSPC). The node must stop, saying
+// why, rather than acknowledge what it could not write; restarted with
+// room again, it has every write it acknowledged and takes new ones.
+func TestDiskFullStopsTheNodeAndLosesNothing(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatalf("this test needs prlimit (util-linux): %v", err)
+	}
+	c := startNode(t, "--max-owner-len", "65536")
+	c.kill(1)
+	c.nodes[1].wrap = []string{prlimit, "--fsize=4194304", "--"}
+	c.start(1)
+	ctx := context.Background()
+	rdb := c.client(1)
+	val := strings.Repeat("v", 64<<10)
+	var acked []string
+	var failed error
+	for i := range 1000 { // 64 KiB each: the limit is reached after about 64
+		key := fmt.Sprint("k", i)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := rdb.Set(cctx, key, val, 0).Err()
+		cancel()
+		if err != nil {
+			failed = err
+			break
+		}
+		acked = append(acked, key)
+	}
+	if failed == nil {
+		t.Fatal("1000 writes of 64 KiB were acknowledged by a node whose files may not pass 4 MiB")
+	}
+	t.Logf("%d writes acknowledged, then: %v", len(acked), failed)
+	if rc := c.exited(1, 30*time.Second); rc == 0 || !strings.Contains(c.logOf(1), "file too large") {
+		c.dumpLog(1)
+		t.Fatalf("the node whose log write failed: exit code %d; want it to stop, saying why", rc)
+	}
+	c.nodes[1].wrap = nil
+	c.start(1)
+	for _, k := range acked {
+		if got, err := rdb.Get(ctx, k).Result(); err != nil || got != val {
+			t.Fatalf("GET %s after the restart: %d bytes, %v; want the acknowledged value", k, len(got), err)
+		}
+	}
+	if err := rdb.Set(ctx, "after", "x", 0).Err(); err != nil {
+		t.Fatalf("SET after the restart with room: %v", err)
+	}
+}
+
+// A follower whose disk fills up stops; the leader and the other follower
+// go on taking writes, and the follower, restarted with room, catches up
+// with every acknowledged one.
+func TestDiskFullFollowerStopsAndTheClusterGoesOn(t *testing.T) {
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Fatalf("this test needs prlimit (util-linux): %v", err)
+	}
+	c := startCluster(t, 3, clusterOpts{extra: []string{"--max-owner-len", "65536"}})
+	lead := c.waitLeader(10*time.Second, nil)
+	f := c.others(lead)[0]
+	c.kill(f)
+	c.nodes[f].wrap = []string{prlimit, "--fsize=4194304", "--"}
+	c.start(f)
+	ctx := context.Background()
+	rdb := c.client(lead)
+	val := strings.Repeat("v", 64<<10)
+	var acked []string
+	stopped := false
+	for i := 0; i < 1000 && !(stopped && len(acked) >= 100); i++ {
+		key := fmt.Sprint("k", i)
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := rdb.Set(cctx, key, val, 0).Err()
+		cancel()
+		if err != nil {
+			t.Fatalf("SET %s on the leader while a follower's disk is full: %v", key, err)
+		}
+		acked = append(acked, key)
+		select {
+		case <-c.nodes[f].ex:
+			stopped = true
+		default:
+		}
+	}
+	if !stopped || !strings.Contains(c.logOf(f), "file too large") {
+		c.dumpLog(f)
+		t.Fatalf("after %d writes of 64 KiB the follower with a 4 MiB limit still runs, or did not say why it stopped", len(acked))
+	}
+	c.nodes[f].wrap = nil
+	c.start(f)
+	frdb := c.client(f)
+	last := acked[len(acked)-1]
+	poll(t, 30*time.Second, "the restarted follower to catch up", func() bool {
+		got, err := frdb.Get(ctx, last).Result()
+		return err == nil && got == val
+	})
+	for _, k := range acked {
+		if got, err := frdb.Get(ctx, k).Result(); err != nil || got != val {
+			t.Fatalf("GET %s on the restarted follower: %d bytes, %v", k, len(got), err)
+		}
+	}
+}

@@ -95,6 +95,7 @@ type proc struct {
 	dir     string
 	args    []string
 	logPath string
+	wrap    []string // a command that runs lockd (e.g. prlimit with its options and --), or none
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
@@ -241,7 +242,8 @@ func (c *cluster) launchProc(p *proc) chan struct{} {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command(lockdBin, p.args...)
+	argv := append(append(slices.Clone(p.wrap), lockdBin), p.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
