@@ -119,6 +119,9 @@ func (t *Table) expire() {
 				t.dropSharedWaiter(w.name, w.id)
 				break
 			}
+			if t.dropExpiredRun(w) {
+				break
+			}
 			q := t.queueOf(w.name)
 			i := slices.IndexFunc(q, func(q waiter) bool { return q.id == w.id && q.deadline == w.at })
 			t.drop(w.name, q[i])
@@ -200,4 +203,61 @@ func (t *Table) placeLease(l **lease, deadline int64, fresh lease) {
 		(*l).deadline = deadline
 		heap.Fix(&t.leases, (*l).index)
 	}
+}
+
+// dropExpiredRun ends together the waits of the LOCK ... WAIT requests
+// queued for the held name w.name whose waits end at w.at, starting with
+// w's: those whose records follow w's in the wait set with nothing between
+// them. It filters the queue once, where taking them out one by one (as
+// drop does) scans and copies the queue once each: 10,000 waiters of one
+// name timing out together took 0.4 s of every node's apply. The outcome
+// is drop's, one by one, in the records' order: each is answered 0 and
+// counted as a wait timeout, and the queue keeps the others in their
+// order; settle, which drop calls after each, does nothing to a held name.
+// It reports false, changing nothing, unless the run has two or more
+// requests and none is a multi-lock, so that drop handles the rest.
+func (t *Table) dropExpiredRun(w waitRec) bool {
+	h, ok := t.byName[w.name]
+	if !ok {
+		return false
+	}
+	var run []waitRec
+	t.waits.Ascend(w, func(r waitRec) bool {
+		if r.at != w.at || r.name != w.name || r.shared {
+			return false
+		}
+		run = append(run, r)
+		return true
+	})
+	if len(run) < 2 {
+		return false
+	}
+	ending := make(map[uint64]bool, len(run))
+	for _, r := range run {
+		ending[r.id] = true
+	}
+	keep := make([]waiter, 0, len(h.waiters))
+	for _, q := range h.waiters {
+		switch {
+		case !ending[q.id] || q.deadline != w.at:
+			keep = append(keep, q)
+		case q.multi != nil:
+			return false
+		}
+	}
+	if len(h.waiters)-len(keep) != len(run) {
+		return false // a record without its request: leave it to drop
+	}
+	h = t.own(w.name, h)
+	h.waiters = nil
+	if len(keep) > 0 {
+		h.waiters = keep // a new array: a snapshot may still read the old one
+	}
+	t.waiting -= len(run)
+	for _, r := range run {
+		t.waits.Delete(r)
+		t.stats.WaitTimeouts++
+		t.answer(r.id, 0)
+	}
+	return true
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -288,4 +289,61 @@ func TestARequestQueuedAgainIsQueuedOnce(t *testing.T) {
 	run(t, tab, at(1, 3*DedupWindow, tickCmd()).returns(res(2, 0)))
 	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1}})
 	checkInvariants(t, tab)
+}
+
+// Requests of one held lock whose waits end together are answered null in
+// the order of the wait set (request IDs), whatever their order in the
+// queue; the others keep their places, and the next release goes to the
+// first of them.
+func TestWaitersTimingOutTogether(t *testing.T) {
+	tab := NewTable()
+	run(t, tab,
+		at(1, 0, lockCmd(1, "a", "x", 0), lockCmd(2, "b", "x", 0)).returns(res(1, 1), res(2, 2)),
+		at(1, 1,
+			waitCmd(17, "a", "w17", 0, 100), waitCmd(13, "a", "w13", 0, 100),
+			waitCmd(14, "a", "stays", 0, 200), // in the middle, ends later
+			waitCmd(19, "a", "w19", 0, 100), waitCmd(15, "a", "w15", 0, 100),
+			waitCmd(12, "b", "wb", 0, 100), // another name, the same moment
+		).returns(res(17, Queued), res(13, Queued), res(14, Queued), res(19, Queued), res(15, Queued), res(12, Queued)),
+	)
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1, Waiters: 5}, "b": {Owner: "x", Token: 2, Waiters: 1}})
+	run(t, tab,
+		at(1, 101, tickCmd()).returns(res(13, 0), res(15, 0), res(17, 0), res(19, 0), res(12, 0)),
+	)
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1, Waiters: 1}, "b": {Owner: "x", Token: 2}})
+	if n, s := tab.Waiting(), tab.Stats(); n != 1 || s.WaitTimeouts != 5 {
+		t.Fatalf("Waiting() = %d, WaitTimeouts = %d; want 1 and 5", n, s.WaitTimeouts)
+	}
+	run(t, tab, at(1, 102, unlockCmd(3, "a", "x")).returns(res(3, 1), res(14, 3)))
+	wantState(t, tab, map[string]Info{"a": {Owner: "stays", Token: 3}, "b": {Owner: "x", Token: 2}})
+}
+
+// Many requests of one lock whose waits end together leave the queue in
+// one pass. Taken out one at a time, each was searched for and the queue
+// copied around it: 10,000 such waiters took 0.4 s of every node's apply,
+// under the table's lock. Counted in allocations (one copy of the queue per
+// waiter before), not timed.
+func TestManyWaitersTimingOutTogetherLeaveInOnePass(t *testing.T) {
+	const n = 2000
+	tab := NewTable()
+	run(t, tab, at(1, 0, lockCmd(1, "a", "x", 0)).returns(res(1, 1)))
+	cmds := make([]Command, n)
+	// The first queued has the highest ID, the others rising: in the wait
+	// set's order each ends second in the queue, which one at a time cost a
+	// new copy of the rest of the queue each.
+	cmds[0] = waitCmd(1_000_000, "a", "w0", 0, 100)
+	for i := 1; i < n; i++ {
+		cmds[i] = waitCmd(uint64(1000+i), "a", fmt.Sprint("w", i), 0, 100)
+	}
+	tab.Apply(1, &Batch{Term: 1, Stamp: 1, Cmds: cmds}, nil)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	out := tab.Apply(1, &Batch{Term: 1, Stamp: 101, Cmds: []Command{tickCmd()}}, nil)
+	runtime.ReadMemStats(&after)
+	if len(out) != n || tab.Waiting() != 0 {
+		t.Fatalf("%d answers, %d still waiting; want %d and 0", len(out), tab.Waiting(), n)
+	}
+	if allocs := after.Mallocs - before.Mallocs; allocs > n/10 {
+		t.Fatalf("%d waiters timing out together took %d allocations; want one pass (at most %d)", n, allocs, n/10)
+	}
 }
