@@ -119,7 +119,7 @@ func (t *Table) expire() {
 				t.dropSharedWaiter(w.name, w.id)
 				break
 			}
-			if t.dropExpiredRun(w) {
+			if endWaitsTogether && t.dropExpiredRun(w) {
 				break
 			}
 			q := t.queueOf(w.name)
@@ -204,6 +204,10 @@ func (t *Table) placeLease(l **lease, deadline int64, fresh lease) {
 		heap.Fix(&t.leases, (*l).index)
 	}
 }
+
+// endWaitsTogether is false only in a test that compares dropExpiredRun
+// with drop one by one.
+var endWaitsTogether = true
 
 // dropExpiredRun ends together the waits of the LOCK ... WAIT requests
 // queued for the held name w.name whose waits end at w.at, starting with

@@ -2,6 +2,7 @@ package lock
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -345,5 +346,81 @@ func TestManyWaitersTimingOutTogetherLeaveInOnePass(t *testing.T) {
 	}
 	if allocs := after.Mallocs - before.Mallocs; allocs > n/10 {
 		t.Fatalf("%d waiters timing out together took %d allocations; want one pass (at most %d)", n, allocs, n/10)
+	}
+}
+
+// randomCrowdLog is a log of crowds: entries of 2 to 8 LOCK ... WAIT
+// requests for one of two names, with one of two waits (so that many end
+// at the same moment), in scrambled ID order, among holds with and without
+// leases, releases and cancels.
+func randomCrowdLog(r *rand.Rand, n int) []entry {
+	var log []entry
+	var stamp int64
+	ids := r.Perm(n * 10)
+	next := func() uint64 { v := ids[0]; ids = ids[1:]; return 1<<40 + uint64(v) }
+	for range n {
+		stamp += 1 + r.Int64N(60)
+		b := Batch{Term: 1, Stamp: stamp}
+		name := []string{"a", "b"}[r.IntN(2)]
+		switch r.IntN(4) {
+		case 0:
+			b.Cmds = append(b.Cmds, lockCmd(next(), name, "holder", []int64{0, 100, 150}[r.IntN(3)]))
+		case 1:
+			b.Cmds = append(b.Cmds, unlockCmd(next(), name, "holder"))
+		default:
+			wait := []int64{100, 150}[r.IntN(2)]
+			for k := range 2 + r.IntN(7) {
+				c := waitCmd(next(), name, fmt.Sprint("w", k), 0, wait)
+				if r.IntN(8) == 0 {
+					c = cancelCmd(next(), name, c.ID-1)
+				}
+				b.Cmds = append(b.Cmds, c)
+			}
+		}
+		log = append(log, entry{term: 1, batch: b})
+	}
+	return log
+}
+
+// Ending a run of waits together has exactly the outcome of ending them
+// one by one: the same results, in the same order, and byte-identical
+// tables, on crowds of waiters mixed with every other kind of command
+// (multi-locks queued among them fall back to one by one).
+func TestWaitsEndingTogetherAsOneByOne(t *testing.T) {
+	together := 0
+	for seed := uint64(1); seed <= 30; seed++ {
+		log := append(randomCrowdLog(rand.New(rand.NewPCG(seed, 31)), 300), randomMixedLog(seed, 300)...)
+		slices.SortStableFunc(log, func(a, b entry) int { return cmp.Compare(a.batch.Stamp, b.batch.Stamp) })
+		replay := func(runs bool) (*Table, []Result) {
+			endWaitsTogether = runs
+			defer func() { endWaitsTogether = true }()
+			tab, all := NewTable(), []Result(nil)
+			for _, e := range log {
+				out := tab.Apply(e.term, &e.batch, nil)
+				all = append(all, out...)
+				nulls := 0
+				for _, r := range out {
+					if r.Value == 0 {
+						nulls++
+					}
+				}
+				if runs && nulls >= 2 {
+					together++
+				}
+			}
+			return tab, all
+		}
+		a, ra := replay(true)
+		b, rb := replay(false)
+		if !slices.EqualFunc(ra, rb, func(x, y Result) bool { return x.ID == y.ID && render(x) == render(y) }) {
+			t.Fatalf("seed %d: results differ from ending the waits one by one", seed)
+		}
+		if !bytes.Equal(a.Snapshot(), b.Snapshot()) || a.Stats() != b.Stats() {
+			t.Fatalf("seed %d: tables differ from ending the waits one by one", seed)
+		}
+		checkInvariants(t, a)
+	}
+	if together < 30 {
+		t.Fatalf("only %d applies answered two or more requests null: the crowds end no waits together", together)
 	}
 }
