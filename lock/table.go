@@ -165,8 +165,15 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 	t.out = t.out[:0]
 	t.advance(b.Term, b.Stamp)
 	t.wall = b.Wall
-	for i := range b.Cmds {
+	for i := 0; i < len(b.Cmds); i++ {
 		c := &b.Cmds[i]
+		if c.Op == OpCancel && cancelsTogether {
+			var k int
+			if dst, k = t.cancelRun(b.Cmds[i:], dst); k > 0 {
+				i += k - 1
+				continue
+			}
+		}
 		if c.ID == 0 {
 			t.run(c)
 			continue
