@@ -24,6 +24,12 @@ var (
 	ErrTryAgain = errors.New("lockd: try again")
 	// ErrInvalidTTL: a negative ttl, or a positive one under a millisecond.
 	ErrInvalidTTL = errors.New("lockd: invalid ttl")
+	// ErrInvalidDelay: the Client's WithLockDelay is negative or over an
+	// hour.
+	ErrInvalidDelay = errors.New("lockd: invalid lock-delay")
+	// ErrInvalidNames: TryLockAll or LockAll was given no names, more than
+	// 64, or one name twice.
+	ErrInvalidNames = errors.New("lockd: invalid names")
 )
 
 // wrapErr is the one place that turns an error of a command into this
