@@ -185,7 +185,8 @@ func (h *lockCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // resp2 makes a go-redis client speak RESP2.
 func resp2(o *redis.Options) { o.Protocol = 2 }
 
-// cmdLog is a go-redis hook recording the arguments of every command sent.
+// cmdLog is a go-redis hook recording the arguments of every command sent,
+// but for go-redis's own HELLO and CLIENT when it connects.
 type cmdLog struct {
 	mu   sync.Mutex
 	cmds [][]any
@@ -199,9 +200,11 @@ func (h *cmdLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Proce
 
 func (h *cmdLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.mu.Lock()
-		h.cmds = append(h.cmds, cmd.Args())
-		h.mu.Unlock()
+		if name := cmd.Name(); name != "hello" && name != "client" {
+			h.mu.Lock()
+			h.cmds = append(h.cmds, cmd.Args())
+			h.mu.Unlock()
+		}
 		return next(ctx, cmd)
 	}
 }

@@ -28,7 +28,8 @@ func mustLockAll(t testing.TB, c *client.Client, names []string, ttl time.Durati
 }
 
 // checkGrant checks that locks are one per name in the order given, with
-// tokens increasing along them and above after, each held by c.
+// tokens increasing along them and above after, each held by c with that
+// token as LOCKINFO shows it (rdb speaks RESP2).
 func checkGrant(t testing.TB, rdb *redis.Client, c *client.Client, names []string, locks []*client.Lock, after int64) {
 	t.Helper()
 	if len(locks) != len(names) {
@@ -40,8 +41,9 @@ func checkGrant(t testing.TB, rdb *redis.Client, c *client.Client, names []strin
 			t.Fatalf("lock %d: %s token %d, want %s with a token above %d", i, l.Name(), l.Token(), names[i], last)
 		}
 		last = l.Token()
-		if got := ownerOf(t, rdb, l.Name()); got != c.Owner() {
-			t.Fatalf("OWNER %s = %q, want %q", l.Name(), got, c.Owner())
+		info, err := rdb.Do(ctxTimeout(t, 5*time.Second), "LOCKINFO", l.Name()).Slice()
+		if err != nil || len(info) != 3 || info[0] != c.Owner() || info[1] != l.Token() {
+			t.Fatalf("LOCKINFO %s: %v, %v; want owner %s, token %d", l.Name(), info, err, c.Owner(), l.Token())
 		}
 	}
 }
@@ -51,7 +53,7 @@ func checkGrant(t testing.TB, rdb *redis.Client, c *client.Client, names []strin
 // the order the names are given, not in the order of the names.
 func TestTryLockAllAllOrNone(t *testing.T) {
 	srv := startNode(t)
-	rdb := newRedis(t, srv)
+	rdb := newRedis(t, srv, resp2) // LOCKINFO as an array
 	holder := newClient(t, srv)
 	c, log := loggedClient(t, srv)
 	names := []string{"c", "a", "b"}
@@ -94,7 +96,7 @@ func TestTryLockAllAllOrNone(t *testing.T) {
 // one of its names, and gets all of them when that owner unlocks.
 func TestLockAllWaitsForUnlock(t *testing.T) {
 	srv := startNode(t)
-	rdb := newRedis(t, srv)
+	rdb := newRedis(t, srv, resp2) // LOCKINFO as an array
 	holder := newClient(t, srv)
 	waiter, log := loggedClient(t, srv)
 	names := []string{"q2", "q1"}
@@ -310,4 +312,33 @@ func TestMultiBadArguments(t *testing.T) {
 		}
 		unlock(t, mustTryLock(t, c, "ok", time.Second))
 	})
+}
+
+// Without a leader TryLockAll reports ErrTryAgain and, as the MLOCK may yet
+// be granted, sends a best-effort MUNLOCK of its names; LockAll retries
+// until ctx ends.
+func TestLockAllTryAgain(t *testing.T) {
+	srv := leaderless(t, 100*time.Millisecond)
+	c, log := loggedClient(t, srv)
+	_, err := c.TryLockAll(ctxTimeout(t, 5*time.Second), []string{"t1", "t2"}, time.Second)
+	if !errors.Is(err, client.ErrTryAgain) || !strings.Contains(err.Error(), "TRYAGAIN") {
+		t.Fatalf("TryLockAll without a leader: %v, want ErrTryAgain with the server's text", err)
+	}
+	if got := log.sent(); len(got) != 2 || !strings.HasPrefix(got[1], "MUNLOCK 2 t1 t2 "+c.Owner()) {
+		t.Fatalf("sent %q, want the MLOCK, then MUNLOCK 2 t1 t2 owner", got)
+	}
+
+	_, err = c.LockAll(ctxTimeout(t, 600*time.Millisecond), []string{"t1", "t2"}, time.Second)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("LockAll without a leader: %v, want context.DeadlineExceeded", err)
+	}
+	var mlocks int
+	for _, cmd := range log.sent()[2:] {
+		if strings.HasPrefix(cmd, "MLOCK ") {
+			mlocks++
+		}
+	}
+	if mlocks < 2 {
+		t.Fatalf("LockAll sent %q, want MLOCK retried after -TRYAGAIN", log.sent()[2:])
+	}
 }
