@@ -10,15 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Bounds of Lock's waiting and retrying.
+// Bounds of the waiting and retrying of Lock (and ReadLock, ..., LockAll).
 const (
-	// maxWaitStep is the longest WAIT one LOCK asks for.
+	// maxWaitStep is the longest WAIT one LOCK (or MLOCK, ...) asks for.
 	maxWaitStep = 30 * time.Second
 	// minBackoff and maxBackoff bound the pause after a -TRYAGAIN.
 	minBackoff = 10 * time.Millisecond
 	maxBackoff = 500 * time.Millisecond
-	// cleanupTimeout bounds the UNLOCK sent after a LOCK whose outcome is
-	// unknown.
+	// cleanupTimeout bounds the UNLOCK (or MUNLOCK, ...) sent after a LOCK
+	// (MLOCK, ...) whose outcome is unknown.
 	cleanupTimeout = time.Second
 )
 
@@ -52,11 +52,11 @@ func WithOwner(owner string) Option {
 	return func(c *Client) { c.owner = owner }
 }
 
-// WithWaitStep sets the longest WAIT one LOCK of Lock asks for (at least
-// 1ms). The default is 30s, or 3/4 of rdb's ReadTimeout when rdb is a
-// *redis.Client with a shorter one, so that a waiting LOCK never outlasts
-// go-redis's read deadline. A cancellation without a deadline is noticed when
-// the current step ends.
+// WithWaitStep sets the longest WAIT one LOCK of Lock (or MLOCK of LockAll,
+// ...) asks for (at least 1ms). The default is 30s, or 3/4 of rdb's
+// ReadTimeout when rdb is a *redis.Client with a shorter one, so that a
+// waiting LOCK never outlasts go-redis's read deadline. A cancellation
+// without a deadline is noticed when the current step ends.
 func WithWaitStep(d time.Duration) Option {
 	return func(c *Client) { c.waitStep = max(d, time.Millisecond) }
 }
@@ -178,7 +178,7 @@ func (c *Client) waitReq(ctx context.Context, r *request) ([]*Lock, error) {
 	}
 	backoff := minBackoff
 	unsure := false  // a command whose outcome is unknown was sent since the last definite answer
-	granted := false // a grant arrived: a later null leaves MLOCK's other names held
+	granted := false // a grant arrived: after a later null, some of MLOCK's names may still be ours
 	refresh := false // re-take a lock granted after a long wait, to learn when its lease ends
 	for {
 		var wait time.Duration
@@ -204,7 +204,9 @@ func (c *Client) waitReq(ctx context.Context, r *request) ([]*Lock, error) {
 			return r.grant(tokens, sent), nil
 		case errors.Is(err, redis.Nil):
 			// A null after a grant (a refresh that found a lease run out
-			// and a name taken) may leave some of MLOCK's names ours.
+			// and a name taken) may leave some of MLOCK's names ours: a
+			// later abandon releases them (for one name the UNLOCK is
+			// merely answered 0).
 			unsure, backoff = granted, minBackoff
 			if wait == 0 && !refresh {
 				// ctx's deadline is too close for another WAIT.
@@ -236,8 +238,9 @@ func first(locks []*Lock, err error) (*Lock, error) {
 	return locks[0], nil
 }
 
-// waitFor is the WAIT for the next LOCK of Lock: the wait step, or less to
-// leave the reply time to arrive before ctx's deadline. 0 means no WAIT.
+// waitFor is the WAIT for the next command of Lock or LockAll: the wait
+// step, or less to leave the reply time to arrive before ctx's deadline. 0
+// means no WAIT.
 func (c *Client) waitFor(ctx context.Context) time.Duration {
 	wait := c.waitStep
 	if dl, ok := ctx.Deadline(); ok {

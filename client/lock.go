@@ -12,8 +12,9 @@ import (
 var errStopped = errors.New("renewal stopped")
 
 // Lock is a lock this Client holds. Its methods are safe for concurrent
-// use. Call Unlock exactly once for every Lock, also after Lost is closed:
-// until then the Client keeps the name to itself and the renewer runs.
+// use. Call Unlock (or UnlockAll) exactly once for every Lock, also after
+// Lost is closed: until then the Client keeps the name to itself and the
+// renewer runs.
 type Lock struct {
 	c     *Client
 	kind  kind
