@@ -342,3 +342,45 @@ func TestLockAllTryAgain(t *testing.T) {
 		t.Fatalf("LockAll sent %q, want MLOCK retried after -TRYAGAIN", log.sent()[2:])
 	}
 }
+
+// Locks granted to LockAll after a WAIT longer than ttl/3 are taken again at
+// once with MLOCK without WAIT (the same tokens: a re-grant), so that their
+// leases are counted from a known time, as Lock's are.
+func TestLockAllLongWaitRefreshesLeases(t *testing.T) {
+	srv := startNode(t)
+	rdb := newRedis(t, srv, resp2) // LOCKINFO as an array
+	holder := newClient(t, srv)
+	waiter, log := loggedClient(t, srv)
+	held := mustTryLock(t, holder, "w2", 0)
+	names := []string{"w1", "w2"}
+
+	const ttl = 300 * time.Millisecond
+	res := make(chan []*client.Lock, 1)
+	start := time.Now()
+	go func() {
+		locks, err := waiter.LockAll(ctxTimeout(t, 10*time.Second), names, ttl)
+		if err != nil {
+			t.Error(err)
+		}
+		res <- locks
+	}()
+	poll(t, "the waiter to wait longer than ttl/3", func() bool {
+		return srv.Node().Table().Waiting() > 0 && time.Since(start) > ttl/2
+	})
+	unlock(t, held)
+	locks := <-res
+	if locks == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { waiter.UnlockAll(context.Background(), locks) })
+	var sent []string // the MLOCKs; the renewers' RENEWs may follow
+	for _, cmd := range log.sent() {
+		if strings.HasPrefix(cmd, "MLOCK ") {
+			sent = append(sent, cmd)
+		}
+	}
+	if len(sent) != 2 || !strings.Contains(sent[0], " WAIT ") || strings.Contains(sent[1], " WAIT ") {
+		t.Fatalf("waiter sent %q, want MLOCK ... WAIT, then one MLOCK without WAIT to restart the leases", sent)
+	}
+	checkGrant(t, rdb, waiter, names, locks, held.Token())
+}
