@@ -34,7 +34,9 @@ func (c *Client) TryLockAll(ctx context.Context, names []string, ttl time.Durati
 // Multi-locks). Names another Lock of this Client has or is taking are
 // waited for locally first, in the order of the names (not as given), so
 // that two calls of one Client sharing names cannot each keep a name the
-// other waits for. The result and the arguments are as for TryLockAll.
+// other waits for (a call for a name its own caller keeps in another Lock
+// still waits until ctx ends, as Lock does). The result and the arguments
+// are as for TryLockAll.
 func (c *Client) LockAll(ctx context.Context, names []string, ttl time.Duration) ([]*Lock, error) {
 	return c.waitReq(ctx, c.multi(names, ttl))
 }

@@ -8,10 +8,10 @@ import (
 	"time"
 )
 
-// request is what one call of TryLock, Lock (or another kind's) takes: one
-// name, with k's command; or, for TryLockAll and LockAll (multi), up to
-// maxNames LOCK names at once with MLOCK. It is used by one goroutine, for
-// one call.
+// request is used by one goroutine, for one call. It is what one call of
+// TryLock, Lock (or another kind's) takes: one name, with k's command; or,
+// for TryLockAll and LockAll (multi), up to maxNames LOCK names at once
+// with MLOCK.
 type request struct {
 	c     *Client
 	k     kind
