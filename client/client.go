@@ -10,15 +10,15 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Bounds of Lock's waiting and retrying.
+// Bounds of the waiting and retrying of Lock (and ReadLock, ..., LockAll).
 const (
-	// maxWaitStep is the longest WAIT one LOCK asks for.
+	// maxWaitStep is the longest WAIT one LOCK (or MLOCK, ...) asks for.
 	maxWaitStep = 30 * time.Second
 	// minBackoff and maxBackoff bound the pause after a -TRYAGAIN.
 	minBackoff = 10 * time.Millisecond
 	maxBackoff = 500 * time.Millisecond
-	// cleanupTimeout bounds the UNLOCK sent after a LOCK whose outcome is
-	// unknown.
+	// cleanupTimeout bounds the UNLOCK (or MUNLOCK, ...) sent after a LOCK
+	// (MLOCK, ...) whose outcome is unknown.
 	cleanupTimeout = time.Second
 )
 
@@ -27,6 +27,8 @@ type Client struct {
 	rdb      redis.UniversalClient
 	owner    string
 	waitStep time.Duration
+	delay    time.Duration // with delaySet: the DELAY of every LOCK and MLOCK
+	delaySet bool
 
 	mu    sync.Mutex
 	slots map[string]*slot // names a Lock of this Client holds or is taking
@@ -50,13 +52,27 @@ func WithOwner(owner string) Option {
 	return func(c *Client) { c.owner = owner }
 }
 
-// WithWaitStep sets the longest WAIT one LOCK of Lock asks for (at least
-// 1ms). The default is 30s, or 3/4 of rdb's ReadTimeout when rdb is a
-// *redis.Client with a shorter one, so that a waiting LOCK never outlasts
-// go-redis's read deadline. A cancellation without a deadline is noticed when
-// the current step ends.
+// WithWaitStep sets the longest WAIT one LOCK of Lock (or MLOCK of LockAll,
+// ...) asks for (at least 1ms). The default is 30s, or 3/4 of rdb's
+// ReadTimeout when rdb is a *redis.Client with a shorter one, so that a
+// waiting LOCK never outlasts go-redis's read deadline. A cancellation
+// without a deadline is noticed when the current step ends.
 func WithWaitStep(d time.Duration) Option {
 	return func(c *Client) { c.waitStep = max(d, time.Millisecond) }
+}
+
+// WithLockDelay makes every LOCK and MLOCK this Client sends (TryLock, Lock,
+// TryLockAll, LockAll) carry DELAY ms: when such a hold's lease runs out
+// without an Unlock, the server keeps the name from every owner for d after
+// the lease's end (see PROTOCOL.md, Lock-delay). d is 0..1h; a part of a
+// millisecond is rounded up (a positive d under 1ms sends DELAY 1), as a
+// delay is a safety margin. WithLockDelay(0) sends DELAY 0, no delay even on
+// a node started with --lock-delay; without WithLockDelay the node's
+// --lock-delay applies. A d out of range makes those four methods return
+// ErrInvalidDelay before sending anything. Read/write locks and semaphores
+// take no lock-delay: their commands never carry DELAY.
+func WithLockDelay(d time.Duration) Option {
+	return func(c *Client) { c.delay, c.delaySet = d, true }
 }
 
 // New returns a Client that sends its commands through rdb, which should
@@ -96,7 +112,8 @@ func (c *Client) Owner() string { return c.owner }
 // ErrNotAcquired when another owner holds it (or another Lock of this
 // Client does; no command is sent then). A ttl of 0 takes a lock without a
 // lease, which never expires and is not renewed; a positive ttl is rounded
-// down to milliseconds and renewed in the background until Unlock.
+// down to milliseconds and renewed in the background until Unlock. With
+// WithLockDelay the LOCK also carries DELAY ms.
 //
 // When the outcome of the LOCK is unknown (a network error, ctx ending, a
 // -TRYAGAIN), TryLock sends a best-effort UNLOCK before it returns the error.
@@ -106,24 +123,27 @@ func (c *Client) TryLock(ctx context.Context, name string, ttl time.Duration) (*
 
 // try is TryLock for a hold of kind k.
 func (c *Client) try(ctx context.Context, k kind, name string, ttl time.Duration) (*Lock, error) {
-	if err := checkTTL(ttl); err != nil {
+	return first(c.tryReq(ctx, c.single(k, name, ttl)))
+}
+
+// tryReq sends r's command once, without WAIT: TryLock and TryLockAll.
+func (c *Client) tryReq(ctx context.Context, r *request) ([]*Lock, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
-	key := k.slotKey(name)
-	s, err := c.takeSlot(ctx, key, false)
-	if err != nil {
+	if err := r.takeSlots(ctx, false); err != nil {
 		return nil, err
 	}
 	sent := time.Now()
-	token, err := c.lock(ctx, k, name, ttl, 0)
+	tokens, err := r.send(ctx, 0)
 	switch {
 	case err == nil:
-		return c.newLock(k, name, ttl, token, sent, s), nil
+		return r.grant(tokens, sent), nil
 	case errors.Is(err, redis.Nil):
-		c.dropSlot(key, s)
+		r.dropSlots()
 		return nil, ErrNotAcquired
 	default:
-		return nil, c.abandon(ctx, k, name, s, err, !isRefusal(err))
+		return nil, r.abandon(ctx, err, !isRefusal(err))
 	}
 }
 
@@ -141,47 +161,57 @@ func (c *Client) Lock(ctx context.Context, name string, ttl time.Duration) (*Loc
 
 // wait is Lock for a hold of kind k.
 func (c *Client) wait(ctx context.Context, k kind, name string, ttl time.Duration) (*Lock, error) {
-	if err := checkTTL(ttl); err != nil {
+	return first(c.waitReq(ctx, c.single(k, name, ttl)))
+}
+
+// waitReq sends r's command with WAIT until it is granted or ctx ends: Lock
+// and LockAll.
+func (c *Client) waitReq(ctx context.Context, r *request) ([]*Lock, error) {
+	if err := r.check(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	s, err := c.takeSlot(ctx, k.slotKey(name), true)
-	if err != nil {
+	if err := r.takeSlots(ctx, true); err != nil {
 		return nil, err
 	}
 	backoff := minBackoff
-	unsure := false  // a LOCK whose outcome is unknown was sent since the last definite answer
+	unsure := false  // a command whose outcome is unknown was sent since the last definite answer
+	granted := false // a grant arrived: after a later null, some of MLOCK's names may still be ours
 	refresh := false // re-take a lock granted after a long wait, to learn when its lease ends
 	for {
 		var wait time.Duration
 		if !refresh {
 			if err := ctx.Err(); err != nil {
-				return nil, c.abandon(ctx, k, name, s, err, unsure)
+				return nil, r.abandon(ctx, err, unsure)
 			}
 			wait = c.waitFor(ctx)
 		}
 		sent := time.Now()
-		token, err := c.lock(ctx, k, name, ttl, wait)
+		tokens, err := r.send(ctx, wait)
 		switch {
 		case err == nil:
 			if err := ctx.Err(); err != nil {
-				return nil, c.abandon(ctx, k, name, s, err, true)
+				return nil, r.abandon(ctx, err, true)
 			}
-			if wait > 0 && ttl > 0 && time.Since(sent) > ttl/3 {
-				// The lease began somewhere between sent and now; a LOCK
+			if wait > 0 && r.ttl > 0 && time.Since(sent) > r.ttl/3 {
+				// The lease began somewhere between sent and now; a command
 				// without WAIT resets it from a known time.
-				refresh = true
+				granted, refresh = true, true
 				continue
 			}
-			return c.newLock(k, name, ttl, token, sent, s), nil
+			return r.grant(tokens, sent), nil
 		case errors.Is(err, redis.Nil):
-			unsure, backoff = false, minBackoff
+			// A null after a grant (a refresh that found a lease run out
+			// and a name taken) may leave some of MLOCK's names ours: a
+			// later abandon releases them (for one name the UNLOCK is
+			// merely answered 0).
+			unsure, backoff = granted, minBackoff
 			if wait == 0 && !refresh {
 				// ctx's deadline is too close for another WAIT.
 				<-ctx.Done()
-				return nil, c.abandon(ctx, k, name, s, ctx.Err(), false)
+				return nil, r.abandon(ctx, ctx.Err(), unsure)
 			}
 			refresh = false
 		case isTryAgain(err):
@@ -191,17 +221,26 @@ func (c *Client) wait(ctx context.Context, k kind, name string, ttl time.Duratio
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				return nil, c.abandon(ctx, k, name, s, ctx.Err(), unsure)
+				return nil, r.abandon(ctx, ctx.Err(), unsure)
 			}
 			backoff = min(2*backoff, maxBackoff)
 		default:
-			return nil, c.abandon(ctx, k, name, s, err, !isRefusal(err))
+			return nil, r.abandon(ctx, err, !isRefusal(err))
 		}
 	}
 }
 
-// waitFor is the WAIT for the next LOCK of Lock: the wait step, or less to
-// leave the reply time to arrive before ctx's deadline. 0 means no WAIT.
+// first is the one Lock of a single-name request.
+func first(locks []*Lock, err error) (*Lock, error) {
+	if err != nil {
+		return nil, err
+	}
+	return locks[0], nil
+}
+
+// waitFor is the WAIT for the next command of Lock or LockAll: the wait
+// step, or less to leave the reply time to arrive before ctx's deadline. 0
+// means no WAIT.
 func (c *Client) waitFor(ctx context.Context) time.Duration {
 	wait := c.waitStep
 	if dl, ok := ctx.Deadline(); ok {
@@ -213,36 +252,6 @@ func (c *Client) waitFor(ctx context.Context) time.Duration {
 		return 0
 	}
 	return wait.Truncate(time.Millisecond)
-}
-
-// lock sends k's lock command (LOCK name owner, ...) [PX ttl] [WAIT wait]:
-// the token, or redis.Nil.
-func (c *Client) lock(ctx context.Context, k kind, name string, ttl, wait time.Duration) (int64, error) {
-	args := k.lockArgs(name, c.owner)
-	if ttl > 0 {
-		args = append(args, "PX", ttl.Milliseconds())
-	}
-	if wait > 0 {
-		args = append(args, "WAIT", wait.Milliseconds())
-	}
-	return c.rdb.Do(ctx, args...).Int64()
-}
-
-// abandon ends a failed TryLock or Lock (of kind k): when unsure, a LOCK
-// may have been granted without the reply reaching us, so it sends a
-// best-effort UNLOCK (safe while this Client's slot for name is held: no
-// Lock of ours has it); then it frees the slot. It returns ctx.Err() once ctx has ended, else err.
-func (c *Client) abandon(ctx context.Context, k kind, name string, s *slot, err error, unsure bool) error {
-	if unsure {
-		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
-		c.rdb.Do(uctx, k.unlock, name, c.owner) // best effort; a lease ends on its own
-		cancel()
-	}
-	c.dropSlot(k.slotKey(name), s)
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	return wrapErr(k.lock, name, err)
 }
 
 // takeSlot reserves name within this Client: at once or ErrNotAcquired, or,
@@ -288,9 +297,21 @@ func (c *Client) unref(name string, s *slot) {
 	}
 }
 
+// maxDelay is the longest lock-delay the server takes.
+const maxDelay = time.Hour
+
 func checkTTL(ttl time.Duration) error {
 	if ttl < 0 || (ttl > 0 && ttl < time.Millisecond) {
 		return ErrInvalidTTL
 	}
 	return nil
+}
+
+// delayMS is the Client's lock-delay in whole milliseconds, rounded up, or
+// ErrInvalidDelay.
+func (c *Client) delayMS() (int64, error) {
+	if c.delay < 0 || c.delay > maxDelay {
+		return 0, ErrInvalidDelay
+	}
+	return int64((c.delay + time.Millisecond - 1) / time.Millisecond), nil
 }

@@ -18,23 +18,37 @@
 // TryWriteLock, WriteLock: RWLOCK ... READ|WRITE) and semaphores
 // (TryAcquire, Acquire: SEMLOCK name owner limit): each returns a *Lock
 // whose Unlock, Lost and renewal use that kind's commands (RWUNLOCK,
-// SEMRENEW, ...). MLOCK and lock-delay have no method here; send them with
-// rdb.Do.
+// SEMRENEW, ...).
+//
+// TryLockAll and LockAll take up to 64 LOCK keys at once or none (MLOCK
+// numnames name ... owner, LockAll with WAIT as Lock): one *Lock per name,
+// in the order given, each with its own token, renewal and Unlock, as if
+// taken by TryLock; UnlockAll releases several with one MUNLOCK. A Client
+// takes its per-name reservations (below) for them in name order, so calls
+// of one Client that share names do not deadlock one another.
+//
+// WithLockDelay gives every LOCK and MLOCK the Client sends a lock-delay
+// (DELAY ms, 0..1h, rounded up to milliseconds): a hold whose lease runs out
+// without Unlock keeps its name from every owner that long after. Read/write
+// locks and semaphores have no lock-delay.
 //
 // A lock taken with a positive ttl has a lease that one goroutine per Lock
 // renews (RENEW PX ttl, every ttl/3, each bounded by ttl/4). The renewer
 // stops at Unlock, or when the lock is lost: then Lost is closed. A lock with
-// ttl 0 has no lease and no renewer. Unlock must be called for every Lock,
-// lost or not; it is the documented way to stop its goroutine.
+// ttl 0 has no lease and no renewer. Unlock (or UnlockAll) must be called
+// for every Lock, lost or not; it is the documented way to stop its
+// goroutine.
 //
 // The server cannot tell two locks of one owner apart, so a Client lets at
-// most one of its Locks hold or take a name at a time: TryLock reports
-// ErrNotAcquired and Lock waits for the other to Unlock.
+// most one of its Locks hold or take a name at a time: TryLock and
+// TryLockAll report ErrNotAcquired, Lock and LockAll wait for the other to
+// Unlock.
 //
 // Errors are sentinels compared with errors.Is: ErrNotAcquired, ErrNotHeld,
-// ErrTryAgain (which also wraps the server's -TRYAGAIN reply) and
-// ErrInvalidTTL; ctx's error is returned as it is; other errors of go-redis
-// and the server are wrapped.
+// ErrTryAgain (which also wraps the server's -TRYAGAIN reply),
+// ErrInvalidTTL, ErrInvalidDelay and ErrInvalidNames (the last three before
+// anything is sent); ctx's error is returned as it is; other errors of
+// go-redis and the server are wrapped.
 //
 // Timeouts: go-redis bounds reads by its ReadTimeout and, only with
 // ContextTimeoutEnabled, by ctx's deadline. Lock keeps every WAIT inside

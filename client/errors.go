@@ -11,8 +11,9 @@ import (
 
 // Errors of this package. Compare with errors.Is.
 var (
-	// ErrNotAcquired: the lock is held by another owner (TryLock), or by
-	// another Lock of the same Client.
+	// ErrNotAcquired: the lock (TryLock), or one of the locks (TryLockAll),
+	// is held by another owner, or kept from all by a lock-delay or for a
+	// queued MLOCK, or held by another Lock of the same Client.
 	ErrNotAcquired = errors.New("lockd: lock held by another owner")
 	// ErrNotHeld: Unlock found the lock no longer held by this owner (its
 	// lease ran out, or it was released by other means), or Unlock was
@@ -24,6 +25,12 @@ var (
 	ErrTryAgain = errors.New("lockd: try again")
 	// ErrInvalidTTL: a negative ttl, or a positive one under a millisecond.
 	ErrInvalidTTL = errors.New("lockd: invalid ttl")
+	// ErrInvalidDelay: the Client's WithLockDelay is negative or over an
+	// hour.
+	ErrInvalidDelay = errors.New("lockd: invalid lock-delay")
+	// ErrInvalidNames: TryLockAll or LockAll was given no names, more than
+	// 64, or one name twice.
+	ErrInvalidNames = errors.New("lockd: invalid names")
 )
 
 // wrapErr is the one place that turns an error of a command into this

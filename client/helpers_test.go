@@ -3,8 +3,10 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,3 +184,49 @@ func (h *lockCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 // resp2 makes a go-redis client speak RESP2.
 func resp2(o *redis.Options) { o.Protocol = 2 }
+
+// cmdLog is a go-redis hook recording the arguments of every command sent,
+// but for go-redis's own HELLO and CLIENT when it connects.
+type cmdLog struct {
+	mu   sync.Mutex
+	cmds [][]any
+}
+
+func (h *cmdLog) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *cmdLog) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *cmdLog) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if name := cmd.Name(); name != "hello" && name != "client" {
+			h.mu.Lock()
+			h.cmds = append(h.cmds, cmd.Args())
+			h.mu.Unlock()
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// sent is the commands sent so far, each as its arguments printed and
+// joined by spaces.
+func (h *cmdLog) sent() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, args := range h.cmds {
+		out = append(out, strings.TrimSuffix(fmt.Sprintln(args...), "\n"))
+	}
+	return out
+}
+
+// loggedClient returns a Client over its own go-redis client for srv, and
+// the log of what it sends.
+func loggedClient(t testing.TB, srv *server.Server, opts ...client.Option) (*client.Client, *cmdLog) {
+	t.Helper()
+	rdb := newRedis(t, srv)
+	log := &cmdLog{}
+	rdb.AddHook(log)
+	return client.New(rdb, opts...), log
+}

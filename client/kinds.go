@@ -17,9 +17,10 @@ type kind struct {
 	lock, unlock, renew string
 	extra               []any  // arguments after name and owner: READ, WRITE, the limit
 	space               string // the slot namespace
+	delay               bool   // takes DELAY ms (LOCK and MLOCK; RWLOCK and SEMLOCK do not)
 }
 
-var mutex = kind{lock: "LOCK", unlock: "UNLOCK", renew: "RENEW"}
+var mutex = kind{lock: "LOCK", unlock: "UNLOCK", renew: "RENEW", delay: true}
 
 func readKind() kind {
 	return kind{lock: "RWLOCK", unlock: "RWUNLOCK", renew: "RWRENEW", extra: []any{"READ"}, space: "rw"}
@@ -33,7 +34,7 @@ func semKind(limit int) kind {
 	return kind{lock: "SEMLOCK", unlock: "SEMUNLOCK", renew: "SEMRENEW", extra: []any{limit}, space: "sem"}
 }
 
-// lockArgs is the command that takes the hold, before PX and WAIT.
+// lockArgs is the command that takes the hold, before PX, WAIT and DELAY.
 func (k kind) lockArgs(name, owner string) []any {
 	return append([]any{k.lock, name, owner}, k.extra...)
 }

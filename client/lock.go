@@ -12,8 +12,9 @@ import (
 var errStopped = errors.New("renewal stopped")
 
 // Lock is a lock this Client holds. Its methods are safe for concurrent
-// use. Call Unlock exactly once for every Lock, also after Lost is closed:
-// until then the Client keeps the name to itself and the renewer runs.
+// use. Call Unlock (or UnlockAll) exactly once for every Lock, also after
+// Lost is closed: until then the Client keeps the name to itself and the
+// renewer runs.
 type Lock struct {
 	c     *Client
 	kind  kind
@@ -68,12 +69,9 @@ func (l *Lock) Lost() <-chan struct{} { return l.lost }
 // when the UNLOCK fails the Client frees the name for its other Locks; the
 // lease then ends on the server on its own.
 func (l *Lock) Unlock(ctx context.Context) error {
-	if l.unlocked.Swap(true) {
+	if !l.finish() {
 		return ErrNotHeld
 	}
-	l.markLost()
-	close(l.stop)
-	<-l.done // prompt: the renewer watches stop in every wait
 	defer l.c.dropSlot(l.kind.slotKey(l.name), l.slot)
 	n, err := l.c.rdb.Do(ctx, l.kind.unlock, l.name, l.c.owner).Int64()
 	if err != nil {
@@ -83,6 +81,19 @@ func (l *Lock) Unlock(ctx context.Context) error {
 		return ErrNotHeld
 	}
 	return nil
+}
+
+// finish is the first part of Unlock: it marks l unlocked, closes Lost and
+// stops the renewer, waiting for it to return. It reports false, doing
+// nothing, when l was unlocked before.
+func (l *Lock) finish() bool {
+	if l.unlocked.Swap(true) {
+		return false
+	}
+	l.markLost()
+	close(l.stop)
+	<-l.done // prompt: the renewer watches stop in every wait
+	return true
 }
 
 func (l *Lock) markLost() { l.lostOnce.Do(func() { close(l.lost) }) }
