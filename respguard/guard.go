@@ -91,6 +91,9 @@ type conn struct {
 	armed   time.Time // read deadline set on Conn
 }
 
+// NetConn returns the connection c wraps (as tls.Conn's NetConn does).
+func (c *conn) NetConn() net.Conn { return c.Conn }
+
 // Read reads from the underlying conn into p and returns the bytes that are
 // within the limits. See the package doc.
 func (c *conn) Read(p []byte) (int, error) {

@@ -48,6 +48,12 @@ const (
 	TLSAuthClientsNo       = "no"       // none is asked for
 )
 
+// TLSConfig.AuthClientsUser values, Redis 8.6's tls-auth-clients-user.
+const (
+	TLSAuthClientsUserOff = "off" // a client certificate names no user (default)
+	TLSAuthClientsUserCN  = "CN"  // a verified client certificate's common name is the connection's user, when such a user exists and is on
+)
+
 // Config describes one lockd node. Zero fields take the defaults documented
 // on them.
 type Config struct {
@@ -160,6 +166,14 @@ type TLSConfig struct {
 	// TLSAuthClientsOptional verifies one if given, TLSAuthClientsNo asks
 	// for none. Yes and optional require CAFile.
 	AuthClients string
+	// AuthClientsUser is Redis 8.6's tls-auth-clients-user:
+	// TLSAuthClientsUserCN authenticates a connection whose client
+	// certificate CAFile's CAs verified as the ACL user named by the
+	// certificate's subject common name, when that user exists and is on,
+	// without AUTH; otherwise the connection starts as any other (the
+	// default user, or not authenticated). TLSAuthClientsUserOff (default,
+	// also "") uses no certificate for that.
+	AuthClientsUser string
 	// HandshakeTimeout bounds a TLS handshake, from the TCP accept (default
 	// DefaultTLSHandshakeTimeout): a client that has not completed it by
 	// then is disconnected. Until then it holds no client slot.
@@ -214,6 +228,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if d.TLS.AuthClients == "" {
 		d.TLS.AuthClients = DefaultTLSAuthClients
+	}
+	if d.TLS.AuthClientsUser == "" {
+		d.TLS.AuthClientsUser = TLSAuthClientsUserOff
 	}
 	if d.TLS.HandshakeTimeout == 0 {
 		d.TLS.HandshakeTimeout = DefaultTLSHandshakeTimeout
@@ -299,6 +316,10 @@ func (c *TLSConfig) validate() error {
 		return fmt.Errorf("tls: auth-clients %q: want yes, no or optional", c.AuthClients)
 	case c.AuthClients != TLSAuthClientsNo && c.CAFile == "":
 		return fmt.Errorf("tls: auth-clients %s verifies client certificates: it needs a CA file (or auth-clients no)", c.AuthClients)
+	case c.AuthClientsUser != TLSAuthClientsUserOff && c.AuthClientsUser != TLSAuthClientsUserCN:
+		return fmt.Errorf("tls: auth-clients-user %q: want CN or off", c.AuthClientsUser)
+	case c.AuthClientsUser == TLSAuthClientsUserCN && c.AuthClients == TLSAuthClientsNo:
+		return errors.New("tls: auth-clients-user CN takes the user from a verified client certificate: it needs auth-clients yes or optional")
 	case c.HandshakeTimeout < 0 || c.ReloadInterval < 0:
 		return errors.New("tls: the handshake timeout and reload interval must be positive")
 	}

@@ -287,7 +287,10 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		linearizable: s.cfg.LinearizableReads,
 		created:      time.Now(),
 	}
-	if s.defaultOpen() {
+	if name, ok := s.certificateUser(c.nc); ok {
+		c.authed, c.user = true, name
+		s.provisional(c)
+	} else if s.defaultOpen() {
 		c.authed, c.user = true, acl.DefaultName
 		s.provisional(c)
 	}

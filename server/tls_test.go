@@ -32,6 +32,8 @@ func TestTLSConfigValidate(t *testing.T) {
 		{"auth-clients-yes-without-CA", TLSConfig{CertFile: cert, KeyFile: key}},
 		{"auth-clients-optional-without-CA", TLSConfig{CertFile: cert, KeyFile: key, AuthClients: TLSAuthClientsOptional}},
 		{"auth-clients-unknown", TLSConfig{CertFile: cert, KeyFile: key, CAFile: cert, AuthClients: "sometimes"}},
+		{"auth-clients-user-unknown", TLSConfig{CertFile: cert, KeyFile: key, CAFile: cert, AuthClients: TLSAuthClientsYes, AuthClientsUser: "SAN"}},
+		{"auth-clients-user-CN-without-client-certificates", TLSConfig{CertFile: cert, KeyFile: key, AuthClients: TLSAuthClientsNo, AuthClientsUser: TLSAuthClientsUserCN}},
 		{"negative-handshake-timeout", TLSConfig{CertFile: cert, KeyFile: key, AuthClients: TLSAuthClientsNo, HandshakeTimeout: -1}},
 		{"missing-file", TLSConfig{CertFile: cert + ".missing", KeyFile: key, AuthClients: TLSAuthClientsNo}},
 		{"key-of-another-certificate", TLSConfig{CertFile: cert, KeyFile: func() string { _, k := tlsPair(t, 2); return k }(), AuthClients: TLSAuthClientsNo}},

@@ -81,6 +81,7 @@ type options struct {
 	tlsKeyFile          string
 	tlsCAFile           string
 	tlsAuthClients      string
+	tlsAuthClientsUser  string
 	tlsHandshakeTimeout time.Duration
 	tlsReloadInterval   time.Duration
 
@@ -132,6 +133,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.tlsKeyFile, "tls-key-file", "", "the private key of --tls-cert-file (PEM)")
 	fs.StringVar(&o.tlsCAFile, "tls-ca-cert-file", "", "CA certificates (PEM) that client certificates are verified against")
 	fs.StringVar(&o.tlsAuthClients, "tls-auth-clients", server.DefaultTLSAuthClients, "yes: require a client certificate signed by --tls-ca-cert-file; optional: verify one if given; no: ask for none")
+	fs.StringVar(&o.tlsAuthClientsUser, "tls-auth-clients-user", server.TLSAuthClientsUserOff, "CN: a connection whose verified client certificate's common name is an ACL user that is on is that user, without AUTH; off: certificates name no user")
 	fs.DurationVar(&o.tlsHandshakeTimeout, "tls-handshake-timeout", server.DefaultTLSHandshakeTimeout, "disconnect a TLS client that has not completed its handshake within this time")
 	fs.DurationVar(&o.tlsReloadInterval, "tls-reload-interval", server.DefaultTLSReloadInterval, "how often the TLS files are read to see whether they changed")
 	o.clusterTLSFlags(fs)
@@ -235,6 +237,12 @@ func (o *options) checkTLS() error {
 	default:
 		return fmt.Errorf("--tls-auth-clients %q: want yes, no or optional", o.tlsAuthClients)
 	}
+	switch {
+	case o.tlsAuthClientsUser != server.TLSAuthClientsUserCN && o.tlsAuthClientsUser != server.TLSAuthClientsUserOff:
+		return fmt.Errorf("--tls-auth-clients-user %q: want CN or off", o.tlsAuthClientsUser)
+	case o.tlsAuthClientsUser == server.TLSAuthClientsUserCN && o.tlsAuthClients == server.TLSAuthClientsNo:
+		return errors.New("--tls-auth-clients-user CN takes the user from a verified client certificate: give --tls-auth-clients yes or optional")
+	}
 	if o.tlsHandshakeTimeout <= 0 || o.tlsReloadInterval <= 0 {
 		return errors.New("--tls-handshake-timeout and --tls-reload-interval must be positive")
 	}
@@ -255,6 +263,7 @@ func (o *options) config(ln, tln, cln net.Listener, peers map[uint64]string, log
 			KeyFile:          o.tlsKeyFile,
 			CAFile:           o.tlsCAFile,
 			AuthClients:      o.tlsAuthClients,
+			AuthClientsUser:  o.tlsAuthClientsUser,
 			HandshakeTimeout: o.tlsHandshakeTimeout,
 			ReloadInterval:   o.tlsReloadInterval,
 		},

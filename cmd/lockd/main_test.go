@@ -85,6 +85,8 @@ func TestClientPortFlags(t *testing.T) {
 		{"auth-clients-yes-without-CA", tls, "--tls-auth-clients yes verifies client certificates: give --tls-ca-cert-file (or --tls-auth-clients no)", ""},
 		{"auth-clients-optional-without-CA", append(tls, "--tls-auth-clients", "optional"), "--tls-auth-clients optional verifies client certificates", ""},
 		{"auth-clients-unknown", append(tls, "--tls-auth-clients", "sometimes"), `--tls-auth-clients "sometimes": want yes, no or optional`, ""},
+		{"auth-clients-user-unknown", append(tls, "--tls-auth-clients", "no", "--tls-auth-clients-user", "SAN"), `--tls-auth-clients-user "SAN": want CN or off`, ""},
+		{"auth-clients-user-CN-without-client-certificates", append(tls, "--tls-auth-clients", "no", "--tls-auth-clients-user", "CN"), "--tls-auth-clients-user CN takes the user from a verified client certificate", ""},
 		{"handshake-timeout-zero", append(tls, "--tls-auth-clients", "no", "--tls-handshake-timeout", "0s"), "must be positive", ""},
 		{"beside-plaintext", append(tls, "--tls-ca-cert-file", "ca.pem"), "", "127.0.0.1:7379"},
 		{"tls-only", append(tls, "--listen", "", "--tls-auth-clients", "no"), "", "127.0.0.1:7380"},
