@@ -165,14 +165,17 @@ func (t *Table) Apply(entryTerm uint64, b *Batch, dst []Result) []Result {
 	t.out = t.out[:0]
 	t.advance(b.Term, b.Stamp)
 	t.wall = b.Wall
+	oneByOne := 0 // the index up to which cancels go one by one (cancelRun declined them)
 	for i := 0; i < len(b.Cmds); i++ {
 		c := &b.Cmds[i]
-		if c.Op == OpCancel && cancelsTogether {
-			var k int
-			if dst, k = t.cancelRun(b.Cmds[i:], dst); k > 0 {
-				i += k - 1
+		if c.Op == OpCancel && cancelsTogether && i >= oneByOne {
+			var together bool
+			var n int
+			if dst, together, n = t.cancelRun(b.Cmds[i:], dst); together {
+				i += n - 1
 				continue
 			}
+			oneByOne = i + n
 		}
 		if c.ID == 0 {
 			t.run(c)
