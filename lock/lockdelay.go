@@ -142,8 +142,10 @@ func (t *Table) drop(name string, w waiter) {
 }
 
 // dropOne takes the LOCK ... WAIT w out of the queue of name and answers it 0.
+// It finds w by its ID and deadline: a request sent again after the table
+// forgot its ID may be queued twice, and each copy leaves at its own end.
 func (t *Table) dropOne(name string, w waiter) {
-	t.unlink(name, slices.IndexFunc(t.queueOf(name), func(q waiter) bool { return q.id == w.id }))
+	t.unlink(name, slices.IndexFunc(t.queueOf(name), func(q waiter) bool { return q.id == w.id && q.deadline == w.deadline }))
 	t.waits.Delete(waitRec{at: w.deadline, name: name, id: w.id})
 	t.stats.WaitTimeouts++
 	t.answer(w.id, 0)

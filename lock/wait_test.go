@@ -471,3 +471,23 @@ func TestManyCancelsInOneEntryLeaveInOnePass(t *testing.T) {
 	}
 	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1}})
 }
+
+// A request ID queued twice on one lock (sent again after the table forgot
+// it, with a shorter wait) leaves the queue by each copy's own wait: the
+// copy whose wait ends goes, not the first copy with that ID. Taking out the
+// first copy left the second in the queue without its record, and the first
+// copy's later end found nothing: index out of range, on every node.
+func TestARequestQueuedTwiceLeavesByItsOwnWait(t *testing.T) {
+	tab := NewTable()
+	run(t, tab,
+		at(1, 0, lockCmd(1, "a", "x", 0)).returns(res(1, 1)),
+		at(1, 1, waitCmd(2, "a", "y", 0, 3*DedupWindow)).returns(res(2, Queued)), // ends at 3 windows + 1
+		at(1, 2*DedupWindow, waitCmd(2, "a", "y", 0, DedupWindow/2)).returns(res(2, Queued)), // forgotten: queued again
+		at(1, 2*DedupWindow+DedupWindow/2, tickCmd()).returns(res(2, 0)),
+	)
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1, Waiters: 1}})
+	checkInvariants(t, tab)
+	run(t, tab, at(1, 3*DedupWindow+1, tickCmd()).returns(res(2, 0)))
+	wantState(t, tab, map[string]Info{"a": {Owner: "x", Token: 1}})
+	checkInvariants(t, tab)
+}
