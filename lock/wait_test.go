@@ -481,7 +481,7 @@ func TestARequestQueuedTwiceLeavesByItsOwnWait(t *testing.T) {
 	tab := NewTable()
 	run(t, tab,
 		at(1, 0, lockCmd(1, "a", "x", 0)).returns(res(1, 1)),
-		at(1, 1, waitCmd(2, "a", "y", 0, 3*DedupWindow)).returns(res(2, Queued)), // ends at 3 windows + 1
+		at(1, 1, waitCmd(2, "a", "y", 0, 3*DedupWindow)).returns(res(2, Queued)),             // ends at 3 windows + 1
 		at(1, 2*DedupWindow, waitCmd(2, "a", "y", 0, DedupWindow/2)).returns(res(2, Queued)), // forgotten: queued again
 		at(1, 2*DedupWindow+DedupWindow/2, tickCmd()).returns(res(2, 0)),
 	)
