@@ -108,8 +108,7 @@ type sharedClient struct {
 	pid  int // porcupine client id; a fresh one after each indeterminate op
 	sem  bool
 	home int
-	rdbs map[int]*redis.Client
-	lin  map[int]*redis.Client
+	nodeConns
 	rng  *rand.Rand
 	held map[sharedHold]bool // holds this client may have
 }
@@ -124,23 +123,10 @@ type sharedHold struct {
 func (sw *sharedWorkload) newClient(id int, sem bool) *sharedClient {
 	sc := &sharedClient{
 		sw: sw, id: id, pid: id, sem: sem, home: 1 + id%len(sw.c.nodes),
-		rdbs: map[int]*redis.Client{}, lin: map[int]*redis.Client{},
-		rng: rand.New(rand.NewSource(sw.seed*3571 + int64(id))), held: map[sharedHold]bool{},
-	}
-	for i, p := range sw.c.nodes {
-		sc.rdbs[i] = jepsenClient(p.client, sw.c.clientTLS())
-		sc.lin[i] = linearizableClient(p.client, sw.c.clientTLS())
+		nodeConns: dialNodes(sw.c),
+		rng:       rand.New(rand.NewSource(sw.seed*3571 + int64(id))), held: map[sharedHold]bool{},
 	}
 	return sc
-}
-
-func (sc *sharedClient) close() {
-	for _, r := range sc.rdbs {
-		r.Close()
-	}
-	for _, r := range sc.lin {
-		r.Close()
-	}
 }
 
 func (sc *sharedClient) owner(h sharedHold) string {

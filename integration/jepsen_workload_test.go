@@ -127,30 +127,42 @@ type lockClient struct {
 	owner string
 	home  int
 	redis bool // SET NX PX and scripts instead of LOCK and UNLOCK
-	rdbs  map[int]*redis.Client
-	lin   map[int]*redis.Client // connections in linearizable read mode
-	rng   *rand.Rand
-	held  map[string]bool // locks this client believes it holds
+	nodeConns
+	rng  *rand.Rand
+	held map[string]bool // locks this client believes it holds
 }
 
 func (w *workload) newClient(id int) *lockClient {
 	lc := &lockClient{
 		w: w, id: id, pid: id, owner: fmt.Sprintf("c%d", id), home: 1 + id%len(w.c.nodes), redis: id%2 == 1,
-		rdbs: map[int]*redis.Client{}, lin: map[int]*redis.Client{}, rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
+		nodeConns: dialNodes(w.c), rng: rand.New(rand.NewSource(w.seed*1000 + int64(id))),
 		held: map[string]bool{},
-	}
-	for i, p := range w.c.nodes {
-		lc.rdbs[i] = jepsenClient(p.client, w.c.clientTLS())
-		lc.lin[i] = linearizableClient(p.client, w.c.clientTLS())
 	}
 	return lc
 }
 
-func (lc *lockClient) close() {
-	for _, r := range lc.rdbs {
+// nodeConns are a Jepsen client's connections to each node, by node id:
+// rdbs plain, lin in linearizable read mode.
+type nodeConns struct {
+	rdbs map[int]*redis.Client
+	lin  map[int]*redis.Client
+}
+
+// dialNodes makes connections to each node c has now.
+func dialNodes(c *cluster) nodeConns {
+	n := nodeConns{rdbs: map[int]*redis.Client{}, lin: map[int]*redis.Client{}}
+	for i, p := range c.nodes {
+		n.rdbs[i] = jepsenClient(p.client, c.clientTLS())
+		n.lin[i] = linearizableClient(p.client, c.clientTLS())
+	}
+	return n
+}
+
+func (n nodeConns) close() {
+	for _, r := range n.rdbs {
 		r.Close()
 	}
-	for _, r := range lc.lin {
+	for _, r := range n.lin {
 		r.Close()
 	}
 }
