@@ -36,8 +36,11 @@ type notifyWatcher struct {
 	rdb  *redis.Client
 	ps   *redis.PubSub
 
+	now func() int64 // the history's clock
+
 	mu     sync.Mutex
 	record []string // "grant name", "del name", ..., "marker N", "break"
+	breaks []int64  // when each "break" was received, in order
 }
 
 // marker is one marker PUBLISH: sent at Call, acknowledged at Return
@@ -85,7 +88,7 @@ func startNotifier(c *cluster, hist *check.History) (*notifier, error) {
 			n.stop()
 			return nil, err
 		}
-		w := &notifyWatcher{node: i, rdb: rdb, ps: ps}
+		w := &notifyWatcher{node: i, rdb: rdb, ps: ps, now: n.hist.Now}
 		n.watchers = append(n.watchers, w)
 		n.wg.Go(func() { w.run(ctx) })
 	}
@@ -168,6 +171,7 @@ func (w *notifyWatcher) run(ctx context.Context) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			w.record = append(w.record, "break")
+			w.breaks = append(w.breaks, w.now())
 		case *redis.Message:
 			if m.Channel == notifyMarker {
 				w.record = append(w.record, "marker "+m.Payload)
@@ -185,9 +189,10 @@ func (w *notifyWatcher) run(ctx context.Context) {
 // check checks the records against ops and returns a summary.
 func (n *notifier) check(ops []check.Op) (string, error) {
 	records := make([][]string, len(n.watchers))
+	breaks := make([][]int64, len(n.watchers))
 	for i, w := range n.watchers {
 		w.mu.Lock()
-		records[i] = slices.Clone(w.record)
+		records[i], breaks[i] = slices.Clone(w.record), slices.Clone(w.breaks)
 		w.mu.Unlock()
 	}
 	// Order, up to each record's first break. Records start at different
@@ -234,13 +239,27 @@ func (n *notifier) check(ops []check.Op) (string, error) {
 	for i, r := range records {
 		start := -1 // the marker that opened the segment being read
 		got := map[string]int{}
+		// A node writes a subscription's confirmation before messages of
+		// the subscriptions it had that are still queued: messages
+		// published before the pattern was subscribed again may arrive
+		// after its confirmation (a node replaying its log publishes many
+		// at once). A segment after a break therefore counts only from a
+		// marker sent after the break was received.
+		var lastBreak int64
+		nbreaks := 0
 		for _, e := range r {
 			switch {
 			case e == "break":
 				start = -1
+				lastBreak = breaks[i][nbreaks]
+				nbreaks++
 			case strings.HasPrefix(e, "marker "):
 				var k int
 				fmt.Sscan(strings.TrimPrefix(e, "marker "), &k)
+				if k < len(markers) && markers[k].Call < lastBreak {
+					start = -1 // published before the node had the subscriptions back
+					continue
+				}
 				if start >= 0 && markers[start].Return > 0 {
 					want := acknowledgedBetween(ops, markers[start].Return, markers[k].Call)
 					for key, w := range want {
